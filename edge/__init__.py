@@ -1,0 +1,1 @@
+"""The node agent that runs on every Raspberry Pi."""

@@ -1,0 +1,39 @@
+"""The node's SQLite database, shared by the portal, presence and sync
+processes (WAL, so readers never block the writer; synchronous=FULL, so a
+committed record survives a power cut)."""
+
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("rounds-edge")
+
+
+@migrations()
+def m001_outbox(db):
+    db.execute(
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ'))
+        )"""
+    )
+    db["kv"].create({"key": str, "value": str}, pk="key")
+    db["local_checkins"].create(
+        {"staff_id": str, "event_id": str, "ts": str, "record_id": str},
+        pk=("staff_id", "event_id"),
+    )
+
+
+def open_db(path: str | Path) -> sqlite_utils.Database:
+    """Open (and migrate) the node database at ``path``."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA busy_timeout = 10000")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    migrations.apply(db)
+    return db

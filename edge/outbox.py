@@ -1,0 +1,77 @@
+"""Durable local queue of records waiting for the hub's acknowledgement.
+
+A record is appended once (or again with the same id, for an open presence
+interval whose end moved) and deleted only when the hub's ``down/ack`` names
+it. Every append gets a fresh ``seq`` that is never reused, so the sync loop
+can walk the queue with a cursor and tell an acked copy from a newer one.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from protocol.clock import now_iso
+from protocol.records import validate
+
+from .db import open_db
+
+
+@dataclass(frozen=True)
+class Item:
+    seq: int
+    id: str
+    body: str  # the record as compact JSON, sent verbatim
+
+    @property
+    def record(self) -> dict:
+        return json.loads(self.body)
+
+
+class Outbox:
+    def __init__(self, path):
+        self.db = open_db(path)
+        self.conn = self.db.conn
+
+    def close(self):
+        self.db.close()
+
+    def append(self, record: dict) -> str:
+        """Queue ``record`` (id and ts are filled in when missing); durable on return."""
+        return self.append_many([record])[0]
+
+    def append_many(self, records: list[dict]) -> list[str]:
+        """Queue several records in one transaction (one fsync)."""
+        rows = []
+        for record in records:
+            record = {"id": str(uuid.uuid4()), "ts": now_iso(), **record}
+            validate(record)
+            rows.append((record["id"], record["type"], json.dumps(record, separators=(",", ":"))))
+        with self.db.atomic():
+            self.conn.executemany("DELETE FROM outbox WHERE id = ?", [(r[0],) for r in rows])
+            self.conn.executemany("INSERT INTO outbox (id, type, body) VALUES (?, ?, ?)", rows)
+        return [r[0] for r in rows]
+
+    def pending(self, limit: int, after_seq: int = 0) -> list[Item]:
+        """Unacknowledged records, oldest first, with ``seq > after_seq``."""
+        cursor = self.conn.execute(
+            "SELECT seq, id, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [Item(*row) for row in cursor]
+
+    def ack(self, ids) -> int:
+        """Delete the records named by ``ids``; returns how many were deleted."""
+        with self.db.atomic():
+            cursor = self.conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+        return cursor.rowcount
+
+    def ack_sent(self, items) -> int:
+        """Delete exactly these copies (id and seq), not a newer copy of the same id."""
+        with self.db.atomic():
+            cursor = self.conn.executemany(
+                "DELETE FROM outbox WHERE id = ? AND seq = ?", [(i.id, i.seq) for i in items]
+            )
+        return cursor.rowcount
+
+    def backlog(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]

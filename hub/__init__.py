@@ -1,0 +1,1 @@
+"""The central server: ingest, domain data and the web dashboard."""

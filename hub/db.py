@@ -1,0 +1,71 @@
+"""The hub's SQLite database (WAL, synchronous=FULL) and its migrations."""
+
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("rounds-hub")
+
+# Every ingested record table has the record id as primary key (how duplicates
+# are absorbed), the node it came from, its node timestamp and arrival time.
+_RECORD_COLUMNS = "id TEXT PRIMARY KEY, node TEXT NOT NULL, ts TEXT NOT NULL, " \
+    "clock_synced INTEGER, received_at TEXT NOT NULL"
+
+
+@migrations()
+def m001_initial(db):
+    db.executescript(
+        f"""
+        CREATE TABLE zones (
+            zone TEXT PRIMARY KEY, name TEXT NOT NULL, campus TEXT, building TEXT,
+            floor TEXT, lat REAL, lon REAL
+        );
+        CREATE TABLE staff (
+            staff_id TEXT PRIMARY KEY, name TEXT NOT NULL, department TEXT,
+            role TEXT NOT NULL DEFAULT 'staff', pin_hash TEXT
+        );
+        CREATE TABLE devices (
+            device TEXT PRIMARY KEY, staff_id TEXT NOT NULL,
+            bound_at TEXT NOT NULL, node TEXT
+        );
+        CREATE TABLE nodes (
+            node TEXT PRIMARY KEY, zone TEXT, state TEXT,
+            version TEXT, backlog INTEGER, disk_free INTEGER, clock_synced INTEGER,
+            status_ts TEXT, last_seen TEXT, revoked INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE events (
+            id TEXT PRIMARY KEY, title TEXT NOT NULL, kind TEXT NOT NULL DEFAULT 'lecture',
+            zones TEXT NOT NULL DEFAULT '[]', start TEXT NOT NULL, "end" TEXT NOT NULL,
+            credit_hours REAL NOT NULL DEFAULT 0, min_presence REAL NOT NULL DEFAULT 0.75
+        );
+        CREATE TABLE bindings ({_RECORD_COLUMNS}, device TEXT NOT NULL, staff_id TEXT NOT NULL);
+        CREATE TABLE checkins ({_RECORD_COLUMNS}, staff_id TEXT NOT NULL, event_id TEXT,
+            zone TEXT NOT NULL, method TEXT NOT NULL, device TEXT);
+        CREATE INDEX checkins_event ON checkins(event_id, staff_id);
+        CREATE TABLE presence ({_RECORD_COLUMNS}, device TEXT NOT NULL, staff_id TEXT,
+            zone TEXT NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+            closed INTEGER NOT NULL);
+        CREATE TABLE occupancy ({_RECORD_COLUMNS}, zone TEXT NOT NULL, minute TEXT NOT NULL,
+            devices INTEGER NOT NULL);
+        CREATE TABLE reports ({_RECORD_COLUMNS}, report_id TEXT NOT NULL, staff_id TEXT NOT NULL,
+            category TEXT NOT NULL, note TEXT, zone TEXT NOT NULL, lat REAL, lon REAL,
+            photos TEXT NOT NULL, taken_at TEXT NOT NULL);
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, received_at TEXT NOT NULL,
+            topic TEXT NOT NULL, node TEXT, record_id TEXT, reason TEXT NOT NULL,
+            payload BLOB NOT NULL
+        );
+        """
+    )
+
+
+def open_db(path: str | Path) -> sqlite_utils.Database:
+    """Open (and migrate) the hub database at ``path``."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA busy_timeout = 10000")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    migrations.apply(db)
+    return db

@@ -1,0 +1,195 @@
+"""Record types and the batch envelope (DESIGN.md, MQTT contract).
+
+Validation is strict (unknown types and fields are refused) and cheap: the hub
+runs it on every record it ingests, so each check is a plain type test.
+"""
+
+import json
+import re
+import uuid
+
+from . import PROTOCOL_VERSION
+from .clock import parse_iso
+
+MAX_RECORDS_PER_BATCH = 1000
+_HEX16 = re.compile(r"[0-9a-f]{16}\Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+class InvalidRecord(ValueError):
+    """A record that does not follow the contract; the message says why."""
+
+
+class InvalidEnvelope(ValueError):
+    """A batch payload that cannot be read as an envelope at all."""
+
+
+def _text(limit):
+    def check(v):
+        if not isinstance(v, str) or not v or len(v) > limit:
+            raise InvalidRecord(f"expected text of 1..{limit} characters")
+    return check
+
+
+def _opt(check):
+    def opt(v):
+        if v is not None:
+            check(v)
+    return opt
+
+
+def _timestamp(v):
+    try:
+        parse_iso(v)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord(str(exc)) from None
+
+
+def _device(v):
+    if not isinstance(v, str) or not _HEX16.match(v):
+        raise InvalidRecord("expected a 16-hex-character device HMAC")
+
+
+def _bool(v):
+    if not isinstance(v, bool):
+        raise InvalidRecord("expected true or false")
+
+
+def _count(v):
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 100_000:
+        raise InvalidRecord("expected a count 0..100000")
+
+
+def _method(v):
+    if v not in ("portal", "presence"):
+        raise InvalidRecord("expected 'portal' or 'presence'")
+
+
+def _coordinate(bound):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not -bound <= v <= bound:
+            raise InvalidRecord(f"expected a number in -{bound}..{bound}")
+    return check
+
+
+def _photos(v):
+    if not isinstance(v, list) or len(v) > 4 or not all(
+        isinstance(p, str) and _SHA256.match(p) for p in v
+    ):
+        raise InvalidRecord("expected a list of at most 4 sha256 hex digests")
+
+
+_id_text = _text(64)
+_staff = _text(64)
+_zone = _text(64)
+
+# type -> {field: (required, check)}; every record also has id, type, ts and
+# may carry clock_synced (false when the node's clock was not yet set).
+SCHEMAS = {
+    "binding": {"device": (True, _device), "staff_id": (True, _staff)},
+    "checkin": {
+        "staff_id": (True, _staff),
+        "event_id": (False, _opt(_id_text)),
+        "zone": (True, _zone),
+        "method": (True, _method),
+        "device": (False, _opt(_device)),
+    },
+    "presence": {
+        "device": (True, _device),
+        "staff_id": (False, _opt(_staff)),
+        "zone": (True, _zone),
+        "first_seen": (True, _timestamp),
+        "last_seen": (True, _timestamp),
+        "closed": (True, _bool),
+    },
+    "occupancy": {
+        "zone": (True, _zone),
+        "minute": (True, _timestamp),
+        "devices": (True, _count),
+    },
+    "report": {
+        "report_id": (True, _id_text),
+        "staff_id": (True, _staff),
+        "category": (True, _text(64)),
+        "note": (False, _opt(_text(2000))),
+        "zone": (True, _zone),
+        "lat": (False, _opt(_coordinate(90))),
+        "lon": (False, _opt(_coordinate(180))),
+        "photos": (True, _photos),
+        "taken_at": (True, _timestamp),
+    },
+}
+_COMMON = {"id", "type", "ts", "clock_synced"}
+
+
+def validate(record) -> dict:
+    """Return ``record`` if it follows the contract, else raise InvalidRecord."""
+    if not isinstance(record, dict):
+        raise InvalidRecord("record is not an object")
+    rid = record.get("id")
+    try:
+        if not isinstance(rid, str) or str(uuid.UUID(rid)) != rid.lower():
+            raise ValueError
+    except ValueError:
+        raise InvalidRecord("id: expected a UUID") from None
+    schema = SCHEMAS.get(record.get("type"))
+    if schema is None:
+        raise InvalidRecord(f"type: unknown record type {record.get('type')!r}")
+    try:
+        _timestamp(record.get("ts"))
+    except InvalidRecord as exc:
+        raise InvalidRecord(f"ts: {exc}") from None
+    if "clock_synced" in record and not isinstance(record["clock_synced"], bool):
+        raise InvalidRecord("clock_synced: expected true or false")
+    for name, (required, check) in schema.items():
+        if name not in record:
+            if required:
+                raise InvalidRecord(f"{name}: missing")
+            continue
+        try:
+            check(record[name])
+        except InvalidRecord as exc:
+            raise InvalidRecord(f"{name}: {exc}") from None
+    extra = record.keys() - schema.keys() - _COMMON
+    if extra:
+        raise InvalidRecord(f"unknown field(s): {', '.join(sorted(map(str, extra)))}")
+    return record
+
+
+def make_envelope(node: str, records: list[dict]) -> bytes:
+    return json.dumps(
+        {"v": PROTOCOL_VERSION, "node": node, "records": records},
+        separators=(",", ":"),
+    ).encode()
+
+
+def parse_envelope(payload: bytes, topic_node: str):
+    """Split a batch payload into ``(good_records, bad)``.
+
+    ``bad`` is a list of ``(raw_record, reason)``. Raises InvalidEnvelope when
+    the payload as a whole is unreadable or names another node than its topic.
+    """
+    try:
+        envelope = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEnvelope(f"not JSON: {exc}") from None
+    if not isinstance(envelope, dict):
+        raise InvalidEnvelope("envelope is not an object")
+    if envelope.get("v") != PROTOCOL_VERSION:
+        raise InvalidEnvelope(f"unsupported envelope version {envelope.get('v')!r}")
+    if envelope.get("node") != topic_node:
+        raise InvalidEnvelope(
+            f"envelope names node {envelope.get('node')!r} on node {topic_node!r}'s topic"
+        )
+    records = envelope.get("records")
+    if not isinstance(records, list):
+        raise InvalidEnvelope("records is not a list")
+    if len(records) > MAX_RECORDS_PER_BATCH:
+        raise InvalidEnvelope(f"more than {MAX_RECORDS_PER_BATCH} records in one batch")
+    good, bad = [], []
+    for record in records:
+        try:
+            good.append(validate(record))
+        except InvalidRecord as exc:
+            bad.append((record, str(exc)))
+    return good, bad

@@ -1,0 +1,38 @@
+"""MQTT topic names under ``rounds/v1/<site>/`` (DESIGN.md, MQTT contract)."""
+
+ROOT = "rounds/v1"
+
+
+def node_up(site: str, node: str, kind: str) -> str:
+    """``kind`` is ``batch``, ``photo`` or ``status``."""
+    return f"{ROOT}/{site}/node/{node}/up/{kind}"
+
+
+def node_down(site: str, node: str, kind: str) -> str:
+    """``kind`` is ``ack`` or ``config``."""
+    return f"{ROOT}/{site}/node/{node}/down/{kind}"
+
+
+def site_down(site: str, kind: str) -> str:
+    """Site-wide downlink; ``kind`` is ``roster``."""
+    return f"{ROOT}/{site}/down/{kind}"
+
+
+def all_nodes_up(site: str) -> str:
+    """The hub's subscription: every node's uplink."""
+    return f"{ROOT}/{site}/node/+/up/#"
+
+
+def parse_node_up(site: str, topic: str) -> tuple[str, str] | None:
+    """Return ``(node, kind)`` for a node uplink topic of this site, else None."""
+    parts = topic.split("/")
+    if (
+        len(parts) == 7
+        and f"{parts[0]}/{parts[1]}" == ROOT
+        and parts[2] == site
+        and parts[3] == "node"
+        and parts[5] == "up"
+        and parts[4]
+    ):
+        return parts[4], parts[6]
+    return None

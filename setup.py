@@ -1,0 +1,44 @@
+"""Rounds: on-premise check-in and supervision appliance for a hospital.
+
+Why each dependency (the field's chosen parts; we use them rather than
+rewrite them):
+- Flask + gunicorn: the node's portal and the hub's dashboard/API.
+- paho-mqtt 2.x: MQTT v5 client for node sync and hub ingest.
+- sqlite-utils 4.x: SQLite access and its built-in migrations (node and hub).
+- click: the three console scripts.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="rounds",
+    version="0.1.0",
+    description="Check-in and supervision appliance for a hospital",
+    python_requires=">=3.11",
+    packages=find_packages(include=["edge*", "hub*", "protocol*", "provisioning*"]),
+    include_package_data=True,
+    package_data={"edge.portal": ["templates/*.html", "static/*"],
+                  "hub.web": ["templates/*.html", "static/*"]},
+    install_requires=[
+        "flask>=3.1,<4",
+        "gunicorn>=23,<28",
+        "paho-mqtt>=2.1,<3",
+        "sqlite-utils>=4.2,<5",
+        "click>=8.1,<9",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            "pytest-benchmark>=5,<6",
+            "requests>=2.31,<3",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "rounds-edge=edge.cli:main",
+            "rounds-hub=hub.cli:main",
+            "rounds-provision=provisioning.cli:main",
+        ],
+    },
+)
