@@ -7,6 +7,8 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from protocol.sqlite import open_database
+
 migrations = Migrations("rounds-edge")
 
 
@@ -30,10 +32,4 @@ def m001_outbox(db):
 
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the node database at ``path``."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite_utils.Database(path)
-    db.execute("PRAGMA busy_timeout = 10000")
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = FULL")
-    migrations.apply(db)
-    return db
+    return open_database(path, migrations)

@@ -65,11 +65,11 @@ class Outbox:
             cursor = self.conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
         return cursor.rowcount
 
-    def ack_sent(self, items) -> int:
-        """Delete exactly these copies (id and seq), not a newer copy of the same id."""
+    def ack_sent(self, sent) -> int:
+        """Delete exactly these ``(id, seq)`` copies, not a newer copy of the same id."""
         with self.db.atomic():
             cursor = self.conn.executemany(
-                "DELETE FROM outbox WHERE id = ? AND seq = ?", [(i.id, i.seq) for i in items]
+                "DELETE FROM outbox WHERE id = ? AND seq = ?", list(sent)
             )
         return cursor.rowcount
 

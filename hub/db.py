@@ -5,6 +5,8 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from protocol.sqlite import open_database
+
 migrations = Migrations("rounds-hub")
 
 # Every ingested record table has the record id as primary key (how duplicates
@@ -62,10 +64,4 @@ def m001_initial(db):
 
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the hub database at ``path``."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite_utils.Database(path)
-    db.execute("PRAGMA busy_timeout = 10000")
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = FULL")
-    migrations.apply(db)
-    return db
+    return open_database(path, migrations)

@@ -156,17 +156,22 @@ def validate(record) -> dict:
     return record
 
 
-def make_envelope(node: str, records: list[dict]) -> bytes:
-    return json.dumps(
-        {"v": PROTOCOL_VERSION, "node": node, "records": records},
-        separators=(",", ":"),
-    ).encode()
+def make_envelope(node: str, records: list[dict], batch: str | None = None) -> bytes:
+    return join_envelope(node, [json.dumps(r, separators=(",", ":")) for r in records], batch)
+
+
+def join_envelope(node: str, bodies: list[str], batch: str | None = None) -> bytes:
+    """The envelope around records that are already JSON text (the outbox keeps them so)."""
+    head = {"v": PROTOCOL_VERSION, "node": node, **({"batch": batch} if batch else {})}
+    return (json.dumps(head, separators=(",", ":"))[:-1]
+            + ',"records":[' + ",".join(bodies) + "]}").encode()
 
 
 def parse_envelope(payload: bytes, topic_node: str):
-    """Split a batch payload into ``(good_records, bad)``.
+    """Split a batch payload into ``(good_records, bad, batch)``.
 
-    ``bad`` is a list of ``(raw_record, reason)``. Raises InvalidEnvelope when
+    ``bad`` is a list of ``(raw_record, reason)``; ``batch`` is the node's
+    name for this batch (echoed in the ack) or None. Raises InvalidEnvelope when
     the payload as a whole is unreadable or names another node than its topic.
     """
     try:
@@ -192,4 +197,21 @@ def parse_envelope(payload: bytes, topic_node: str):
             good.append(validate(record))
         except InvalidRecord as exc:
             bad.append((record, str(exc)))
-    return good, bad
+    batch = envelope.get("batch")
+    return good, bad, batch if isinstance(batch, str) and len(batch) <= 64 else None
+
+
+def validate_status(status) -> dict:
+    """Check a node's ``up/status`` document; raise InvalidRecord if malformed."""
+    if not isinstance(status, dict) or status.get("state") not in ("online", "offline"):
+        raise InvalidRecord("status: expected an object with state online|offline")
+    for name in ("backlog", "disk_free"):
+        value = status.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InvalidRecord(f"{name}: expected an integer")
+    if "clock_synced" in status and not isinstance(status["clock_synced"], bool):
+        raise InvalidRecord("clock_synced: expected true or false")
+    for name in ("version", "ts"):
+        if name in status and not isinstance(status[name], str):
+            raise InvalidRecord(f"{name}: expected text")
+    return status

@@ -1,0 +1,85 @@
+"""``rounds-edge``: the node agent's processes."""
+
+import os
+import sys
+
+import click
+
+from protocol.daemon import setup_logging, stop_on_signals
+from protocol.settings import ConfigError, MqttSettings, load_json
+
+DEFAULT_CONFIG = "/etc/rounds/node.json"
+
+
+def _load(ctx) -> dict:
+    try:
+        return load_json(ctx.obj["config_path"], ("site", "node", "db", "mqtt"))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="ROUNDS_EDGE_CONFIG", default=DEFAULT_CONFIG,
+              show_default=True, help="The node's JSON config (written by provisioning).")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.pass_context
+def main(ctx, config_path, verbose):
+    """The Rounds node agent: captive portal, presence and sync with the hub.
+
+    Example:
+
+        rounds-edge --config /etc/rounds/node.json sync
+    """
+    ctx.obj = {"config_path": config_path}
+    setup_logging(verbose)
+
+
+@main.command()
+@click.pass_context
+def sync(ctx):
+    """Send queued records to the hub over MQTT; keep the roster and schedule.
+
+    Runs until stopped (SIGTERM/Ctrl-C). Starts even when the broker is down
+    and reconnects with backoff. Exits 2 when the broker refuses the node's
+    credentials.
+
+    Example:
+
+        rounds-edge --config /etc/rounds/node.json sync
+    """
+    from .sync import NodeSync, SyncFatal
+
+    config = _load(ctx)
+    link = NodeSync(site=config["site"], node=config["node"], db_path=config["db"],
+                    mqtt=MqttSettings.from_dict(config["mqtt"]), **config.get("sync", {}))
+    stop = stop_on_signals(lambda: link.wake.set())
+    try:
+        link.run(stop)
+    except SyncFatal as exc:
+        click.echo(f"rounds-edge sync: {exc}. Check the node's MQTT user and password "
+                   "(or ask facilities to re-provision it).", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.option("--bind", default=None, help="host:port (default: the config's portal.bind "
+              "or 0.0.0.0:80).")
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.pass_context
+def portal(ctx, bind, workers):
+    """Serve the staff portal (check-in) with gunicorn.
+
+    Example:
+
+        rounds-edge --config /etc/rounds/node.json portal --bind 0.0.0.0:8080
+    """
+    config = _load(ctx)
+    bind = bind or config.get("portal", {}).get("bind", "0.0.0.0:80")
+    env = dict(os.environ, ROUNDS_EDGE_CONFIG=os.path.abspath(ctx.obj["config_path"]))
+    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+            "--access-logfile", "-", "edge.portal:create_app()"]
+    os.execve(sys.executable, argv, env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""The node's MQTT link: drain the outbox to the hub, take the roster and
+config from it.
+
+Delivery is at least once: a record leaves the outbox only when the hub's
+``down/ack`` names it, and everything unacknowledged is sent again after a
+reconnect or when an ack is overdue. paho keeps its own queue in memory and
+re-sends all of it on reconnect, so it is handed a bounded window of batches,
+never the backlog. All database work happens on the calling thread; paho's
+network thread only puts messages on a queue.
+"""
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from protocol import topics
+from protocol.clock import now_iso
+from protocol.mqttclient import is_fatal, make_client
+from protocol.records import join_envelope
+from protocol.settings import MqttSettings
+
+from . import health
+from .outbox import Outbox
+from .state import CONFIG, ROSTER, NodeState
+
+log = logging.getLogger(__name__)
+
+
+class SyncFatal(RuntimeError):
+    """The broker refused us for a reason that retrying cannot mend."""
+
+
+@dataclass
+class Batch:
+    items: dict  # record id -> outbox seq of the copy that was sent
+    sent_at: float = field(default_factory=time.monotonic)
+
+
+class NodeSync:
+    def __init__(self, *, site, node, db_path, mqtt: MqttSettings, batch_size=500,
+                 window=8, ack_timeout=15.0, status_interval=30.0, poll_interval=0.2):
+        self.site, self.node, self.db_path = site, node, Path(db_path)
+        self.batch_size, self.window = batch_size, window
+        self.ack_timeout, self.status_interval = ack_timeout, status_interval
+        self.poll_interval = poll_interval
+        self.outbox = self.state = None  # opened on the thread that runs the loop
+        self.inbox: queue.Queue = queue.Queue()
+        self.wake = threading.Event()
+        self.connected = False
+        self.current: dict[str, Batch] = {}  # batches of this connection
+        self.stale: dict[str, Batch] = {}  # sent before a reset; their acks still count
+        self.cursor = 0  # highest outbox seq handed to paho since the last reset
+        self.client = make_client(
+            f"rounds-{site}-{node}", mqtt,
+            will=(topics.node_up(site, node, "status"), self._status("offline")),
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._mqtt = mqtt
+
+    # --- paho callbacks: network thread; they only hand over to run() ---
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self.inbox.put(("refused", (str(reason_code), is_fatal(reason_code))))
+        else:
+            client.subscribe([(topics.node_down(self.site, self.node, "ack"), 1),
+                              (topics.node_down(self.site, self.node, "config"), 1),
+                              (topics.site_down(self.site, "roster"), 1)])
+            self.inbox.put(("connected", None))
+        self.wake.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.inbox.put(("disconnected", str(reason_code)))
+        self.wake.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            self.inbox.put(("refused", (f"subscription refused: {', '.join(refused)}", True)))
+            self.wake.set()
+
+    def _on_message(self, client, userdata, message):
+        self.inbox.put(("message", (message.topic, message.payload)))
+        self.wake.set()
+
+    # --- the loop ---
+
+    def run(self, stop: threading.Event) -> None:
+        """Sync until ``stop`` is set; raises SyncFatal when refused for good."""
+        self.outbox = Outbox(self.db_path)
+        self.state = NodeState(self.outbox.db)
+        self.client.connect_async(self._mqtt.host, self._mqtt.port, keepalive=30)
+        self.client.loop_start()
+        next_status = 0.0
+        try:
+            while not stop.is_set():
+                self._drain_inbox()
+                if self.connected:
+                    self._expire_overdue()
+                    self._fill_window()
+                    if time.monotonic() >= next_status:
+                        self._publish_status()
+                        next_status = time.monotonic() + self.status_interval
+                self.wake.wait(self.poll_interval)
+                self.wake.clear()
+        finally:
+            if self.connected:
+                info = self.client.publish(topics.node_up(self.site, self.node, "status"),
+                                           self._status("offline"), qos=1, retain=True)
+                info.wait_for_publish(timeout=2)
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.outbox.close()
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                kind, value = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "refused":
+                reason, fatal = value
+                if fatal:
+                    raise SyncFatal(f"broker refused node {self.node!r}: {reason}")
+                log.warning("connect refused (%s); retrying", reason)
+            elif kind == "connected":
+                log.info("connected; backlog %d", self.outbox.backlog())
+                self.connected = True
+                self._reset()
+            elif kind == "disconnected":
+                if self.connected:
+                    log.warning("disconnected (%s); will reconnect", value)
+                self.connected = False
+            elif kind == "message":
+                self._handle_message(*value)
+
+    def _handle_message(self, topic: str, payload: bytes) -> None:
+        try:
+            document = json.loads(payload) if payload else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            log.warning("ignoring unreadable message on %s", topic)
+            return
+        if not isinstance(document, dict):
+            return
+        if topic.endswith("/down/ack"):
+            self._handle_ack(document)
+        elif topic.endswith("/down/roster"):
+            self.state.put(ROSTER, document)
+        elif topic.endswith("/down/config"):
+            self.state.put(CONFIG, document)
+
+    def _handle_ack(self, ack: dict) -> None:
+        ids = ack.get("ids") or []
+        names = [ack["batch"]] if ack.get("batch") else list(self.current) + list(self.stale)
+        done = []
+        for name in names:
+            batch = self.current.get(name) or self.stale.get(name)
+            if batch is None:
+                continue
+            for rid in ids:
+                seq = batch.items.pop(rid, None)
+                if seq is not None:
+                    done.append((rid, seq))
+            if not batch.items:
+                self.current.pop(name, None)
+                self.stale.pop(name, None)
+        if done:
+            self.outbox.ack_sent(done)
+
+    def _reset(self) -> None:
+        """Send every unacknowledged record again, from the oldest."""
+        self.stale.update(self.current)
+        self.current.clear()
+        self.cursor = 0
+        # Acks for batches long gone will not come; forget them.
+        horizon = time.monotonic() - 10 * self.ack_timeout
+        self.stale = {k: b for k, b in self.stale.items() if b.sent_at > horizon}
+
+    def _expire_overdue(self) -> None:
+        oldest = min((b.sent_at for b in self.current.values()), default=None)
+        if oldest is not None and time.monotonic() - oldest > self.ack_timeout:
+            log.warning("no ack for %.0fs; sending the unacknowledged again", self.ack_timeout)
+            self._reset()
+
+    def _fill_window(self) -> None:
+        topic = topics.node_up(self.site, self.node, "batch")
+        while len(self.current) < self.window:
+            items = self.outbox.pending(self.batch_size, after_seq=self.cursor)
+            if not items:
+                return
+            name = uuid.uuid4().hex
+            payload = join_envelope(self.node, [i.body for i in items], name)
+            self.current[name] = Batch({i.id: i.seq for i in items})
+            self.cursor = items[-1].seq
+            self.client.publish(topic, payload, qos=1)
+
+    def _status(self, state: str) -> bytes:
+        status = {"state": state, "version": health.VERSION, "ts": now_iso(),
+                  "clock_synced": health.clock_synced()}
+        if state == "online":
+            status["backlog"] = self.outbox.backlog()
+            status["disk_free"] = health.disk_free(self.db_path.parent)
+        return json.dumps(status).encode()
+
+    def _publish_status(self) -> None:
+        self.client.publish(topics.node_up(self.site, self.node, "status"),
+                            self._status("online"), qos=1, retain=True)
+

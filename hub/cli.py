@@ -1,0 +1,84 @@
+"""``rounds-hub``: the hub's processes and tools."""
+
+import os
+import sys
+
+import click
+
+from protocol.daemon import setup_logging, stop_on_signals
+from protocol.settings import ConfigError, MqttSettings, load_json
+
+DEFAULT_CONFIG = "/etc/rounds/hub.json"
+
+
+def _load(ctx) -> dict:
+    try:
+        return load_json(ctx.obj["config_path"], ("site", "db", "mqtt"))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="ROUNDS_HUB_CONFIG", default=DEFAULT_CONFIG,
+              show_default=True, help="The hub's JSON config.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.pass_context
+def main(ctx, config_path, verbose):
+    """The Rounds hub: ingest from nodes, dashboard and API.
+
+    Example:
+
+        rounds-hub --config /etc/rounds/hub.json ingest
+    """
+    ctx.obj = {"config_path": config_path}
+    setup_logging(verbose)
+
+
+@main.command()
+@click.pass_context
+def ingest(ctx):
+    """Take every node's records from the broker into the hub database.
+
+    Acknowledges a batch only after it is committed; sends the roster and
+    each node's schedule down (retained). Exits 2 when the broker refuses
+    the hub's credentials.
+
+    Example:
+
+        rounds-hub --config /etc/rounds/hub.json ingest
+    """
+    from .ingest import Ingest, IngestFatal
+
+    config = _load(ctx)
+    worker = Ingest(site=config["site"], db_path=config["db"],
+                    mqtt=MqttSettings.from_dict(config["mqtt"]))
+    stop_on_signals(worker.stop)
+    try:
+        worker.run()
+    except IngestFatal as exc:
+        click.echo(f"rounds-hub ingest: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.option("--bind", default=None, help="host:port (default: the config's web.bind "
+              "or 127.0.0.1:8000).")
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.pass_context
+def web(ctx, bind, workers):
+    """Serve the dashboard and the JSON API (/api/v1) with gunicorn.
+
+    Example:
+
+        rounds-hub --config /etc/rounds/hub.json web --bind 127.0.0.1:8000
+    """
+    config = _load(ctx)
+    bind = bind or config.get("web", {}).get("bind", "127.0.0.1:8000")
+    env = dict(os.environ, ROUNDS_HUB_CONFIG=os.path.abspath(ctx.obj["config_path"]))
+    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+            "--access-logfile", "-", "hub.web:create_app()"]
+    os.execve(sys.executable, argv, env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""What the hub sends down: the site roster and each node's config with the
+schedule of events in its zone. Both are retained, so a node that boots or
+reconnects gets the latest at once, and it keeps them for offline use."""
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+
+from protocol.clock import iso
+
+# Events that ended longer ago than this are no longer sent to nodes.
+SCHEDULE_PAST = timedelta(days=1)
+SCHEDULE_AHEAD = timedelta(days=14)
+
+
+def _versioned(document: dict) -> dict:
+    body = json.dumps(document, sort_keys=True).encode()
+    return {"version": hashlib.sha256(body).hexdigest()[:16], **document}
+
+
+def roster_document(db) -> dict:
+    staff = [
+        dict(zip(("staff_id", "name", "department", "pin_hash"), row))
+        for row in db.conn.execute(
+            "SELECT staff_id, name, department, pin_hash FROM staff ORDER BY staff_id")
+    ]
+    bindings = [
+        {"device": device, "staff_id": staff_id}
+        for device, staff_id in db.conn.execute(
+            "SELECT device, staff_id FROM devices ORDER BY device")
+    ]
+    return _versioned({"staff": staff, "bindings": bindings})
+
+
+def node_config_document(db, node: str, now: datetime | None = None) -> dict | None:
+    """The retained config for ``node``, or None when it is unknown or revoked."""
+    row = db.conn.execute(
+        "SELECT n.zone, z.name FROM nodes n LEFT JOIN zones z ON z.zone = n.zone "
+        "WHERE n.node = ? AND NOT n.revoked", (node,)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    zone, zone_name = row
+    now = now or datetime.now(timezone.utc)
+    columns = ("id", "title", "kind", "zones", "start", "end", "credit_hours", "min_presence")
+    events = []
+    for values in db.conn.execute(
+        'SELECT e.id, e.title, e.kind, e.zones, e.start, e."end", e.credit_hours, '
+        'e.min_presence FROM events e WHERE EXISTS (SELECT 1 FROM json_each(e.zones) '
+        'WHERE value = ?) AND e."end" >= ? AND e.start <= ? ORDER BY e.start',
+        (zone, iso(now - SCHEDULE_PAST), iso(now + SCHEDULE_AHEAD)),
+    ):
+        event = dict(zip(columns, values))
+        event["zones"] = json.loads(event["zones"])
+        events.append(event)
+    return _versioned({"node": node, "zone": zone, "zone_name": zone_name, "events": events})
+
+
+def configured_nodes(db) -> list[str]:
+    return [r[0] for r in db.conn.execute(
+        "SELECT node FROM nodes WHERE zone IS NOT NULL AND NOT revoked ORDER BY node")]

@@ -1,0 +1,171 @@
+"""The hub's MQTT subscriber: every node's uplink in, acks and config out.
+
+Exactly once in effect: the broker holds the hub's persistent session; a
+batch is committed in one transaction and only then acknowledged, both to the
+node (``down/ack``) and to the broker (PUBACK, via paho's manual acks), so a
+crash at any point leads to redelivery, and redelivery to an ignored
+duplicate. The broker's ACL lets node N publish only below its own topic;
+the hub checks that the envelope names the same node. A payload that is
+malformed goes to quarantine with the reason; none can stop the loop.
+"""
+
+import json
+import logging
+import sqlite3
+import threading
+
+from protocol import topics
+from protocol.mqttclient import is_fatal, make_client, session_properties
+from protocol.records import InvalidEnvelope, InvalidRecord, parse_envelope, validate_status
+from protocol.settings import MqttSettings
+
+from . import downlink, store
+from .db import open_db
+
+log = logging.getLogger(__name__)
+SESSION_EXPIRY = 7 * 24 * 3600
+
+
+class IngestFatal(RuntimeError):
+    """The broker refused the hub for a reason that retrying cannot mend."""
+
+
+class Ingest:
+    def __init__(self, *, site: str, db_path, mqtt: MqttSettings,
+                 downlink_interval: float = 5.0):
+        self.site, self.db_path, self.mqtt = site, db_path, mqtt
+        self.downlink_interval = downlink_interval
+        self.db = None  # opened on the thread that runs the loop
+        self.fatal: str | None = None
+        self.stopping = threading.Event()
+        self.republish = threading.Event()
+        self.client = make_client(f"rounds-hub-{site}", mqtt)
+        self.client.manual_ack_set(True)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+
+    def run(self) -> None:
+        """Ingest until stop() is called; raises IngestFatal when refused for good."""
+        self.db = open_db(self.db_path)
+        publisher = threading.Thread(target=self._publish_downlink, name="downlink", daemon=True)
+        publisher.start()
+        self.client.connect_async(self.mqtt.host, self.mqtt.port, keepalive=30,
+                                  clean_start=False,
+                                  properties=session_properties(SESSION_EXPIRY))
+        try:
+            self.client.loop_forever(retry_first_connection=True)
+        finally:
+            self.stopping.set()
+            self.db.close()
+        if self.fatal:
+            raise IngestFatal(self.fatal)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.client.disconnect()
+
+    def _refuse(self, reason: str) -> None:
+        self.fatal = reason
+        self.stopping.set()
+        self.client.disconnect()
+
+    # --- callbacks (the loop's thread) ---
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            if is_fatal(reason_code):
+                self._refuse(f"broker refused the hub: {reason_code}")
+            else:
+                log.warning("connect refused (%s); retrying", reason_code)
+            return
+        log.info("connected (session present: %s)", flags.session_present)
+        client.subscribe(topics.all_nodes_up(self.site), qos=1)
+        self.republish.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if any(rc.is_failure for rc in reason_codes):
+            self._refuse(f"broker refused the hub's subscription: {reason_codes}")
+
+    def _on_message(self, client, userdata, message):
+        try:
+            try:
+                self.handle(message.topic, message.payload)
+            except sqlite3.Error:
+                raise
+            except Exception:  # noqa: BLE001 - a payload must never stop the loop
+                log.exception("unexpected error on %s; quarantining it", message.topic)
+                store.quarantine(self.db, topic=message.topic, node=None,
+                                 reason="internal error while ingesting", payload=message.payload)
+        except sqlite3.Error as exc:
+            # Not acknowledged: the broker redelivers it once we are back.
+            log.error("database error, stopping: %s", exc)
+            self._refuse(f"database error: {exc}")
+            return
+        client.ack(message.mid, message.qos)
+
+    # --- the work ---
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        parsed = topics.parse_node_up(self.site, topic)
+        if parsed is None:
+            store.quarantine(self.db, topic=topic, node=None, reason="unexpected topic",
+                             payload=payload)
+            return
+        node, kind = parsed
+        if kind == "batch":
+            self._handle_batch(topic, node, payload)
+        elif kind == "status":
+            self._handle_status(topic, node, payload)
+        else:
+            store.quarantine(self.db, topic=topic, node=node, payload=payload,
+                             reason=f"{kind!r} uplink is not accepted by this hub version")
+
+    def _handle_batch(self, topic: str, node: str, payload: bytes) -> None:
+        try:
+            good, bad, batch = parse_envelope(payload, node)
+        except InvalidEnvelope as exc:
+            store.quarantine(self.db, topic=topic, node=node, reason=str(exc), payload=payload)
+            return
+        ids = store.write_batch(self.db, topic, node, good, bad)
+        if ids:
+            ack = {"ids": ids, **({"batch": batch} if batch else {})}
+            self.client.publish(topics.node_down(self.site, node, "ack"),
+                                json.dumps(ack).encode(), qos=1)
+
+    def _handle_status(self, topic: str, node: str, payload: bytes) -> None:
+        if not payload:
+            return  # a cleared retained status
+        try:
+            status = validate_status(json.loads(payload))
+        except (UnicodeDecodeError, json.JSONDecodeError, InvalidRecord) as exc:
+            store.quarantine(self.db, topic=topic, node=node, reason=f"status: {exc}",
+                             payload=payload)
+            return
+        store.update_node_status(self.db, node, status)
+
+    # --- downlink: its own thread and connection ---
+
+    def _publish_downlink(self) -> None:
+        db = open_db(self.db_path)
+        sent: dict[str, str] = {}  # topic -> version last published
+        try:
+            while not self.stopping.is_set():
+                if self.republish.is_set():
+                    self.republish.clear()
+                    sent.clear()
+                if self.client.is_connected():
+                    self._publish_changed(db, sent)
+                self.republish.wait(self.downlink_interval)
+        finally:
+            db.close()
+
+    def _publish_changed(self, db, sent: dict) -> None:
+        documents = {topics.site_down(self.site, "roster"): downlink.roster_document(db)}
+        for node in downlink.configured_nodes(db):
+            documents[topics.node_down(self.site, node, "config")] = \
+                downlink.node_config_document(db, node)
+        for topic, document in documents.items():
+            if document and sent.get(topic) != document["version"]:
+                self.client.publish(topic, json.dumps(document).encode(), qos=1, retain=True)
+                sent[topic] = document["version"]

@@ -1,0 +1,120 @@
+"""Writing ingested records into the hub database.
+
+One batch is one transaction: the records it carries, their quarantined
+siblings, and nothing else. A record id seen before is ignored, except that a
+``presence`` id extends the interval it names.
+"""
+
+import json
+
+from protocol.clock import now_iso
+
+_COMMON = ("id", "node", "ts", "clock_synced", "received_at")
+_FIELDS = {
+    "binding": ("device", "staff_id"),
+    "checkin": ("staff_id", "event_id", "zone", "method", "device"),
+    "presence": ("device", "staff_id", "zone", "first_seen", "last_seen", "closed"),
+    "occupancy": ("zone", "minute", "devices"),
+    "report": ("report_id", "staff_id", "category", "note", "zone", "lat", "lon",
+               "photos", "taken_at"),
+}
+_TABLES = {"binding": "bindings", "checkin": "checkins", "presence": "presence",
+           "occupancy": "occupancy", "report": "reports"}
+_ON_CONFLICT = {
+    "presence": "ON CONFLICT(id) DO UPDATE SET "
+                "last_seen = max(last_seen, excluded.last_seen), "
+                "closed = max(closed, excluded.closed), "
+                "staff_id = coalesce(excluded.staff_id, staff_id)",
+}
+
+
+def _insert_sql(kind: str) -> str:
+    columns = _COMMON + _FIELDS[kind]
+    return (
+        f"INSERT INTO {_TABLES[kind]} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}) "
+        + _ON_CONFLICT.get(kind, "ON CONFLICT(id) DO NOTHING")
+    )
+
+
+_SQL = {kind: _insert_sql(kind) for kind in _FIELDS}
+_BIND_DEVICE = (
+    "INSERT INTO devices (device, staff_id, bound_at, node) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(device) DO UPDATE SET staff_id = excluded.staff_id, "
+    "bound_at = excluded.bound_at, node = excluded.node WHERE excluded.bound_at >= bound_at"
+)
+
+
+def _row(record: dict, node: str, received_at: str) -> tuple:
+    synced = record.get("clock_synced")
+    values = [record["id"], node, record["ts"], None if synced is None else int(synced),
+              received_at]
+    for name in _FIELDS[record["type"]]:
+        value = record.get(name)
+        if name == "photos":
+            value = json.dumps(value)
+        elif isinstance(value, bool):
+            value = int(value)
+        values.append(value)
+    return tuple(values)
+
+
+def quarantine_row(topic, node, reason, payload, record_id=None, received_at=None) -> dict:
+    if not isinstance(payload, bytes):
+        payload = json.dumps(payload, default=str).encode()
+    if not isinstance(record_id, str) or len(record_id) > 64:
+        record_id = None
+    return {"received_at": received_at or now_iso(), "topic": topic, "node": node,
+            "record_id": record_id, "reason": reason, "payload": payload}
+
+
+def write_batch(db, topic: str, node: str, good: list[dict], bad: list) -> list[str]:
+    """Store a batch in one transaction; return the ids to acknowledge.
+
+    Quarantined records are acknowledged too: they are durable here, and
+    sending them again would not make them valid.
+    """
+    received_at = now_iso()
+    by_kind: dict[str, list] = {}
+    for record in good:
+        by_kind.setdefault(record["type"], []).append(_row(record, node, received_at))
+    quarantined = [
+        quarantine_row(topic, node, reason, raw,
+                       raw.get("id") if isinstance(raw, dict) else None, received_at)
+        for raw, reason in bad
+    ]
+    conn = db.conn
+    with db.atomic():
+        for kind, rows in by_kind.items():
+            conn.executemany(_SQL[kind], rows)
+        bindings = by_kind.get("binding")
+        if bindings:
+            # row layout: id, node, ts, clock_synced, received_at, device, staff_id
+            conn.executemany(_BIND_DEVICE, [(r[5], r[6], r[2], node) for r in bindings])
+        if quarantined:
+            db["quarantine"].insert_all(quarantined)
+    return [r["id"] for r in good] + [q["record_id"] for q in quarantined if q["record_id"]]
+
+
+def quarantine(db, **fields) -> None:
+    with db.atomic():
+        db["quarantine"].insert(quarantine_row(**fields))
+
+
+def update_node_status(db, node: str, status: dict) -> None:
+    """Record a node's retained ``up/status`` (online/offline, backlog, ...)."""
+    with db.atomic():
+        db.conn.execute(
+            "INSERT INTO nodes (node, state, version, backlog, disk_free, clock_synced, "
+            "status_ts, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(node) DO UPDATE SET state = excluded.state, "
+            "version = coalesce(excluded.version, version), "
+            "backlog = coalesce(excluded.backlog, backlog), "
+            "disk_free = coalesce(excluded.disk_free, disk_free), "
+            "clock_synced = coalesce(excluded.clock_synced, clock_synced), "
+            "status_ts = excluded.status_ts, last_seen = excluded.last_seen",
+            (node, status.get("state"), status.get("version"), status.get("backlog"),
+             status.get("disk_free"),
+             None if status.get("clock_synced") is None else int(bool(status["clock_synced"])),
+             status.get("ts"), now_iso()),
+        )

@@ -1,0 +1,87 @@
+"""The hub's web app: dashboard pages and the JSON API (/api/v1).
+
+Run by gunicorn (``hub.web:create_app()``) in several workers while the ingest
+process writes the same SQLite file, so each request opens its own connection
+(WAL mode lets readers and the writer work at once) and closes it at the end.
+"""
+
+import os
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app, g
+from sqlite_utils import Database
+
+from hub.db import open_db
+from protocol.settings import ConfigError, load_json
+
+CONFIG_ENV = "ROUNDS_HUB_CONFIG"
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app from ``test_config``, or from the JSON hub config named by
+    the ``ROUNDS_HUB_CONFIG`` environment variable."""
+    app = Flask(__name__)
+    app.config.from_mapping(SITE=None, HUB_DB=None, TIMEZONE=DEFAULT_TIMEZONE, SECRET_KEY=None)
+    app.config.update(_load_hub_config() if test_config is None else test_config)
+    if not app.config["HUB_DB"]:
+        raise ConfigError("HUB_DB (the hub database path) is not configured")
+    ZoneInfo(app.config["TIMEZONE"])  # fail at start-up, not on the first request
+
+    app.teardown_appcontext(close_db)
+    app.add_template_filter(localtime)
+
+    from . import api, pages
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    api.register_error_handlers(app)
+    return app
+
+
+def _load_hub_config() -> dict:
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        raise ConfigError(f"{CONFIG_ENV} is not set (path to the hub's JSON config)")
+    config = load_json(path, required=("site", "db"))
+    db = Path(config["db"])
+    if not db.is_absolute():  # relative to the config file, not to the cwd
+        db = Path(path).parent / db
+    mapping = {"SITE": config["site"], "HUB_DB": str(db)}
+    if "timezone" in config:
+        mapping["TIMEZONE"] = config["timezone"]
+    if "secret_key" in config:
+        mapping["SECRET_KEY"] = config["secret_key"]
+    return mapping
+
+
+def get_db() -> Database:
+    """This request's connection to the hub database, opened on first use."""
+    if "db" not in g:
+        g.db = open_db(current_app.config["HUB_DB"])
+    return g.db
+
+
+def close_db(exc: BaseException | None = None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+def hospital_tz() -> ZoneInfo:
+    return ZoneInfo(current_app.config["TIMEZONE"])
+
+
+def localtime(ts: str | None, fmt: str = "%H:%M") -> str:
+    """Template filter: a stored UTC timestamp shown in the hospital time zone."""
+    if not ts:
+        return ""
+    try:
+        dt = datetime.fromisoformat(ts)
+    except ValueError:
+        return ts
+    if dt.tzinfo is None:
+        return ts  # not a wire timestamp; show it as stored rather than guess
+    return dt.astimezone(hospital_tz()).strftime(fmt)

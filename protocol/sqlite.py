@@ -1,0 +1,22 @@
+"""Opening a Rounds SQLite database the one way node and hub both rely on:
+WAL (readers never block the writer), synchronous=FULL (a commit survives a
+power cut), a busy timeout, and migrations applied under a file lock so that
+processes starting together on a fresh file do not race to create it."""
+
+import fcntl
+from pathlib import Path
+
+import sqlite_utils
+
+
+def open_database(path, migrations) -> sqlite_utils.Database:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".migrate-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        db = sqlite_utils.Database(path)
+        db.execute("PRAGMA busy_timeout = 10000")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        migrations.apply(db)
+    return db

@@ -1,0 +1,193 @@
+"""Fixtures: a real Mosquitto per test on a free port, real SQLite files in
+tmp_path, and the node and hub daemons run in threads or as processes."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from edge.sync import NodeSync
+from hub.ingest import Ingest
+from protocol.settings import MqttSettings
+from provisioning.broker import render_broker
+
+SITE = "test"
+PASSWORDS = {"hub": "hub-secret", "n1": "n1-secret", "n2": "n2-secret"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+class Broker:
+    """A real Mosquitto with the generated Rounds config and ACL."""
+
+    def __init__(self, directory: Path, port: int):
+        if not shutil.which("mosquitto") and not Path("/usr/sbin/mosquitto").exists():
+            pytest.fail("mosquitto is not installed (make test installs it)")
+        self.port = port
+        self.conf = render_broker(directory, site=SITE, port=port, users=PASSWORDS,
+                                  log_dest=f"file {directory / 'mosquitto.log'}")
+        self.proc = None
+
+    def start(self):
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen([binary, "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._accepting, 10, message="mosquitto to listen")
+
+    def _accepting(self):
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+
+    def kill(self):
+        self.stop(signal.SIGKILL)
+
+    def settings(self, user: str, password: str | None = None) -> MqttSettings:
+        return MqttSettings(host="127.0.0.1", port=self.port, username=user,
+                            password=password or PASSWORDS[user])
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "broker", free_port())
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def hub_db_path(tmp_path):
+    return tmp_path / "hub" / "hub.db"
+
+
+@pytest.fixture
+def node_db_path(tmp_path):
+    return tmp_path / "n1" / "node.db"
+
+
+@contextmanager
+def running_ingest(broker, db_path, **kwargs):
+    worker = Ingest(site=SITE, db_path=db_path, mqtt=broker.settings("hub"), **kwargs)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(10)
+
+
+@contextmanager
+def running_sync(broker, db_path, node="n1", **kwargs):
+    kwargs.setdefault("ack_timeout", 3.0)
+    link = NodeSync(site=SITE, node=node, db_path=db_path, mqtt=broker.settings(node), **kwargs)
+    stop = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            link.run(stop)
+        except Exception as exc:  # surfaced to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield link
+    finally:
+        stop.set()
+        link.wake.set()
+        thread.join(10)
+    if errors:
+        raise errors[0]
+
+
+def write_config(path: Path, document: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    return path
+
+
+def node_config(tmp_path, broker, node="n1", **extra) -> Path:
+    mqtt = broker.settings(node)
+    return write_config(tmp_path / node / "node.json", {
+        "site": SITE, "node": node, "zone": "hall-a", "db": str(tmp_path / node / "node.db"),
+        "mqtt": {"host": mqtt.host, "port": mqtt.port, "username": node,
+                 "password": mqtt.password}, **extra})
+
+
+def hub_config(tmp_path, broker, **extra) -> Path:
+    mqtt = broker.settings("hub")
+    return write_config(tmp_path / "hub" / "hub.json", {
+        "site": SITE, "db": str(tmp_path / "hub" / "hub.db"),
+        "mqtt": {"host": mqtt.host, "port": mqtt.port, "username": "hub",
+                 "password": mqtt.password}, **extra})
+
+
+class Daemon:
+    """A ``rounds-edge``/``rounds-hub`` command run as a real process."""
+
+    def __init__(self, module: str, config: Path, command: str, log: Path):
+        self.argv = [sys.executable, "-m", module, "--config", str(config), command]
+        self.log = log
+        self.proc = None
+
+    def start(self):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log, env=env, cwd=ROOT)
+        return self
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def daemons():
+    started = []
+
+    def start(module, config, command, log):
+        daemon = Daemon(module, config, command, log).start()
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()

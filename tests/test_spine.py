@@ -1,0 +1,138 @@
+"""The spine end to end: node outbox -> Mosquitto -> hub, exactly once."""
+
+import sqlite3
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge.outbox import Outbox
+from protocol import topics
+from protocol.mqttclient import make_client
+
+from .conftest import SITE, running_ingest, running_sync, wait_for
+
+
+def checkin(i: int) -> dict:
+    return {"type": "checkin", "staff_id": f"S{i:05d}", "event_id": "ev1", "zone": "hall-a",
+            "method": "portal", "device": None}
+
+
+def hub_ids(db_path, table="checkins") -> list[str]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return [r[0] for r in conn.execute(f"SELECT id FROM {table}")]
+    except sqlite3.OperationalError:
+        return []  # not created yet
+    finally:
+        conn.close()
+
+
+def test_record_reaches_hub_is_acked_and_leaves_outbox(broker, hub_db_path, node_db_path):
+    outbox = Outbox(node_db_path)
+    record_id = outbox.append(checkin(1))
+    with running_ingest(broker, hub_db_path), running_sync(broker, node_db_path):
+        wait_for(lambda: hub_ids(hub_db_path) == [record_id], message="record at the hub")
+        wait_for(lambda: outbox.backlog() == 0, message="outbox emptied by the ack")
+    row = sqlite3.connect(hub_db_path).execute(
+        "SELECT node, staff_id, event_id, method FROM checkins").fetchone()
+    assert row == ("n1", "S00001", "ev1", "portal")
+
+
+def test_node_status_online_then_offline_by_last_will(broker, hub_db_path, node_db_path):
+    def state():
+        conn = sqlite3.connect(hub_db_path)
+        try:
+            return conn.execute("SELECT state, backlog FROM nodes WHERE node='n1'").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        finally:
+            conn.close()
+
+    with running_ingest(broker, hub_db_path):
+        with running_sync(broker, node_db_path) as link:
+            wait_for(lambda: state() and state()[0] == "online", message="online status")
+            # Drop the TCP connection without a DISCONNECT: the broker sends the will.
+            link.client._sock.close()
+            wait_for(lambda: state()[0] == "offline", message="last will")
+
+
+class Producer(threading.Thread):
+    """Appends ``total`` check-ins to the node outbox in small transactions."""
+
+    def __init__(self, db_path, total, chunk=50, pause=0.01):
+        super().__init__(daemon=True)
+        self.db_path, self.total, self.chunk, self.pause = db_path, total, chunk, pause
+        self.ids: list[str] = []
+
+    def run(self):
+        outbox = Outbox(self.db_path)
+        for start in range(0, self.total, self.chunk):
+            self.ids += outbox.append_many(
+                [checkin(i) for i in range(start, min(start + self.chunk, self.total))])
+            time.sleep(self.pause)
+        outbox.close()
+
+
+def assert_exactly_once(hub_db_path, node_db_path, expected_ids):
+    received = hub_ids(hub_db_path)
+    assert len(received) == len(set(received))
+    assert sorted(received) == sorted(expected_ids)
+    assert Outbox(node_db_path).backlog() == 0
+
+
+def test_broker_restart_mid_stream_loses_nothing(broker, hub_db_path, node_db_path):
+    producer = Producer(node_db_path, 10_000)
+    with running_ingest(broker, hub_db_path), running_sync(broker, node_db_path):
+        producer.start()
+        wait_for(lambda: len(hub_ids(hub_db_path)) >= 2_000, message="stream under way")
+        broker.kill()
+        time.sleep(1.5)
+        broker.start()
+        producer.join()
+        wait_for(lambda: len(hub_ids(hub_db_path)) == 10_000, timeout=60, message="all 10,000")
+        wait_for(lambda: Outbox(node_db_path).backlog() == 0, message="outbox drained")
+    assert_exactly_once(hub_db_path, node_db_path, producer.ids)
+
+
+def test_ingest_sigkill_mid_stream_loses_nothing(broker, tmp_path, hub_db_path, node_db_path,
+                                                 daemons):
+    from .conftest import hub_config
+
+    config = hub_config(tmp_path, broker)
+    ingest = daemons("hub.cli", config, "ingest", tmp_path / "ingest.log")
+    producer = Producer(node_db_path, 5_000)
+    with running_sync(broker, node_db_path):
+        producer.start()
+        wait_for(lambda: len(hub_ids(hub_db_path)) >= 1_000, message="stream under way")
+        ingest.kill()
+        killed_at = len(hub_ids(hub_db_path))
+        time.sleep(1)
+        ingest.start()
+        producer.join()
+        wait_for(lambda: len(hub_ids(hub_db_path)) == 5_000, timeout=60, message="all 5,000")
+        wait_for(lambda: Outbox(node_db_path).backlog() == 0, message="outbox drained")
+    assert killed_at < 5_000, "the kill came too late to test anything"
+    assert_exactly_once(hub_db_path, node_db_path, producer.ids)
+
+
+def test_sync_sigkill_mid_stream_loses_nothing(broker, tmp_path, hub_db_path, daemons):
+    from .conftest import node_config
+
+    config = node_config(tmp_path, broker, sync={"ack_timeout": 3})
+    node_db_path = tmp_path / "n1" / "node.db"
+    producer = Producer(node_db_path, 5_000)
+    with running_ingest(broker, hub_db_path):
+        sync = daemons("edge.cli", config, "sync", tmp_path / "sync.log")
+        producer.start()
+        wait_for(lambda: len(hub_ids(hub_db_path)) >= 1_000, message="stream under way")
+        sync.kill()
+        time.sleep(1)
+        killed_at = len(hub_ids(hub_db_path))
+        sync.start()
+        producer.join()
+        wait_for(lambda: len(hub_ids(hub_db_path)) == 5_000, timeout=60, message="all 5,000")
+        wait_for(lambda: Outbox(node_db_path).backlog() == 0, message="outbox drained")
+    assert killed_at < 5_000, "the kill came too late to test anything"
+    assert_exactly_once(hub_db_path, node_db_path, producer.ids)
