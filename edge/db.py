@@ -30,6 +30,17 @@ def m001_outbox(db):
     )
 
 
+@migrations()
+def m002_pin_failures(db):
+    """Failed portal PIN attempts per staff number, for the rate limit.
+
+    ``ts`` is a wire timestamp (fixed width, UTC), so text order is time order.
+    """
+    db["pin_failures"].create({"id": int, "staff_id": str, "ts": str}, pk="id")
+    db["pin_failures"].create_index(["staff_id", "ts"])
+
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the node database at ``path``."""
     return open_database(path, migrations)
+

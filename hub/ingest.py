@@ -39,6 +39,7 @@ class Ingest:
         self.fatal: str | None = None
         self.stopping = threading.Event()
         self.republish = threading.Event()
+        self.subscribed = threading.Event()  # set once the uplink subscription is granted
         self.client = make_client(f"rounds-hub-{site}", mqtt)
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
@@ -86,6 +87,8 @@ class Ingest:
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
         if any(rc.is_failure for rc in reason_codes):
             self._refuse(f"broker refused the hub's subscription: {reason_codes}")
+        else:
+            self.subscribed.set()
 
     def _on_message(self, client, userdata, message):
         try:

@@ -99,6 +99,7 @@ def running_ingest(broker, db_path, **kwargs):
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
+        assert worker.subscribed.wait(10), "ingest did not subscribe"
         yield worker
     finally:
         worker.stop()

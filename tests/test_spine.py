@@ -136,3 +136,71 @@ def test_sync_sigkill_mid_stream_loses_nothing(broker, tmp_path, hub_db_path, da
         wait_for(lambda: Outbox(node_db_path).backlog() == 0, message="outbox drained")
     assert killed_at < 5_000, "the kill came too late to test anything"
     assert_exactly_once(hub_db_path, node_db_path, producer.ids)
+
+
+def test_sync_with_wrong_password_exits_2_with_a_clear_message(broker, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, node_config
+
+    config = node_config(tmp_path, broker)
+    document = json.loads(config.read_text())
+    document["mqtt"]["password"] = "wrong"
+    config.write_text(json.dumps(document))
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "--config", str(config), "sync"],
+                            capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode == 2
+    assert "refused node 'n1'" in result.stderr
+    assert "wrong" not in result.stderr  # the password is never logged
+
+
+def test_ingest_with_bad_credentials_exits_2(broker, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, hub_config
+
+    config = hub_config(tmp_path, broker)
+    document = json.loads(config.read_text())
+    document["mqtt"]["password"] = "n1-secret"
+    config.write_text(json.dumps(document))
+    result = subprocess.run([sys.executable, "-m", "hub.cli", "--config", str(config), "ingest"],
+                            capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode == 2
+    assert "refused the hub" in result.stderr
+
+
+def test_roster_and_schedule_reach_the_node_and_work_offline(broker, hub_db_path, node_db_path):
+    from datetime import datetime, timedelta, timezone
+
+    from edge.db import open_db as open_node_db
+    from edge.state import NodeState
+    from hub.db import open_db as open_hub_db
+    from protocol.clock import iso
+    from protocol.pins import hash_pin, verify_pin
+
+    now = datetime.now(timezone.utc)
+    hub = open_hub_db(hub_db_path)
+    hub["zones"].insert({"zone": "hall-a", "name": "Lecture hall A"})
+    hub["nodes"].insert({"node": "n1", "zone": "hall-a"})
+    hub["staff"].insert({"staff_id": "D001", "name": "Dr. Li", "department": "cardiology",
+                         "pin_hash": hash_pin("2468")})
+    hub["events"].insert_all([
+        {"id": "ev1", "title": "Hand hygiene", "zones": '["hall-a"]',
+         "start": iso(now - timedelta(minutes=5)), "end": iso(now + timedelta(hours=1))},
+        {"id": "ev2", "title": "Elsewhere", "zones": '["ward-3"]',
+         "start": iso(now - timedelta(minutes=5)), "end": iso(now + timedelta(hours=1))},
+    ])
+    hub.close()
+    with running_ingest(broker, hub_db_path), running_sync(broker, node_db_path):
+        state = NodeState(open_node_db(node_db_path))
+        wait_for(lambda: state.get("roster") and state.get("config"), message="roster and config")
+    # The broker and the hub are gone: the node still knows who may check in, and where.
+    person = state.staff("D001")
+    assert person["name"] == "Dr. Li" and verify_pin("2468", person["pin_hash"])
+    assert state.zone() == "hall-a"
+    assert state.active_event()["id"] == "ev1"
+    assert [e["id"] for e in state.get("config")["events"]] == ["ev1"]

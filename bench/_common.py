@@ -1,0 +1,168 @@
+"""Small helpers shared by the benchmarks: the result file, the machine string,
+valid records, and a real Mosquitto on a free port (a copy of the few lines of
+tests/conftest.py that are needed, without pytest)."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from protocol.clock import iso  # noqa: E402
+from protocol.settings import MqttSettings  # noqa: E402
+from provisioning.broker import render_broker  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SITE = "bench"
+NODE = "n1"
+PASSWORDS = {"hub": "hub-secret", NODE: "n1-secret"}
+
+
+# --- results ---
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def write_result(name, unit, value, higher_is_better, peer, limit) -> dict:
+    """Write bench/results/<name>.json; ``peer`` and ``limit`` are (name, value)."""
+    result = {
+        "name": name, "unit": unit, "value": round(value, 3),
+        "higher_is_better": higher_is_better,
+        "peer": {"name": peer[0], "value": round(peer[1], 3)},
+        "limit": {"name": limit[0], "value": round(limit[1], 3)},
+        "machine": machine(),
+        "ts": iso(datetime.now(timezone.utc)),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+# --- records valid per protocol/records.py ---
+
+_BASE = datetime(2025, 3, 3, 8, 0, tzinfo=timezone.utc)
+_ZONES = ("hall-a", "ward-3", "ward-5", "icu-1")
+
+
+def _device(rng) -> str:
+    return f"{rng.getrandbits(64):016x}"
+
+
+def checkin(rng, i) -> dict:
+    return {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": "checkin",
+            "ts": iso(_BASE + timedelta(milliseconds=37 * i)),
+            "staff_id": f"S{rng.randrange(1, 3000):05d}", "event_id": f"ev-{i % 17}",
+            "zone": _ZONES[i % len(_ZONES)], "method": ("portal", "presence")[i % 2],
+            "device": _device(rng)}
+
+
+def presence(rng, i) -> dict:
+    first = _BASE + timedelta(seconds=i)
+    return {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": "presence",
+            "ts": iso(first + timedelta(minutes=5)), "device": _device(rng),
+            "staff_id": f"S{rng.randrange(1, 3000):05d}" if i % 3 else None,
+            "zone": _ZONES[i % len(_ZONES)], "first_seen": iso(first),
+            "last_seen": iso(first + timedelta(minutes=5)), "closed": bool(i % 2),
+            "clock_synced": True}
+
+
+def occupancy(rng, i) -> dict:
+    minute = _BASE + timedelta(minutes=i)
+    return {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": "occupancy",
+            "ts": iso(minute), "zone": _ZONES[i % len(_ZONES)], "minute": iso(minute),
+            "devices": rng.randrange(0, 400)}
+
+
+def mixed_records(n: int, seed: int = 1) -> list[dict]:
+    """``n`` records: 60 % checkin, 30 % presence, 10 % occupancy, interleaved."""
+    rng = random.Random(seed)
+    makers = (checkin,) * 6 + (presence,) * 3 + (occupancy,)
+    return [makers[i % 10](rng, i) for i in range(n)]
+
+
+def checkin_records(n: int, seed: int = 2) -> list[dict]:
+    rng = random.Random(seed)
+    return [checkin(rng, i) for i in range(n)]
+
+
+# --- a real Mosquitto ---
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+
+
+class Broker:
+    """Mosquitto with the generated Rounds config, ACL and passwords. Use as a
+    context manager so the process is stopped even when the benchmark fails."""
+
+    def __init__(self, directory: Path):
+        self.port = free_port()
+        self.conf = render_broker(directory, site=SITE, port=self.port, users=PASSWORDS,
+                                  log_dest=f"file {directory / 'mosquitto.log'}")
+        self.proc = None
+
+    def __enter__(self):
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen([binary, "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(self._accepting, 10, message="mosquitto to listen")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _accepting(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"mosquitto exited with {self.proc.returncode}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def settings(self, user: str) -> MqttSettings:
+        return MqttSettings(host="127.0.0.1", port=self.port, username=user,
+                            password=PASSWORDS[user])
