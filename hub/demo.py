@@ -1,0 +1,210 @@
+"""One-machine demo: Mosquitto, the hub (ingest + web), one simulated node
+(sync + portal) and scripted phones that check in to a lecture happening now.
+
+Everything lives in a fresh data directory; every process is a real one,
+started the way a node or hub starts it, and Ctrl-C stops them all.
+"""
+
+import http.cookiejar
+import json
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from protocol.clock import iso
+from protocol.pins import hash_pin
+from provisioning.broker import render_broker
+
+from .db import open_db
+
+SITE, NODE, ZONE = "demo", "hall-a-1", "hall-a"
+LECTURE_ID = "lecture-hand-hygiene"
+DEPARTMENTS = ["cardiology", "nursing", "emergency", "pharmacy", "administration"]
+NAMES = ["Li Wei", "Wang Fang", "Zhang Min", "Liu Yang", "Chen Jing", "Yang Lei", "Zhao Li",
+         "Huang Qiang", "Zhou Xin", "Wu Hui", "Xu Tao", "Sun Na", "Ma Jun", "Zhu Yan",
+         "Hu Bin", "Guo Ping", "He Jie", "Lin Hong", "Gao Feng", "Luo Mei"]
+
+
+def demo_pin(staff_id: str) -> str:
+    """Demo PINs are derivable so a visitor can try the portal: D007 -> 0007."""
+    return staff_id[1:].zfill(4)
+
+
+def seed_hub(db_path: Path, now: datetime) -> None:
+    db = open_db(db_path)
+    db["zones"].insert_all([
+        {"zone": ZONE, "name": "Lecture hall A", "campus": "Main", "building": "Teaching",
+         "floor": "2"},
+        {"zone": "ward-3e", "name": "Ward 3 East", "campus": "Main", "building": "Inpatient",
+         "floor": "3"},
+    ])
+    db["nodes"].insert({"node": NODE, "zone": ZONE})
+    db["staff"].insert_all([
+        {"staff_id": f"D{i:03d}", "name": name, "department": DEPARTMENTS[i % len(DEPARTMENTS)],
+         "pin_hash": hash_pin(demo_pin(f"D{i:03d}"))}
+        for i, name in enumerate(NAMES, start=1)
+    ])
+    db["events"].insert_all([
+        {"id": LECTURE_ID, "title": "Hand hygiene and infection control", "kind": "lecture",
+         "zones": json.dumps([ZONE]), "start": iso(now - timedelta(minutes=10)),
+         "end": iso(now + timedelta(minutes=50)), "credit_hours": 1},
+        {"id": "training-cpr", "title": "CPR refresher", "kind": "training",
+         "zones": json.dumps([ZONE]), "start": iso(now + timedelta(hours=3)),
+         "end": iso(now + timedelta(hours=4)), "credit_hours": 1.5},
+    ])
+    db.close()
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+class Demo:
+    def __init__(self, data_dir: Path, web_port: int, portal_port: int, broker_port: int,
+                 phones: int, echo=print):
+        self.dir, self.echo = Path(data_dir).resolve(), echo
+        self.web_port, self.portal_port, self.broker_port = web_port, portal_port, broker_port
+        self.phones = phones
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def prepare(self) -> None:
+        busy = [p for p in (self.web_port, self.portal_port, self.broker_port) if not _free(p)]
+        if busy:
+            raise RuntimeError(f"port(s) {busy} already in use on 127.0.0.1")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        (self.dir / "logs").mkdir(parents=True)
+        hub_pw, node_pw = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        self.broker_conf = render_broker(self.dir / "broker", site=SITE, port=self.broker_port,
+                                         users={"hub": hub_pw, NODE: node_pw},
+                                         log_dest=f"file {self.dir / 'logs' / 'mosquitto.log'}")
+        mqtt = {"host": "127.0.0.1", "port": self.broker_port}
+        self.hub_config = self._write("hub.json", {
+            "site": SITE, "db": str(self.dir / "hub.db"), "secret_key": secrets.token_hex(16),
+            "mqtt": {**mqtt, "username": "hub", "password": hub_pw}})
+        self.node_config = self._write("node.json", {
+            "site": SITE, "node": NODE, "zone": ZONE, "db": str(self.dir / "node" / "node.db"),
+            "site_secret": secrets.token_hex(32), "sync": {"ack_timeout": 5},
+            "mqtt": {**mqtt, "username": NODE, "password": node_pw}})
+        self.echo("Seeding the hub: 2 zones, 1 node, 20 staff, a lecture on now ...")
+        seed_hub(self.dir / "hub.db", datetime.now(timezone.utc))
+
+    def _write(self, name: str, document: dict) -> Path:
+        path = self.dir / name
+        path.write_text(json.dumps(document, indent=2))
+        path.chmod(0o600)
+        return path
+
+    def start(self) -> None:
+        py = sys.executable
+        self._spawn("mosquitto", [shutil.which("mosquitto") or "/usr/sbin/mosquitto",
+                                  "-c", str(self.broker_conf)])
+        hub, node = ["--config", str(self.hub_config)], ["--config", str(self.node_config)]
+        self._spawn("ingest", [py, "-m", "hub.cli", *hub, "ingest"])
+        self._spawn("web", [py, "-m", "hub.cli", *hub, "web", "--bind",
+                            f"127.0.0.1:{self.web_port}"])
+        self._spawn("sync", [py, "-m", "edge.cli", *node, "sync"])
+        self._spawn("portal", [py, "-m", "edge.cli", *node, "portal", "--bind",
+                               f"127.0.0.1:{self.portal_port}", "--workers", "2"])
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.dir / "logs" / f"{name}.log", "ab")
+        self.procs.append((name, subprocess.Popen(argv, stdout=log, stderr=log,
+                                                  start_new_session=True)))
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; "
+                                   f"see {self.dir / 'logs' / (name + '.log')}")
+
+    def wait_until_ready(self, timeout=60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                health = json.load(urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.portal_port}/healthz", timeout=2))
+                urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/api/v1/health",
+                                       timeout=2)
+                if health.get("roster"):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("the demo did not come up in time; see the logs in "
+                           f"{self.dir / 'logs'}")
+
+    def phone_checks_in(self, staff_id: str, pin: str) -> str:
+        """What a phone does: open the portal, post the form, follow the redirect."""
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        base = f"http://127.0.0.1:{self.portal_port}"
+        page = opener.open(base + "/", timeout=10).read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        form = urllib.parse.urlencode({"csrf_token": token, "staff_id": staff_id, "pin": pin})
+        try:
+            opener.open(base + "/checkin", data=form.encode(), timeout=10).read()
+            return "checked in"
+        except urllib.error.HTTPError as exc:
+            return f"refused ({exc.code})"
+
+    def run_phones(self) -> None:
+        people = [f"D{i:03d}" for i in range(1, len(NAMES) + 1)]
+        random.shuffle(people)
+        for n, staff_id in enumerate(people[: self.phones]):
+            self.check_alive()
+            pin = demo_pin(staff_id) if n % 7 != 3 else "9999"  # now and then a typo
+            self.echo(f"  phone of {staff_id}: {self.phone_checks_in(staff_id, pin)}")
+            time.sleep(random.uniform(0.3, 1.2))
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phones=14,
+             echo=print) -> None:
+    demo = Demo(data_dir, web_port, portal_port, broker_port, phones, echo)
+    demo.prepare()
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        demo.start()
+        demo.wait_until_ready()
+        echo(f"Dashboard: http://127.0.0.1:{web_port}   "
+             f"Node portal: http://127.0.0.1:{portal_port}   (Ctrl-C stops everything)")
+        echo(f"Try it yourself: staff number D007, PIN {demo_pin('D007')}.")
+        echo("Scripted phones are checking in to 'Hand hygiene and infection control':")
+        demo.run_phones()
+        echo("All scripted phones are done; the demo keeps running until Ctrl-C.")
+        while True:
+            demo.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        echo("Stopping ...")
+    finally:
+        demo.stop()

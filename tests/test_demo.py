@@ -1,0 +1,49 @@
+"""The README's first command: `make demo` starts, the dashboard shows
+attendance from the scripted phones, and Ctrl-C stops every process."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+from .conftest import ROOT, free_port, wait_for
+
+
+def get_json(url):
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return json.load(response)
+    except (urllib.error.URLError, ConnectionError, ValueError):
+        return None
+
+
+def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
+    web, portal, broker = free_port(), free_port(), free_port()
+    args = (f"--data-dir {tmp_path / 'demo'} --web-port {web} --portal-port {portal} "
+            f"--broker-port {broker} --phones 6")
+    log = open(tmp_path / "demo.out", "wb")
+    proc = subprocess.Popen(["make", "-s", "demo", f"DEMO_ARGS={args}"], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        attendance_url = f"http://127.0.0.1:{web}/api/v1/events/lecture-hand-hygiene/attendance"
+        # Six phones, one in seven mistypes its PIN: at least five check in.
+        rows = wait_for(lambda: (get_json(attendance_url) or {}).get("attendance", [])[4:] and
+                        get_json(attendance_url)["attendance"], timeout=120,
+                        message="attendance on the dashboard")
+        assert all(r["method"] == "portal" and r["node"] == "hall-a-1" for r in rows)
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=5) as page:
+            html = page.read().decode()
+        assert "Hand hygiene and infection control" in html and rows[0]["name"] in html
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        proc.wait(30)
+        log.close()
+    # Every process is gone: the ports are free again.
+    for port in (web, portal, broker):
+        wait_for(lambda: get_json(f"http://127.0.0.1:{port}/") is None, timeout=10,
+                 message=f"port {port} to close")
+    output = (tmp_path / "demo.out").read_text()
+    assert "Stopping" in output
