@@ -204,3 +204,18 @@ def test_roster_and_schedule_reach_the_node_and_work_offline(broker, hub_db_path
     assert state.zone() == "hall-a"
     assert state.active_event()["id"] == "ev1"
     assert [e["id"] for e in state.get("config")["events"]] == ["ev1"]
+
+
+def test_sync_starts_with_the_broker_down_and_delivers_once_it_is_up(broker, hub_db_path,
+                                                                     node_db_path):
+    broker.stop()
+    outbox = Outbox(node_db_path)
+    ids = outbox.append_many([checkin(i) for i in range(20)])
+    with running_sync(broker, node_db_path) as link:
+        time.sleep(2)
+        assert not link.connected
+        broker.start()
+        with running_ingest(broker, hub_db_path):
+            wait_for(lambda: sorted(hub_ids(hub_db_path)) == sorted(ids), timeout=60,
+                     message="records once the broker is up")
+            wait_for(lambda: outbox.backlog() == 0, message="outbox drained")
