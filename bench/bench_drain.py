@@ -35,7 +35,10 @@ from protocol.mqttclient import make_client
 from protocol.records import join_envelope
 
 BATCH = 500
-PEER_RECORDS = 2_000
+# Stop-and-wait currently costs ~90 ms per record here (Nagle's algorithm and
+# delayed ACKs: neither paho nor the generated Mosquitto config sets
+# TCP_NODELAY), so 2,000 records would take three minutes; 200 take ~18 s.
+PEER_RECORDS = 200
 APPEND_CHUNK = 5_000
 POLL = 0.05
 DRAIN_TIMEOUT = 90.0
@@ -188,6 +191,8 @@ def measure_broker_limit(tmp: Path, records: list[dict]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--peer-records", type=int, default=PEER_RECORDS,
+                        help="records drained stop-and-wait for the peer, then extrapolated")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the sync and ingest threads of the main drain")
     args = parser.parse_args()
@@ -197,7 +202,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
         tmp = Path(tmp)
         value = measure_drain(tmp / "drain", records, profiled)
-        peer_n = min(PEER_RECORDS, n)
+        peer_n = min(args.peer_records, n)
         peer = measure_drain(tmp / "peer", records[:peer_n], Profiled(False),
                              batch_size=1, window=1) * n / peer_n
         limit = measure_broker_limit(tmp / "limit", records)

@@ -40,6 +40,10 @@ class NodeState:
     def zone(self) -> str | None:
         return (self.get(CONFIG) or {}).get("zone")
 
+    def zone_name(self) -> str | None:
+        """The zone as people call it ("Lecture hall A"), when the hub gave one."""
+        return (self.get(CONFIG) or {}).get("zone_name")
+
     def active_event(self, now: datetime | None = None) -> dict | None:
         """The event in this node's zone that is on now (or about to start)."""
         now = now or datetime.now(timezone.utc)

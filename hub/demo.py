@@ -96,6 +96,7 @@ class Demo:
         self.node_config = self._write("node.json", {
             "site": SITE, "node": NODE, "zone": ZONE, "db": str(self.dir / "node" / "node.db"),
             "site_secret": secrets.token_hex(32), "sync": {"ack_timeout": 5},
+            "timezone": "Asia/Shanghai",
             "mqtt": {**mqtt, "username": NODE, "password": node_pw}})
         self.echo("Seeding the hub: 2 zones, 1 node, 20 staff, a lecture on now ...")
         seed_hub(self.dir / "hub.db", datetime.now(timezone.utc))

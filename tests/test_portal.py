@@ -256,3 +256,12 @@ def test_create_app_from_node_config_file(tmp_path, db_path, monkeypatch):
     assert app.config["NODE_ID"] == "n7" and app.config["NODE_DB"] == str(db_path)
     assert app.config["SECRET_KEY"] and app.config["SECRET_KEY"] != "s3cret"
     assert app.test_client().get("/healthz").get_json()["node"] == "n7"
+
+
+def test_home_shows_the_zone_by_its_name_when_the_hub_gave_one(client, db_path):
+    assert "Lecture hall A" not in text(client.get("/"))
+    db = open_db(db_path)
+    NodeState(db).put("config", {"node": "n1", "zone": "hall-a", "zone_name": "Lecture hall A",
+                                 "events": [EVENT]})
+    db.close()
+    assert "On now in Lecture hall A" in " ".join(text(client.get("/")).split())

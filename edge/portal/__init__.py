@@ -90,6 +90,7 @@ def init_app(app: Flask) -> None:
     app.teardown_appcontext(close_db)
     app.before_request(check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["zone_label"] = zone_label
     app.jinja_env.filters["hhmm"] = hhmm
     app.register_error_handler(HTTPException, _http_error)
     app.add_url_rule("/healthz", "healthz", healthz)
@@ -139,6 +140,12 @@ def immediate(db):
 def current_zone(state: NodeState) -> str | None:
     """The hub's word on this node's zone, else the provisioned one."""
     return state.zone() or current_app.config.get("ZONE")
+
+
+def zone_label() -> str | None:
+    """The zone as shown to people: its name from the hub, else its id."""
+    state = NodeState(get_db())
+    return state.zone_name() or current_zone(state)
 
 
 # --- CSRF: a per-session token in a hidden field ------------------------------
