@@ -6,6 +6,8 @@ rewrite them):
 - paho-mqtt 2.x: MQTT v5 client for node sync and hub ingest.
 - sqlite-utils 4.x: SQLite access and its built-in migrations (node and hub).
 - click: the three console scripts.
+Test extra: pytest (+ pytest-timeout), selenium for the pages people use
+in a real headless Chromium.
 """
 
 from setuptools import find_packages, setup
@@ -30,8 +32,8 @@ setup(
         "test": [
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
-            "pytest-benchmark>=5,<6",
-            "requests>=2.31,<3",
+            # Drives Debian's chromium through its chromedriver (no browser download).
+            "selenium>=4.20,<5",
         ],
     },
     entry_points={
