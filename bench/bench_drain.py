@@ -38,7 +38,7 @@ BATCH = 500
 # Stop-and-wait currently costs ~90 ms per record here (Nagle's algorithm and
 # delayed ACKs: neither paho nor the generated Mosquitto config sets
 # TCP_NODELAY), so 2,000 records would take three minutes; 200 take ~18 s.
-PEER_RECORDS = 200
+PEER_RECORDS = 2_000
 APPEND_CHUNK = 5_000
 POLL = 0.05
 DRAIN_TIMEOUT = 90.0

@@ -153,7 +153,7 @@ def main() -> None:
         limit = measure_raw(tmp / "raw" / "hub.db", records)
     write_result(
         "ingest", "records/s", value, True,
-        (f"naive: one autocommit INSERT per record (commit per record), "
+        (f"naive: each record parsed, validated and INSERTed in its own commit, "
          f"{PEER_RECORDS:,} records", peer),
         (f"raw executemany: pre-built tuples, one transaction per {BATCH}-record batch, "
          f"no JSON or validation", limit),

@@ -102,6 +102,7 @@ class NodeSync:
         next_status = 0.0
         try:
             while not stop.is_set():
+                self.wake.clear()  # before draining, so a message arriving now wakes the next wait
                 self._drain_inbox()
                 if self.connected:
                     self._expire_overdue()
@@ -110,7 +111,6 @@ class NodeSync:
                         self._publish_status()
                         next_status = time.monotonic() + self.status_interval
                 self.wake.wait(self.poll_interval)
-                self.wake.clear()
         finally:
             if self.connected:
                 info = self.client.publish(topics.node_up(self.site, self.node, "status"),

@@ -15,6 +15,10 @@ def open_database(path, migrations) -> sqlite_utils.Database:
     with open(path.with_name(path.name + ".migrate-lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         db = sqlite_utils.Database(path)
+        # Autocommit for lone statements; every multi-statement write is an
+        # explicit ``db.atomic()`` (or BEGIN IMMEDIATE), never an implicit,
+        # forgotten transaction that holds the write lock.
+        db.conn.isolation_level = None
         db.execute("PRAGMA busy_timeout = 10000")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")
