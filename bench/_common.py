@@ -1,16 +1,10 @@
 """Small helpers shared by the benchmarks: the result file, the machine string,
-valid records, and a real Mosquitto on a free port (a copy of the few lines of
-tests/conftest.py that are needed, without pytest)."""
+valid records, and a real Mosquitto on a free port."""
 
 import json
 import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +15,8 @@ if str(ROOT) not in sys.path:
 
 from protocol.clock import iso  # noqa: E402
 from protocol.settings import MqttSettings  # noqa: E402
-from provisioning.broker import render_broker  # noqa: E402
+from provisioning.broker import Mosquitto, render_broker  # noqa: E402
+from tests.support import free_port, wait_for  # noqa: E402,F401 - wait_for re-exported
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SITE = "bench"
@@ -108,60 +103,14 @@ def checkin_records(n: int, seed: int = 2) -> list[dict]:
 
 # --- a real Mosquitto ---
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
-
-
-class Broker:
-    """Mosquitto with the generated Rounds config, ACL and passwords. Use as a
-    context manager so the process is stopped even when the benchmark fails."""
+class Broker(Mosquitto):
+    """Mosquitto with the generated Rounds config, ACL and passwords; a context
+    manager, so the process is stopped even when the benchmark fails."""
 
     def __init__(self, directory: Path):
-        self.port = free_port()
-        self.conf = render_broker(directory, site=SITE, port=self.port, users=PASSWORDS,
-                                  log_dest=f"file {directory / 'mosquitto.log'}")
-        self.proc = None
-
-    def __enter__(self):
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([binary, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for(self._accepting, 10, message="mosquitto to listen")
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def _accepting(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"mosquitto exited with {self.proc.returncode}")
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        port = free_port()
+        super().__init__(render_broker(directory, site=SITE, port=port, users=PASSWORDS,
+                                       log_dest=f"file {directory / 'mosquitto.log'}"), port)
 
     def settings(self, user: str) -> MqttSettings:
         return MqttSettings(host="127.0.0.1", port=self.port, username=user,

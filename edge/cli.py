@@ -1,21 +1,17 @@
 """``rounds-edge``: the node agent's processes."""
 
-import os
 import sys
 
 import click
 
-from protocol.daemon import setup_logging, stop_on_signals
-from protocol.settings import ConfigError, MqttSettings, load_json
+from protocol.daemon import exec_gunicorn, load_config, setup_logging, stop_on_signals
+from protocol.settings import MqttSettings
 
 DEFAULT_CONFIG = "/etc/rounds/node.json"
 
 
 def _load(ctx) -> dict:
-    try:
-        return load_json(ctx.obj["config_path"], ("site", "node", "db", "mqtt"))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_config(ctx.obj["config_path"], ("site", "node", "db", "mqtt"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,10 +71,8 @@ def portal(ctx, bind, workers):
     """
     config = _load(ctx)
     bind = bind or config.get("portal", {}).get("bind", "0.0.0.0:80")
-    env = dict(os.environ, ROUNDS_EDGE_CONFIG=os.path.abspath(ctx.obj["config_path"]))
-    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--access-logfile", "-", "edge.portal:create_app()"]
-    os.execve(sys.executable, argv, env)
+    exec_gunicorn("edge.portal:create_app()", bind, workers, "ROUNDS_EDGE_CONFIG",
+                  ctx.obj["config_path"])
 
 
 if __name__ == "__main__":

@@ -1,21 +1,17 @@
 """``rounds-hub``: the hub's processes and tools."""
 
-import os
 import sys
 
 import click
 
-from protocol.daemon import setup_logging, stop_on_signals
-from protocol.settings import ConfigError, MqttSettings, load_json
+from protocol.daemon import exec_gunicorn, load_config, setup_logging, stop_on_signals
+from protocol.settings import MqttSettings
 
 DEFAULT_CONFIG = "/etc/rounds/hub.json"
 
 
 def _load(ctx) -> dict:
-    try:
-        return load_json(ctx.obj["config_path"], ("site", "db", "mqtt"))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_config(ctx.obj["config_path"], ("site", "db", "mqtt"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,10 +70,7 @@ def web(ctx, bind, workers):
     """
     config = _load(ctx)
     bind = bind or config.get("web", {}).get("bind", "127.0.0.1:8000")
-    env = dict(os.environ, ROUNDS_HUB_CONFIG=os.path.abspath(ctx.obj["config_path"]))
-    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--access-logfile", "-", "hub.web:create_app()"]
-    os.execve(sys.executable, argv, env)
+    exec_gunicorn("hub.web:create_app()", bind, workers, "ROUNDS_HUB_CONFIG", ctx.obj["config_path"])
 
 
 @main.command()

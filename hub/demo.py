@@ -24,7 +24,7 @@ from pathlib import Path
 
 from protocol.clock import iso
 from protocol.pins import hash_pin
-from provisioning.broker import render_broker
+from provisioning.broker import Mosquitto, render_broker
 
 from .db import open_db
 
@@ -78,6 +78,7 @@ class Demo:
         self.web_port, self.portal_port, self.broker_port = web_port, portal_port, broker_port
         self.phones = phones
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.broker: Mosquitto | None = None
 
     def prepare(self) -> None:
         busy = [p for p in (self.web_port, self.portal_port, self.broker_port) if not _free(p)]
@@ -109,8 +110,7 @@ class Demo:
 
     def start(self) -> None:
         py = sys.executable
-        self._spawn("mosquitto", [shutil.which("mosquitto") or "/usr/sbin/mosquitto",
-                                  "-c", str(self.broker_conf)])
+        self.broker = Mosquitto(self.broker_conf, self.broker_port).start()
         hub, node = ["--config", str(self.hub_config)], ["--config", str(self.node_config)]
         self._spawn("ingest", [py, "-m", "hub.cli", *hub, "ingest"])
         self._spawn("web", [py, "-m", "hub.cli", *hub, "web", "--bind",
@@ -125,7 +125,7 @@ class Demo:
                                                   start_new_session=True)))
 
     def check_alive(self) -> None:
-        for name, proc in self.procs:
+        for name, proc in [("mosquitto", self.broker.proc), *self.procs]:
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}; "
                                    f"see {self.dir / 'logs' / (name + '.log')}")
@@ -180,6 +180,8 @@ class Demo:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self.broker:
+            self.broker.stop()
 
 
 def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phones=14,

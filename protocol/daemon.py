@@ -1,8 +1,15 @@
-"""Small helpers shared by the long-running commands of edge and hub."""
+"""Small helpers shared by the commands of edge and hub: logging, signals,
+config loading at the CLI edge, and serving a Flask app with gunicorn."""
 
 import logging
+import os
 import signal
+import sys
 import threading
+
+import click
+
+from .settings import ConfigError, load_json
 
 
 def setup_logging(verbose: bool) -> None:
@@ -24,3 +31,20 @@ def stop_on_signals(on_stop) -> threading.Event:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stopped
+
+
+def load_config(path, required: tuple[str, ...]) -> dict:
+    """The JSON config at ``path``, or a clear CLI error."""
+    try:
+        return load_json(path, required)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def exec_gunicorn(app_factory: str, bind: str, workers: int, config_env: str, config_path):
+    """Replace this process with gunicorn serving ``app_factory``; the app
+    finds its config through the environment variable ``config_env``."""
+    env = dict(os.environ, **{config_env: os.path.abspath(config_path)})
+    argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+            "--access-logfile", "-", app_factory]
+    os.execve(sys.executable, argv, env)

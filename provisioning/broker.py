@@ -6,6 +6,11 @@ import getpass
 import hashlib
 import os
 import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
 from pathlib import Path
 from string import Template
 
@@ -51,3 +56,49 @@ def render_broker(directory, *, site: str, port: int, users: dict[str, str],
     conf_path = directory / "mosquitto.conf"
     conf_path.write_text(conf)
     return conf_path
+
+
+class Mosquitto:
+    """A Mosquitto process for a rendered config: the demo, the tests and the
+    benchmarks start their broker with it. Usable as a context manager."""
+
+    def __init__(self, conf: Path, port: int):
+        self.conf, self.port, self.proc = Path(conf), port, None
+
+    def start(self, timeout: float = 10.0) -> "Mosquitto":
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen([binary, "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self._accepting():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited with {self.proc.returncode} "
+                                   f"(config {self.conf})")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mosquitto did not listen on port {self.port}")
+            time.sleep(0.02)
+        return self
+
+    def _accepting(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def __enter__(self) -> "Mosquitto":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

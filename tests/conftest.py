@@ -4,12 +4,9 @@ tmp_path, and the node and hub daemons run in threads or as processes."""
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,57 +15,23 @@ import pytest
 from edge.sync import NodeSync
 from hub.ingest import Ingest
 from protocol.settings import MqttSettings
-from provisioning.broker import render_broker
+from provisioning.broker import Mosquitto, render_broker
+
+from .support import free_port, wait_for  # noqa: F401 - re-exported for the tests
 
 SITE = "test"
 PASSWORDS = {"hub": "hub-secret", "n1": "n1-secret", "n2": "n2-secret"}
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
-class Broker:
+class Broker(Mosquitto):
     """A real Mosquitto with the generated Rounds config and ACL."""
 
     def __init__(self, directory: Path, port: int):
         if not shutil.which("mosquitto") and not Path("/usr/sbin/mosquitto").exists():
             pytest.fail("mosquitto is not installed (make test installs it)")
-        self.port = port
-        self.conf = render_broker(directory, site=SITE, port=port, users=PASSWORDS,
-                                  log_dest=f"file {directory / 'mosquitto.log'}")
-        self.proc = None
-
-    def start(self):
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([binary, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._accepting, 10, message="mosquitto to listen")
-
-    def _accepting(self):
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(10)
-
-    def kill(self):
-        self.stop(signal.SIGKILL)
+        super().__init__(render_broker(directory, site=SITE, port=port, users=PASSWORDS,
+                                       log_dest=f"file {directory / 'mosquitto.log'}"), port)
 
     def settings(self, user: str, password: str | None = None) -> MqttSettings:
         return MqttSettings(host="127.0.0.1", port=self.port, username=user,

@@ -79,7 +79,8 @@ def test_phone_checks_in_on_the_portal_and_the_dashboard_shows_it(browser, tmp_p
         browser.find_element(By.NAME, "staff_id").send_keys("D001")
         browser.find_element(By.NAME, "pin").send_keys("1111")
         browser.find_element(By.CSS_SELECTOR, "form button, form input[type=submit]").click()
-        assert "Wrong PIN for staff number D001" in browser.page_source
+        wait_for(lambda: "Wrong PIN for staff number D001" in browser.page_source,
+                 timeout=10, message="the wrong-PIN message")
         browser.find_element(By.NAME, "pin").send_keys("2468")
         browser.find_element(By.CSS_SELECTOR, "form button, form input[type=submit]").click()
         wait_for(lambda: "/done" in browser.current_url, message="the result page")
