@@ -40,6 +40,16 @@ def m002_pin_failures(db):
     db["pin_failures"].create_index(["staff_id", "ts"])
 
 
+
+@migrations()
+def m003_devices(db):
+    """Phones known to this node: bindings made here (device HMAC -> staff)
+    and the raw MACs currently released from the captive portal. Raw MACs
+    live only here and in the kernel's nftables set; they never leave."""
+    db["bindings_local"].create({"device": str, "staff_id": str, "bound_at": str},
+                                pk="device")
+    db["released"].create({"mac": str, "until": str}, pk="mac")
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the node database at ``path``."""
     return open_database(path, migrations)
