@@ -43,6 +43,18 @@ _BIND_DEVICE = (
     "ON CONFLICT(device) DO UPDATE SET staff_id = excluded.staff_id, "
     "bound_at = excluded.bound_at, node = excluded.node WHERE excluded.bound_at >= bound_at"
 )
+# One phone per person: a newer binding (a phone that rotated its MAC) replaces
+# the older ones; an older binding arriving late (from a node that was offline)
+# changes nothing.
+_HAS_NEWER = "SELECT 1 FROM devices WHERE staff_id = ? AND device != ? AND bound_at > ?"
+_UNBIND_OLDER = "DELETE FROM devices WHERE staff_id = ? AND device != ? AND bound_at <= ?"
+
+
+def _apply_binding(conn, device: str, staff_id: str, ts: str, node: str) -> None:
+    if conn.execute(_HAS_NEWER, (staff_id, device, ts)).fetchone():
+        return
+    conn.execute(_BIND_DEVICE, (device, staff_id, ts, node))
+    conn.execute(_UNBIND_OLDER, (staff_id, device, ts))
 
 
 def _row(record: dict, node: str, received_at: str) -> tuple:
@@ -90,7 +102,8 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list) -> list[
         bindings = by_kind.get("binding")
         if bindings:
             # row layout: id, node, ts, clock_synced, received_at, device, staff_id
-            conn.executemany(_BIND_DEVICE, [(r[5], r[6], r[2], node) for r in bindings])
+            for row in sorted(bindings, key=lambda r: r[2]):
+                _apply_binding(conn, row[5], row[6], row[2], node)
         if quarantined:
             db["quarantine"].insert_all(quarantined)
     return [r["id"] for r in good] + [q["record_id"] for q in quarantined if q["record_id"]]
