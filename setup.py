@@ -6,8 +6,10 @@ rewrite them):
 - paho-mqtt 2.x: MQTT v5 client for node sync and hub ingest.
 - sqlite-utils 4.x: SQLite access and its built-in migrations (node and hub).
 - click: the three console scripts.
+- Flask-WTF: CSRF protection of every portal form (CSRFProtect).
+- Flask-Babel (Babel): the portal in zh-CN by default, English on request.
 Test extra: pytest (+ pytest-timeout), selenium for the pages people use
-in a real headless Chromium.
+in a real headless Chromium, Pillow to check its screenshots are not blank.
 """
 
 from setuptools import find_packages, setup
@@ -19,7 +21,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["edge*", "hub*", "protocol*", "provisioning*"]),
     include_package_data=True,
-    package_data={"edge.portal": ["templates/*.html", "static/*"],
+    package_data={"edge.portal": ["templates/*.html", "static/*",
+                                  "translations/*/LC_MESSAGES/*"],
                   "hub.web": ["templates/*.html", "static/*"]},
     install_requires=[
         "flask>=3.1,<4",
@@ -27,6 +30,8 @@ setup(
         "paho-mqtt>=2.1,<3",
         "sqlite-utils>=4.2,<5",
         "click>=8.1,<9",
+        "Flask-WTF>=1.2,<2",
+        "Flask-Babel>=4,<5",
     ],
     extras_require={
         "test": [
@@ -34,6 +39,7 @@ setup(
             "pytest-timeout>=2.3,<3",
             # Drives Debian's chromium through its chromedriver (no browser download).
             "selenium>=4.20,<5",
+            "Pillow>=10,<14",
         ],
     },
     entry_points={

@@ -75,5 +75,42 @@ def portal(ctx, bind, workers):
                   ctx.obj["config_path"])
 
 
+@main.command()
+@click.option("--interval", type=float, default=None,
+              help="Seconds between passes (default: the config's gate.interval or 0.5).")
+@click.option("--once", is_flag=True, help="Make one pass and exit.")
+@click.option("--nft", "nft_path", default=None, help="Path of nft (default: from PATH, "
+              "else /usr/sbin/nft).")
+@click.pass_context
+def gate(ctx, interval, once, nft_path):
+    """Keep the nftables set of released phones equal to the node database.
+
+    The one privileged process of a node (CAP_NET_ADMIN only): the portal
+    writes released MACs to the database, the gate adds them to the set
+    "inet rounds released" with their remaining time and removes the ones no
+    longer released, every half second. Exits 2 at once when nft, the set or
+    the capability is missing.
+
+    Example:
+
+        rounds-edge --config /etc/rounds/node.json gate
+    """
+    from .gate import Gate, GateError
+
+    config = load_config(ctx.obj["config_path"], ("db",))
+    interval = interval or float(config.get("gate", {}).get("interval", 0.5))
+    try:
+        worker = Gate(config["db"], nft=nft_path)
+        if once:
+            worker.check()
+            added, renewed, removed = worker.reconcile()
+            click.echo(f"released set: {added} added, {renewed} renewed, {removed} removed")
+        else:
+            worker.run(stop_on_signals(lambda: None), interval)
+    except GateError as exc:
+        click.echo(f"rounds-edge gate: {exc}", err=True)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
     main()

@@ -50,6 +50,16 @@ def m003_devices(db):
                                 pk="device")
     db["released"].create({"mac": str, "until": str}, pk="mac")
 
+
+@migrations()
+def m004_portal_pin_failures_device(db):
+    """Failed portal PIN attempts also per device (DESIGN.md: "rate-limited
+    per device and per staff number"): ``device`` is the device HMAC, or
+    ``ip:<address>`` for a client whose MAC is unknown."""
+    db["pin_failures"].add_column("device", str)
+    db["pin_failures"].create_index(["device", "ts"])
+
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the node database at ``path``."""
     return open_database(path, migrations)

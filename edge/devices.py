@@ -107,3 +107,16 @@ class Devices:
             return self.db.conn.execute(
                 "DELETE FROM released WHERE until <= ?",
                 (iso(now or datetime.now(timezone.utc)),)).rowcount
+
+    def binding(self, device: str) -> dict | None:
+        """The binding of ``device``: ``{"staff_id", "bound_at", "source"}``,
+        ``source`` being ``"node"`` (bound here; ``bound_at`` set) or ``"hub"``
+        (from the roster; ``bound_at`` None); None when unbound."""
+        row = self.db.conn.execute(
+            "SELECT staff_id, bound_at FROM bindings_local WHERE device = ?", (device,)).fetchone()
+        if row:
+            return {"staff_id": row[0], "bound_at": row[1], "source": "node"}
+        for binding in (NodeState(self.db).get(ROSTER) or {}).get("bindings", []):
+            if binding.get("device") == device:
+                return {"staff_id": binding.get("staff_id"), "bound_at": None, "source": "hub"}
+        return None

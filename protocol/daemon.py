@@ -45,6 +45,9 @@ def exec_gunicorn(app_factory: str, bind: str, workers: int, config_env: str, co
     """Replace this process with gunicorn serving ``app_factory``; the app
     finds its config through the environment variable ``config_env``."""
     env = dict(os.environ, **{config_env: os.path.abspath(config_path)})
+    # Threaded workers: a phone's browser opens speculative connections it may
+    # never use, and each would hold a sync worker until its timeout.
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--access-logfile", "-", app_factory]
+            "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-",
+            app_factory]
     os.execve(sys.executable, argv, env)

@@ -1,13 +1,20 @@
-"""Pages people use, in a real headless Chromium: a phone checks in on the
-portal, and the check-in shows on the hub dashboard."""
+"""Pages people use, in a real headless Chromium: a phone binds itself on the
+portal, checks in with one tap and reads its record (in Chinese, then in
+English), and the check-in shows on the hub dashboard."""
 
+import http.client
+import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image
 
 from edge.db import open_db as open_node_db
 from edge.outbox import Outbox
@@ -22,9 +29,34 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 NOW = datetime.now(timezone.utc)
-LECTURE = {"id": "ev1", "title": "Hand hygiene lecture", "kind": "lecture",
-           "zones": ["hall-a"], "start": iso(NOW - timedelta(minutes=5)),
-           "end": iso(NOW + timedelta(minutes=55)), "credit_hours": 1, "min_presence": 0.75}
+
+
+def event(event_id, title, minutes_ago=5):
+    return {"id": event_id, "title": title, "kind": "lecture", "zones": ["hall-a"],
+            "start": iso(NOW - timedelta(minutes=minutes_ago)),
+            "end": iso(NOW + timedelta(minutes=55)), "credit_hours": 1, "min_presence": 0.75}
+
+
+LECTURE = event("ev1", "Hand hygiene lecture")
+# PINs no log line could contain by chance (not a port, not a time).
+PINS = {"D001": "864297", "N002": "517306"}
+# One walk per language: who, from which MAC, binding during one event and
+# tapping in to the next (the schedule moves on between the two).
+WALKS = {
+    "zh": {"staff_id": "D001", "name": "Dr. Li", "mac": "a6:3f:0c:11:7e:42",
+           "bind_event": LECTURE, "tap_event": event("ev2", "消防安全培训"),
+           "bind_form": "绑定本机", "wrong_pin": "工号 D001 的密码错误", "bound": "本机已绑定到 Dr. Li",
+           "keep": "即使手机提示“无法上网”，也请保持连接此 Wi-Fi", "back": "返回首页",
+           "hello": "Dr. Li，您好", "done": "签到成功", "my_record": "我的记录"},
+    "en": {"staff_id": "N002", "name": "Nurse Wang", "mac": "6e:21:9a:d0:33:05",
+           "bind_event": event("ev3", "Infection control drill"),
+           "tap_event": event("ev4", "Patient safety briefing"),
+           "bind_form": "Bind this phone", "wrong_pin": "Wrong PIN for staff number N002",
+           "bound": "This phone is now bound to Nurse Wang",
+           "keep": "Keep this Wi-Fi connected, even if your phone says there is no internet",
+           "back": "Back to start", "hello": "Hello, Nurse Wang", "done": "Checked in",
+           "my_record": "My record"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,53 +76,146 @@ def browser():
     driver.quit()
 
 
-def serve(app_factory: str, env: dict, log):
-    """Run a Flask app under gunicorn, as production does; return (proc, base url)."""
-    port = free_port()
+def serve(app_factory: str, env: dict, log, port: int | None = None):
+    """Run a Flask app under gunicorn (access log on); return (proc, base url).
+
+    Threaded workers: Chromium opens speculative connections it may never
+    send a request on, and a sync worker blocks on such a socket (about 10 s,
+    until Chromium drops it), also when asked to stop."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         app_factory], cwd=ROOT, env=env, stdout=log, stderr=log)
+         "--worker-class", "gthread", "--threads", "4", "--keep-alive", "0",
+         "--graceful-timeout", "3", "--access-logfile", "-", app_factory],
+        cwd=ROOT, env=env, stdout=log, stderr=log)
     return proc, f"http://127.0.0.1:{port}"
 
 
-def test_phone_checks_in_on_the_portal_and_the_dashboard_shows_it(browser, tmp_path):
-    import json
-    import os
-    import urllib.request
+def assert_not_blank(png: Path) -> None:
+    """A real rendering: many colours, none covering nearly the whole shot."""
+    with Image.open(png) as image:
+        rgb = image.convert("RGB")
+        colours = rgb.getcolors(maxcolors=rgb.width * rgb.height)
+    assert len(colours) > 16, f"{png.name}: only {len(colours)} colours"
+    assert max(count for count, _ in colours) < 0.95 * rgb.width * rgb.height, png.name
 
+
+def probe_status(base_url: str, path: str) -> int:
+    """What the phone's OS would get for its probe (no redirect following)."""
+    url = urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": "connectivitycheck.gstatic.com"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def submit(browser, form_action: str) -> None:
+    browser.find_element(By.CSS_SELECTOR, f"form[action='{form_action}'] button").click()
+
+
+def walk(browser, portal_url, node_db, leases, lang, shots: list[Path]):
+    """Bind -> one-tap check-in -> my record, as a phone does, in ``lang``."""
+    w = WALKS[lang]
+    # Chromium reaches the portal over loopback, so the portal sees 127.0.0.1 as
+    # the phone's address; this lease line stands in for the DHCP lease that a
+    # phone on the node's Wi-Fi has, and gives "the phone" its MAC.
+    leases.write_text(f"{int(NOW.timestamp()) + 3600} {w['mac']} 127.0.0.1 phone-{lang} *\n")
+    _schedule(node_db, w["bind_event"])
+    assert probe_status(portal_url, "/generate_204") == 302  # captive: the sheet opens
+
+    browser.get(portal_url + ("/" if lang == "zh" else "/?lang=en"))
+    assert w["bind_form"] in browser.page_source
+    assert w["bind_event"]["title"] in browser.page_source
+    browser.find_element(By.NAME, "staff_id").send_keys(w["staff_id"])
+    browser.find_element(By.NAME, "pin").send_keys("000000")
+    submit(browser, "/bind")
+    wait_for(lambda: w["wrong_pin"] in browser.page_source, timeout=10,
+             message=f"the wrong-PIN message ({lang})")
+    browser.find_element(By.NAME, "pin").send_keys(PINS[w["staff_id"]])
+    submit(browser, "/bind")
+    wait_for(lambda: "/bound" in browser.current_url, message=f"the bound page ({lang})")
+    assert w["bound"] in browser.page_source and w["keep"] in browser.page_source
+    assert w["bind_event"]["title"] in browser.page_source
+    shots.append(screenshot(browser, node_db.parent, f"{lang}-1-bound"))
+    assert probe_status(portal_url, "/generate_204") == 204  # released: the sheet closes
+
+    _schedule(node_db, w["tap_event"])  # later, the next event
+    browser.find_element(By.LINK_TEXT, w["back"]).click()
+    wait_for(lambda: w["hello"] in browser.page_source, message=f"the hello page ({lang})")
+    assert w["tap_event"]["title"] in browser.page_source
+    submit(browser, "/checkin/tap")
+    wait_for(lambda: "/done" in browser.current_url, message=f"the tap result ({lang})")
+    assert w["done"] in browser.page_source and w["tap_event"]["title"] in browser.page_source
+    shots.append(screenshot(browser, node_db.parent, f"{lang}-2-tapped"))
+
+    browser.find_element(By.LINK_TEXT, w["my_record"]).click()
+    wait_for(lambda: "/me" in browser.current_url, message=f"my record ({lang})")
+    page = browser.page_source
+    assert w["tap_event"]["title"] in page and w["bind_event"]["id"] in page  # past: its id
+    assert page.index(w["tap_event"]["title"]) < page.index(w["bind_event"]["id"])
+    assert f"lang={lang}" in browser.current_url
+    shots.append(screenshot(browser, node_db.parent, f"{lang}-3-my-record"))
+
+
+def screenshot(browser, directory: Path, name: str) -> Path:
+    path = directory / f"portal-{name}.png"
+    assert browser.save_screenshot(str(path))
+    return path
+
+
+def _schedule(node_db, *events):
+    db = open_node_db(node_db)
+    try:
+        NodeState(db).put("config", {"node": "n1", "zone": "hall-a",
+                                     "zone_name": "Lecture hall A", "events": list(events)})
+    finally:
+        db.close()
+
+
+def test_phone_binds_taps_and_reads_its_record_and_the_dashboard_shows_it(browser, tmp_path):
     node_db = tmp_path / "node.db"
     db = open_node_db(node_db)
     NodeState(db).put("roster", {"version": "1", "bindings": [], "staff": [
         {"staff_id": "D001", "name": "Dr. Li", "department": "cardiology",
-         "pin_hash": hash_pin("2468")}]})
-    NodeState(db).put("config", {"node": "n1", "zone": "hall-a", "zone_name": "Lecture hall A",
-                                 "events": [LECTURE]})
+         "pin_hash": hash_pin(PINS["D001"])},
+        {"staff_id": "N002", "name": "Nurse Wang", "department": "nursing",
+         "pin_hash": hash_pin(PINS["N002"])}]})
     db.close()
+    leases = tmp_path / "dnsmasq.leases"
+    port = free_port()
     node_conf = tmp_path / "node.json"
-    node_conf.write_text(json.dumps({"site": "t", "node": "n1", "db": str(node_db),
-                                     "site_secret": "00" * 32, "mqtt": {}}))
-    log = open(tmp_path / "servers.log", "ab")
+    node_conf.write_text(json.dumps({
+        "site": "t", "node": "n1", "db": str(node_db), "site_secret": "00" * 32, "mqtt": {},
+        "portal": {"url": f"http://127.0.0.1:{port}/", "leases_file": str(leases),
+                   "arp_file": str(tmp_path / "no-arp")}}))
+    log_path = tmp_path / "servers.log"
+    log = open(log_path, "ab")
     portal, portal_url = serve("edge.portal:create_app()",
-                               dict(os.environ, ROUNDS_EDGE_CONFIG=str(node_conf)), log)
+                               dict(os.environ, ROUNDS_EDGE_CONFIG=str(node_conf)), log, port)
+    shots: list[Path] = []
     try:
         wait_for(lambda: _up(portal_url + "/healthz"), message="portal up")
-        browser.get(portal_url + "/")
-        assert "Hand hygiene lecture" in browser.page_source
-        browser.find_element(By.NAME, "staff_id").send_keys("D001")
-        browser.find_element(By.NAME, "pin").send_keys("1111")
-        browser.find_element(By.CSS_SELECTOR, "form button, form input[type=submit]").click()
-        wait_for(lambda: "Wrong PIN for staff number D001" in browser.page_source,
-                 timeout=10, message="the wrong-PIN message")
-        browser.find_element(By.NAME, "pin").send_keys("2468")
-        browser.find_element(By.CSS_SELECTOR, "form button, form input[type=submit]").click()
-        wait_for(lambda: "/done" in browser.current_url, message="the result page")
-        assert "Dr. Li" in browser.page_source and "Hand hygiene lecture" in browser.page_source
-        browser.save_screenshot(str(tmp_path / "portal-done.png"))
+        browser.set_window_size(390, 844)
+        for lang in ("zh", "en"):
+            walk(browser, portal_url, node_db, leases, lang, shots)
     finally:
         portal.terminate()
-        portal.wait(10)
-    [item] = Outbox(node_db).pending(10)
-    record = item.record
+        portal.wait(30)
+    assert len(shots) == 6
+    for shot in shots:
+        assert_not_blank(shot)
+    served = log_path.read_text()
+    assert "POST /bind" in served and "POST /checkin/tap" in served  # the access log is on
+    assert not any(pin in served for pin in PINS.values())  # and never sees a PIN
+
+    pending = [item.record for item in Outbox(node_db).pending(100)]
+    assert [(r["type"], r["staff_id"]) for r in pending] == [
+        ("binding", "D001"), ("checkin", "D001"), ("checkin", "D001"),
+        ("binding", "N002"), ("checkin", "N002"), ("checkin", "N002")]
+    [record] = [r for r in pending if r["type"] == "checkin" and r["event_id"] == "ev1"]
+    assert record["device"] == pending[0]["device"]
 
     # The record as the hub stores it after ingest (the spine tests cover transport).
     hub_db = tmp_path / "hub.db"
@@ -116,7 +241,8 @@ def test_phone_checks_in_on_the_portal_and_the_dashboard_shows_it(browser, tmp_p
         browser.save_screenshot(str(tmp_path / "dashboard.png"))
     finally:
         web.terminate()
-        web.wait(10)
+        web.wait(30)
+    assert_not_blank(tmp_path / "dashboard.png")
 
 
 def _up(url: str) -> bool:

@@ -1,32 +1,71 @@
 """The node's captive portal: a Flask app that staff phones reach on the
 dedicated Wi-Fi (DESIGN.md, "Node portal paths").
 
-Pages use plain HTML forms, full-page posts and redirects, never AJAX: a
-captive-portal sign-in sheet closes only after a real navigation.
+Pages use plain HTML forms, full-page posts and 303 redirects, never AJAX and
+no JavaScript at all: a captive-portal sign-in sheet closes only after a real
+navigation that makes the phone probe again.
+
+Modules: ``probes`` (OS connectivity probes, the RFC 8908 API, the redirect of
+foreign hosts), ``device`` (which phone asks, and whose it is), ``auth`` (PIN
+check with rate limits), ``checkin`` (home page, check-in by PIN or by one
+tap), ``bind`` (bind this phone), ``me`` (my record), ``i18n`` (zh-CN / en).
+
+Routes: ``/`` (start page: check-in form for an unknown device, "bind this
+phone" for an unbound one, "Hello" + one-tap check-in for a bound one),
+``POST /checkin`` (staff number + PIN), ``POST /checkin/tap`` (bound phone),
+``/done``, ``GET|POST /bind``, ``/bound``, ``/me`` (my record),
+``/api/captive`` (RFC 8908), the OS probe paths (``probes.PROBES``),
+``/healthz`` (JSON). Any page takes ``?lang=zh|en``.
 
 Config keys (``create_app(test_config)`` or the node's JSON config file named
-by ``$ROUNDS_EDGE_CONFIG``):
+by ``$ROUNDS_EDGE_CONFIG``; JSON names in brackets):
 
-- ``NODE_DB``    path of the node's SQLite database (JSON: ``db``)
-- ``NODE_ID``    this node's id (JSON: ``node``)
-- ``ZONE``       zone to use while the hub's config has none (JSON: ``zone``)
-- ``SECRET_KEY`` signs the session cookie (JSON: derived from ``site_secret``)
-- ``TIMEZONE``   optional IANA name for times shown to people (JSON:
-  ``timezone``); default: the system's local time zone
+- ``NODE_DB``     path of the node's SQLite database (``db``)
+- ``NODE_ID``     this node's id (``node``)
+- ``ZONE``        zone to use while the hub's config has none (``zone``)
+- ``SITE_SECRET`` bytes; key of the device HMAC (``site_secret``, hex)
+- ``SECRET_KEY``  signs the session cookie (derived from ``site_secret``)
+- ``TIMEZONE``    optional IANA name for times shown to people (``timezone``);
+  default: the system's local time zone
+- ``PORTAL_URL``  the user-portal URL phones are sent to, e.g.
+  ``http://10.42.0.1/`` (``portal.url``). Requests for any other host name
+  (the nftables redirect sends every HTTP request of a captive phone here)
+  are redirected to it. Unset: no foreign-host redirect, and captive probes
+  are sent to ``/`` on the host they asked for (the one-machine demo).
+- ``API_URL``     the RFC 8908 API URL given in DHCP option 114, https
+  (``portal.api_url``); its host name also counts as the portal's own.
+- ``VENUE_INFO_URL`` optional venue page for the RFC 8908 API
+  (``portal.venue_info_url``)
+- ``LEASES_FILE`` dnsmasq's lease file (``portal.leases_file``), default
+  ``edge.devices.LEASES_FILE``; ``ARP_FILE`` the neighbour table
+  (``portal.arp_file``), default ``/proc/net/arp``
+- ``RELEASE_SECONDS`` how long a bound phone passes the portal once released
+  (``portal.release_seconds``), default 43200 (12 h)
+- ``LANGUAGE_COOKIE_DAYS`` how long the language choice is remembered, default 180
+
+Every POST is checked by Flask-WTF's ``CSRFProtect`` (token in the session
+cookie, signed copy in the form's ``csrf_token`` field, valid for
+``WTF_CSRF_TIME_LIMIT`` = Flask-WTF's default of one hour; an expired form
+gets a clear "please try again" page).
 """
 
 import hashlib
 import hmac
+import logging
 import os
-import secrets
 import sqlite3
+import threading
 from contextlib import contextmanager
 from datetime import datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, g, jsonify, render_template, request, session
+from flask import Flask, current_app, g, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from edge import devices
 from edge.db import open_db
 from edge.outbox import Outbox
 from edge.state import ROSTER, NodeState
@@ -34,8 +73,14 @@ from protocol.clock import parse_iso
 from protocol.settings import ConfigError, load_json
 
 CONFIG_ENV = "ROUNDS_EDGE_CONFIG"
-_REQUIRED = ("NODE_DB", "NODE_ID", "SECRET_KEY")
-_CSRF_FIELD = "csrf_token"
+_REQUIRED = ("NODE_DB", "NODE_ID", "SECRET_KEY", "SITE_SECRET")
+# node JSON "portal" section -> Flask config key
+_PORTAL_KEYS = {"url": "PORTAL_URL", "leases_file": "LEASES_FILE", "arp_file": "ARP_FILE",
+                "release_seconds": "RELEASE_SECONDS", "venue_info_url": "VENUE_INFO_URL",
+                "api_url": "API_URL"}
+
+csrf = CSRFProtect()
+log = logging.getLogger(__name__)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -44,19 +89,30 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(
         NODE_DB=None, NODE_ID=None, ZONE=None, SECRET_KEY=None, TIMEZONE=None,
+        SITE_SECRET=None, PORTAL_URL=None, API_URL=None, VENUE_INFO_URL=None,
+        LEASES_FILE=devices.LEASES_FILE, ARP_FILE=devices.ARP_FILE, RELEASE_SECONDS=43200,
+        LANGUAGE_COOKIE_DAYS=180,
         SESSION_COOKIE_NAME="rounds_portal",
         SESSION_COOKIE_SAMESITE="Lax",
+        # Send the cookie only when it changes (not on every probe answer).
+        SESSION_REFRESH_EACH_REQUEST=False,
     )
     app.config.update(config_from_file() if test_config is None else test_config)
-    missing = [key for key in _REQUIRED if not app.config.get(key)]
-    if missing:
-        raise ConfigError(f"portal config lacks: {', '.join(missing)}")
+    _check_config(app.config)
     # Migrate once at start-up, so requests only ever find the schema current.
     open_db(app.config["NODE_DB"]).close()
 
+    from . import bind, checkin, device, i18n, me, probes
+    # Order of the before-request hooks: who is asking (and release a bound
+    # phone) -> redirect foreign hosts -> CSRF check of POSTs.
     init_app(app)
-    from . import checkin
+    i18n.init_app(app)
+    device.init_app(app)
+    probes.init_app(app)
+    csrf.init_app(app)
     checkin.init_app(app)
+    bind.init_app(app)
+    me.init_app(app)
     return app
 
 
@@ -66,13 +122,44 @@ def config_from_file(path: str | None = None) -> dict:
     if not path:
         raise ConfigError(f"set {CONFIG_ENV} to the path of the node config file")
     config = load_json(path, required=("node", "db", "site_secret"))
-    return {
+    result = {
         "NODE_DB": config["db"],
         "NODE_ID": config["node"],
         "ZONE": config.get("zone"),
+        "SITE_SECRET": config["site_secret"],
         "SECRET_KEY": session_key(config["site_secret"]),
         "TIMEZONE": config.get("timezone"),
     }
+    portal = config.get("portal") or {}
+    result.update({key: portal[name] for name, key in _PORTAL_KEYS.items()
+                   if portal.get(name) is not None})
+    return result
+
+
+def _check_config(config) -> None:
+    secret = config.get("SITE_SECRET")
+    if isinstance(secret, str):
+        try:
+            config["SITE_SECRET"] = bytes.fromhex(secret)
+        except ValueError:
+            raise ConfigError("site_secret must be hex (as `rounds-provision site init` "
+                              "writes it)") from None
+    missing = [key for key in _REQUIRED if not config.get(key)]
+    if missing:
+        raise ConfigError(f"portal config lacks: {', '.join(missing)}")
+    for key in ("PORTAL_URL", "API_URL", "VENUE_INFO_URL"):
+        url = config.get(key)
+        if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+            raise ConfigError(f"{key} is not an http(s) URL: {url!r}")
+    if config.get("API_URL") and urlsplit(config["API_URL"]).scheme != "https":
+        log.warning("API_URL %s is not https: Android ignores a captive-portal API "
+                    "(DHCP option 114) that is not served over HTTPS", config["API_URL"])
+    try:
+        config["RELEASE_SECONDS"] = int(config["RELEASE_SECONDS"])
+    except (TypeError, ValueError):
+        raise ConfigError("portal.release_seconds must be a whole number of seconds") from None
+    if config["RELEASE_SECONDS"] <= 0:
+        raise ConfigError("portal.release_seconds must be positive")
 
 
 def session_key(site_secret: str) -> str:
@@ -86,36 +173,68 @@ def session_key(site_secret: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Per-request database, CSRF check on every POST, filters, error pages."""
+    """Per-request database, filters, error pages, no caching of pages."""
+    app.extensions["rounds_portal_db"] = threading.local()
     app.teardown_appcontext(close_db)
-    app.before_request(check_csrf)
-    app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["zone_label"] = zone_label
     app.jinja_env.filters["hhmm"] = hhmm
+    app.jinja_env.filters["when"] = when
+    app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.add_url_rule("/healthz", "healthz", healthz)
+    app.after_request(_no_store)
 
 
-# --- database: one connection per request -----------------------------------
-# Each gunicorn worker is its own process and SQLite connections must not be
-# shared across threads, so a connection lives exactly as long as a request.
+# --- database: one connection per worker thread ------------------------------
+# Each gunicorn worker is its own process and an SQLite connection must not be
+# shared across threads, so each thread of a worker keeps its own connection
+# (opening one, with its migration check, for every request cost more than
+# the check-in itself). Between requests it holds no transaction.
 
 def get_outbox() -> Outbox:
-    """The request's Outbox; its ``db`` is the request's database connection,
+    """This thread's Outbox; its ``db`` is this thread's database connection,
     so portal writes and outbox appends can share one transaction."""
-    if "outbox" not in g:
-        g.outbox = Outbox(current_app.config["NODE_DB"])
-    return g.outbox
+    local = current_app.extensions["rounds_portal_db"]
+    outbox = getattr(local, "outbox", None)
+    if outbox is None:
+        outbox = local.outbox = Outbox(current_app.config["NODE_DB"])
+    g.db_used = True
+    return outbox
 
 
 def get_db():
     return get_outbox().db
 
 
+def get_state() -> NodeState:
+    """The node's state for this request; each document is read (and parsed)
+    at most once per request."""
+    if "state" not in g:
+        g.state = _RequestState(get_db())
+    return g.state
+
+
+class _RequestState(NodeState):
+    def __init__(self, db):
+        super().__init__(db)
+        self._documents = {}
+
+    def get(self, key):
+        if key not in self._documents:
+            self._documents[key] = super().get(key)
+        return self._documents[key]
+
+    def put(self, key, document):
+        self._documents.pop(key, None)
+        super().put(key, document)
+
+
 def close_db(exc=None) -> None:
-    outbox = g.pop("outbox", None)
-    if outbox is not None:
-        outbox.close()
+    """End of request: leave no transaction open on this thread's connection."""
+    if g.pop("db_used", False):
+        conn = current_app.extensions["rounds_portal_db"].outbox.conn
+        if conn.in_transaction:
+            conn.rollback()
 
 
 @contextmanager
@@ -126,15 +245,23 @@ def immediate(db):
     "database is locked" when another process wrote in between (busy_timeout
     does not help there); BEGIN IMMEDIATE waits for the lock instead.
     Nested ``db.atomic()`` blocks (as in Outbox.append) become savepoints.
+
+    Threads of one worker queue for the lock here, in order, rather than in
+    SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and
+    made the slowest check-ins under load several times slower.
     """
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-        db.conn.execute("COMMIT")
-    except BaseException:
-        if db.conn.in_transaction:
-            db.conn.rollback()
-        raise
+    with _WRITE_LOCK:
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.conn.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.rollback()
+            raise
+
+
+_WRITE_LOCK = threading.RLock()
 
 
 def current_zone(state: NodeState) -> str | None:
@@ -144,51 +271,59 @@ def current_zone(state: NodeState) -> str | None:
 
 def zone_label() -> str | None:
     """The zone as shown to people: its name from the hub, else its id."""
-    state = NodeState(get_db())
+    state = get_state()
     return state.zone_name() or current_zone(state)
-
-
-# --- CSRF: a per-session token in a hidden field ------------------------------
-
-def csrf_token() -> str:
-    token = session.get(_CSRF_FIELD)
-    if not token:
-        token = session[_CSRF_FIELD] = secrets.token_urlsafe(32)
-    return token
-
-
-def check_csrf():
-    """Refuse (400) any POST whose form does not carry this session's token."""
-    if request.method != "POST":
-        return None
-    expected = session.get(_CSRF_FIELD, "")
-    sent = request.form.get(_CSRF_FIELD, "")
-    if expected and hmac.compare_digest(sent.encode(), expected.encode()):
-        return None
-    return message_page(
-        400, "Please try again",
-        "This form has expired or did not come from this page. "
-        "Go back to the start page and submit it again.",
-    )
 
 
 # --- rendering helpers --------------------------------------------------------
 
-def hhmm(timestamp: str) -> str:
-    """A wire timestamp as HH:MM in the node's time zone."""
+def local_time(timestamp: str | datetime) -> datetime:
+    """A wire timestamp in the node's time zone."""
     name = current_app.config.get("TIMEZONE")
-    moment: datetime = parse_iso(timestamp)
-    return moment.astimezone(ZoneInfo(name) if name else None).strftime("%H:%M")
+    moment = parse_iso(timestamp) if isinstance(timestamp, str) else timestamp
+    return moment.astimezone(ZoneInfo(name) if name else None)
+
+
+def hhmm(timestamp: str | datetime) -> str:
+    """A wire timestamp as HH:MM in the node's time zone."""
+    return local_time(timestamp).strftime("%H:%M")
+
+
+def when(timestamp: str) -> str:
+    """A wire timestamp as YYYY-MM-DD HH:MM in the node's time zone."""
+    return local_time(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def minutes_until(moment: datetime, now: datetime) -> int:
+    """Whole minutes until ``moment``, rounded up, at least 1."""
+    return max(1, -(-int((moment - now).total_seconds()) // 60))
 
 
 def message_page(status: int, title: str, message: str, headers=None):
     return render_template("message.html", title=title, message=message), status, headers or {}
 
 
+def _csrf_error(exc: CSRFError):
+    return message_page(
+        400, _("Please try again"),
+        _("This form has expired or did not come from this page. "
+          "Go back to the start page and submit it again."))
+
+
 def _http_error(exc: HTTPException):
     if exc.code is None or exc.code < 400:
         return exc
-    return message_page(exc.code, exc.name, exc.description or "")
+    titles = {404: _("Page not found"), 405: _("This page cannot be used that way"),
+              413: _("Too much data"), 429: _("Too many attempts")}
+    return message_page(exc.code, titles.get(exc.code) or _("Something went wrong"),
+                        _("Go back to the start page and try again."))
+
+
+def _no_store(response):
+    """Pages depend on which phone asks: no cache may keep them."""
+    if request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def healthz():
@@ -196,7 +331,7 @@ def healthz():
     config = current_app.config
     try:
         outbox = get_outbox()
-        state = NodeState(outbox.db)
+        state = get_state()
         roster = state.get(ROSTER) or {}
         body = {
             "ok": True, "node": config["NODE_ID"], "zone": current_zone(state),
@@ -205,3 +340,4 @@ def healthz():
         return jsonify(body)
     except sqlite3.Error as exc:
         return jsonify({"ok": False, "node": config["NODE_ID"], "error": str(exc)}), 503
+

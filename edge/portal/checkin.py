@@ -1,29 +1,32 @@
-"""Check-in with staff number + PIN, verified offline against the roster.
+"""The start page and check-in: by staff number + PIN (``/checkin``, any
+phone, the only way for an unknown device) or by one tap on a bound phone
+(``/checkin/tap``, no PIN).
 
-A right PIN queues one ``checkin`` record per person and event (a second try
-says "already checked in"); wrong PINs are rate-limited per staff number.
+The start page depends on the phone: unknown device -> the check-in form;
+a phone not bound yet -> "bind this phone" (``bind.py``); a bound phone ->
+"Hello <name>" with a one-tap check-in for the event on now.
+
+One ``checkin`` record per person and event (a second try says "already
+checked in"; while no event is on, once per day).
 """
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
-from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, render_template, request, session
+from flask_babel import gettext as _
 
-from edge.state import ROSTER, NodeState
-from protocol.clock import iso, parse_iso
-from protocol.pins import verify_pin
+from edge.state import ROSTER
+from protocol.clock import iso
 
-from . import current_zone, get_db, get_outbox, immediate, message_page
+from . import current_zone, get_db, get_outbox, get_state, immediate, message_page
+from .auth import Refusal, authenticate
+from .device import device_key, person, phone
+from .i18n import redirect_to
 
 bp = Blueprint("checkin", __name__)
 
-MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FIELD = 64  # the record contract's limit for a staff id
 NO_EVENT = "day:"  # local_checkins key prefix (+ UTC date) while no event is on
 _RESULT = "checkin_result"  # session key carrying the outcome to /done
-
-NO_ROSTER = "This node has not received the staff list from the hub yet."
 
 
 def init_app(app: Flask) -> None:
@@ -32,156 +35,124 @@ def init_app(app: Flask) -> None:
 
 @bp.get("/")
 def home():
-    return _home_page()
+    current = phone()
+    if current is None:
+        return _form_page()
+    if current.staff_id is None:
+        from .bind import bind_page  # bind.py builds on this module
+        return bind_page()
+    return hello_page()
 
 
 @bp.post("/checkin")
 def checkin():
-    staff_id = request.form.get("staff_id", "").strip()
-    pin = request.form.get("pin", "").strip()
-    missing = [label for label, value in (("staff number", staff_id), ("PIN", pin)) if not value]
-    if missing:
-        return _home_page(400, f"Please enter your {' and '.join(missing)}.", staff_id)
-    if len(staff_id) > MAX_FIELD or len(pin) > MAX_FIELD:
-        return _home_page(400, "The staff number or PIN is too long.")
+    """Staff number + PIN: works from any phone (the device id is recorded
+    when the phone is known), and is the only way for an unknown device."""
+    result = authenticate(request.form, device_key())
+    if isinstance(result, Refusal):
+        if result.whole_page:
+            return message_page(result.status, _("Not ready yet"), result.message)
+        return _form_page(result.status, result.message, result.staff_id, result.headers)
+    current = phone()
+    event = get_state().active_event()
+    created, ts = record_checkin(get_outbox(), result.staff_id, event, result.zone,
+                                 current.device if current else None)
+    return _done(result.name, event, ts, created)
 
-    db = get_db()
-    state = NodeState(db)
-    if state.get(ROSTER) is None:
-        return message_page(503, "Not ready yet", NO_ROSTER + " Please try again in a few minutes.")
+
+@bp.post("/checkin/tap")
+def tap():
+    """One tap on a bound phone: no PIN, the binding says who it is."""
+    current = phone()
+    if current is None or current.staff_id is None:
+        return message_page(403, _("This phone is not bound yet"),
+                            _("Bind it with your staff number and PIN first."))
+    state = get_state()
     zone = current_zone(state)
     if not zone:
-        return message_page(503, "Not ready yet", "This node does not know its zone yet.")
-    person = _find_staff(state, staff_id)
-    if person is None:
-        return _home_page(
-            404, f"Unknown staff number {staff_id} — ask the civility office to add you.")
-    staff_id = person["staff_id"]
+        return message_page(503, _("Not ready yet"), _("This node does not know its zone yet."))
+    event = state.active_event()
+    created, ts = record_checkin(get_outbox(), current.staff_id, event, zone, current.device)
+    who = person(current.staff_id)
+    return _done(who.get("name") or current.staff_id, event, ts, created)
 
-    now = datetime.now(timezone.utc)
-    attempt = reserve_attempt(db, staff_id, now)
-    if attempt.locked_until is not None:
-        wait = attempt.locked_until - now
-        minutes = max(1, -(-int(wait.total_seconds()) // 60))
-        return _home_page(
-            429,
-            f"Too many wrong PINs for staff number {staff_id}. "
-            f"Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
-            staff_id, headers={"Retry-After": str(max(1, int(wait.total_seconds())))},
-        )
-    if not verify_pin(pin, person.get("pin_hash", "")):
-        left = attempt.left
-        warning = (f"{left} more wrong PIN{'s' if left != 1 else ''} and this staff number "
-                   f"is locked for {_minutes(FAILURE_WINDOW)} minutes." if left
-                   else f"This staff number is now locked for {_minutes(FAILURE_WINDOW)} minutes.")
-        return _home_page(401, f"Wrong PIN for staff number {staff_id}. {warning}", staff_id)
-    release_attempt(db, attempt.row_id)
 
-    event = state.active_event(now)
-    created, ts = record_checkin(get_outbox(), staff_id, event, zone)
-    session[_RESULT] = {
-        "name": person.get("name") or staff_id,
-        "event": event.get("title") if event else None,
-        "ts": ts,
-        "already": not created,
-    }
-    return redirect(url_for("checkin.done"), code=303)
+def _done(name: str, event: dict | None, ts: str, created: bool):
+    session[_RESULT] = {"name": name, "event": event.get("title") if event else None,
+                        "ts": ts, "already": not created}
+    return redirect_to("checkin.done")
 
 
 @bp.get("/done")
 def done():
-    """The outcome of the last check-in, shown once (then back to the form)."""
+    """The outcome of the last check-in, shown once (then back to the start)."""
     result = session.pop(_RESULT, None)
     if result is None:
-        return redirect(url_for("checkin.home"), code=303)
-    return render_template("done.html", result=result, zone=current_zone(NodeState(get_db())))
+        return redirect_to("checkin.home")
+    return render_template("done.html", result=result, bound=bool(phone() and phone().staff_id))
 
 
-def _home_page(status=200, error=None, staff_id="", headers=None):
-    state = NodeState(get_db())
-    page = render_template(
-        "home.html",
-        zone=current_zone(state),
-        event=state.active_event(),
-        roster_ready=state.get(ROSTER) is not None,
-        error=error,
-        staff_id=staff_id,
-    )
+def _form_page(status=200, error=None, staff_id="", headers=None):
+    state = get_state()
+    page = render_template("home.html", event=state.active_event(),
+                           roster_ready=state.get(ROSTER) is not None,
+                           error=error, staff_id=staff_id)
     return page, status, headers or {}
 
 
-def _find_staff(state: NodeState, staff_id: str) -> dict | None:
-    """Exact match first; then upper case, since phone keyboards capitalise
-    letters in staff numbers inconsistently."""
-    return state.staff(staff_id) or (
-        state.staff(staff_id.upper()) if staff_id.upper() != staff_id else None)
-
-
-def _minutes(delta: timedelta) -> int:
-    return int(delta.total_seconds() // 60)
+def hello_page():
+    current = phone()
+    event = get_state().active_event()
+    return render_template("hello.html", person=person(current.staff_id), event=event,
+                           checked_in_at=checked_in_at(current.staff_id, event))
 
 
 # --- recording the check-in ---------------------------------------------------
 
-def record_checkin(outbox, staff_id: str, event: dict | None, zone: str) -> tuple[bool, str]:
+def checkin_key(event: dict | None, ts: str) -> str:
+    """The ``local_checkins`` key: the event id, or the UTC day while none is on."""
+    return event["id"] if event else NO_EVENT + ts[:10]
+
+
+def checked_in_at(staff_id: str, event: dict | None) -> str | None:
+    """When this person checked in to ``event`` (today, while none is on)."""
+    key = checkin_key(event, iso(datetime.now(timezone.utc)))
+    row = get_db().conn.execute(
+        "SELECT ts FROM local_checkins WHERE staff_id = ? AND event_id = ?",
+        (staff_id, key)).fetchone()
+    return row[0] if row else None
+
+
+def record_checkin(outbox, staff_id: str, event: dict | None, zone: str,
+                   device: str | None = None) -> tuple[bool, str]:
     """Queue a ``checkin`` record unless this person already checked in to
     this event; returns ``(created, ts of the check-in that counts)``.
 
     The lookup, the outbox append and the ``local_checkins`` row share one
     transaction on one connection, so two workers cannot both create one.
     """
-    event_id = event["id"] if event else None
+    with immediate(outbox.db):
+        return checkin_in_transaction(outbox, staff_id, event, zone, device)
+
+
+def checkin_in_transaction(outbox, staff_id: str, event: dict | None, zone: str,
+                           device: str | None) -> tuple[bool, str]:
+    """``record_checkin`` inside the caller's (immediate) transaction."""
     ts = iso(datetime.now(timezone.utc))
-    key = event_id if event_id is not None else NO_EVENT + ts[:10]  # once a day
+    key = checkin_key(event, ts)
     db = outbox.db
-    with immediate(db):
-        row = db.conn.execute(
-            "SELECT ts FROM local_checkins WHERE staff_id = ? AND event_id = ?", (staff_id, key)
-        ).fetchone()
-        if row is not None:
-            return False, row[0]
-        record_id = outbox.append({
-            "type": "checkin", "ts": ts, "staff_id": staff_id, "event_id": event_id,
-            "zone": zone, "method": "portal", "device": None,
-        })
-        db.conn.execute(
-            "INSERT INTO local_checkins (staff_id, event_id, ts, record_id) VALUES (?, ?, ?, ?)",
-            (staff_id, key, ts, record_id),
-        )
+    row = db.conn.execute(
+        "SELECT ts FROM local_checkins WHERE staff_id = ? AND event_id = ?", (staff_id, key)
+    ).fetchone()
+    if row is not None:
+        return False, row[0]
+    record_id = outbox.append({
+        "type": "checkin", "ts": ts, "staff_id": staff_id,
+        "event_id": event["id"] if event else None,
+        "zone": zone, "method": "portal", "device": device,
+    })
+    db.conn.execute(
+        "INSERT INTO local_checkins (staff_id, event_id, ts, record_id) VALUES (?, ?, ?, ?)",
+        (staff_id, key, ts, record_id),
+    )
     return True, ts
-
-
-# --- rate limit on wrong PINs ------------------------------------------------
-
-@dataclass(frozen=True)
-class Attempt:
-    row_id: int | None          # the reserved failure row, when allowed
-    locked_until: datetime | None  # when refused: the time the lock lifts
-    left: int = 0               # further failures allowed after this one
-
-
-def reserve_attempt(db, staff_id: str, now: datetime) -> Attempt:
-    """Count this attempt as a failure *before* the PIN is checked.
-
-    Reserving first (and releasing on a right PIN) keeps the limit exact even
-    when several workers verify PINs for the same staff number at once; a
-    crash mid-check errs on the side of one more counted failure.
-    """
-    cutoff = iso(now - FAILURE_WINDOW)
-    with immediate(db):
-        db.conn.execute("DELETE FROM pin_failures WHERE ts < ?", (cutoff,))
-        recent = [ts for (ts,) in db.conn.execute(
-            "SELECT ts FROM pin_failures WHERE staff_id = ? ORDER BY ts", (staff_id,))]
-        if len(recent) >= MAX_FAILURES:
-            # The lock lifts once fewer than MAX_FAILURES remain in the window.
-            return Attempt(None, parse_iso(recent[-MAX_FAILURES]) + FAILURE_WINDOW)
-        cursor = db.conn.execute(
-            "INSERT INTO pin_failures (staff_id, ts) VALUES (?, ?)", (staff_id, iso(now)))
-    return Attempt(cursor.lastrowid, None, MAX_FAILURES - len(recent) - 1)
-
-
-def release_attempt(db, row_id: int) -> None:
-    """Un-count an attempt whose PIN was right. Earlier failures stay counted,
-    so a right PIN does not reset the limit for someone guessing alongside."""
-    with immediate(db):
-        db.conn.execute("DELETE FROM pin_failures WHERE id = ?", (row_id,))
