@@ -6,6 +6,7 @@ captive mini-browsers drop them). Outside this module and the nftables gate,
 a MAC appears only as ``device_id`` (HMAC-SHA256 with the site secret, 16 hex).
 """
 
+import os
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from protocol.clock import iso, parse_iso
 from protocol.pins import device_id
 
-from .state import ROSTER, NodeState
+from .state import NodeState
 
 LEASES_FILE = "/var/lib/misc/dnsmasq.leases"
 ARP_FILE = "/proc/net/arp"
@@ -26,16 +27,36 @@ def normalise_mac(text: str) -> str | None:
     return mac if _MAC.match(mac) and mac != _INCOMPLETE else None
 
 
+# leases file path -> ((mtime_ns, size), {ip: mac}); re-read only when it changes.
+_leases: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
+
+
+def _lease_table(leases_file) -> dict[str, str]:
+    path = str(leases_file)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return {}
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _leases.get(path)
+    if cached is None or cached[0] != stamp:
+        table = {}
+        try:
+            for line in Path(path).read_text().splitlines():
+                fields = line.split()  # expiry mac ip hostname client-id
+                if len(fields) >= 3:
+                    table[fields[2]] = fields[1]
+        except OSError:
+            return {}
+        cached = _leases[path] = (stamp, table)
+    return cached[1]
+
+
 def mac_for_ip(ip: str, leases_file=LEASES_FILE, arp_file=ARP_FILE) -> str | None:
     """The MAC behind ``ip``: the DHCP lease first, then the neighbour table."""
-    try:
-        for line in Path(leases_file).read_text().splitlines():
-            # expiry mac ip hostname client-id
-            fields = line.split()
-            if len(fields) >= 3 and fields[2] == ip:
-                return normalise_mac(fields[1])
-    except OSError:
-        pass
+    leased = _lease_table(leases_file).get(ip)
+    if leased:
+        return normalise_mac(leased)
     try:
         for line in Path(arp_file).read_text().splitlines()[1:]:
             # IP address, HW type, Flags, HW address, Mask, Device
@@ -58,12 +79,7 @@ class Devices:
         """Whose phone this is: a binding made here, else the hub's roster."""
         row = self.db.conn.execute(
             "SELECT staff_id FROM bindings_local WHERE device = ?", (device,)).fetchone()
-        if row:
-            return row[0]
-        for binding in (NodeState(self.db).get(ROSTER) or {}).get("bindings", []):
-            if binding.get("device") == device:
-                return binding.get("staff_id")
-        return None
+        return row[0] if row else NodeState(self.db).bound_staff(device)
 
     def bind(self, device: str, staff_id: str, now: datetime | None = None) -> None:
         """Bind ``device`` to ``staff_id``, replacing that person's other phones
@@ -116,7 +132,5 @@ class Devices:
             "SELECT staff_id, bound_at FROM bindings_local WHERE device = ?", (device,)).fetchone()
         if row:
             return {"staff_id": row[0], "bound_at": row[1], "source": "node"}
-        for binding in (NodeState(self.db).get(ROSTER) or {}).get("bindings", []):
-            if binding.get("device") == device:
-                return {"staff_id": binding.get("staff_id"), "bound_at": None, "source": "hub"}
-        return None
+        staff_id = NodeState(self.db).bound_staff(device)
+        return {"staff_id": staff_id, "bound_at": None, "source": "hub"} if staff_id else None

@@ -1,6 +1,12 @@
 """What the node knows from the hub, kept for offline use: the roster
 (``down/roster``) and this node's config with its schedule (``down/config``).
-Both arrive as retained JSON documents and are stored whole in ``kv``."""
+Both arrive as retained JSON documents and are stored whole in ``kv``.
+
+A hospital's roster is thousands of people and the portal consults it on
+every request, so each process keeps the last parsed copy of each document
+(reused while the stored text is unchanged) with lookup indexes beside it.
+Documents returned by ``get`` are shared: treat them as read-only.
+"""
 
 import json
 from datetime import datetime, timedelta, timezone
@@ -11,6 +17,17 @@ ROSTER = "roster"
 CONFIG = "config"
 # A phone may check in this long before an event starts.
 EARLY_CHECKIN = timedelta(minutes=30)
+
+
+# key -> (stored text, parsed document, {index name: dict}); per process.
+_parsed: dict[str, tuple[str, dict, dict]] = {}
+
+
+def _document(key: str, text: str) -> tuple[dict, dict]:
+    cached = _parsed.get(key)
+    if cached is None or cached[0] != text:
+        cached = _parsed[key] = (text, json.loads(text), {})
+    return cached[1], cached[2]
 
 
 class NodeState:
@@ -27,15 +44,27 @@ class NodeState:
 
     def get(self, key: str) -> dict | None:
         row = self.db.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return _document(key, row[0])[0] if row else None
+
+    def _roster_index(self, name: str, list_key: str, field: str) -> dict:
+        """``{entry[field]: entry}`` over the roster's ``list_key``, built once per roster."""
+        row = self.db.conn.execute("SELECT value FROM kv WHERE key = ?", (ROSTER,)).fetchone()
+        if row is None:
+            return {}
+        roster, indexes = _document(ROSTER, row[0])
+        if name not in indexes:
+            indexes[name] = {entry.get(field): entry for entry in roster.get(list_key, [])
+                             if isinstance(entry, dict)}
+        return indexes[name]
 
     def staff(self, staff_id: str) -> dict | None:
         """The roster entry for ``staff_id`` (with ``pin_hash``), or None."""
-        roster = self.get(ROSTER) or {}
-        for person in roster.get("staff", []):
-            if person.get("staff_id") == staff_id:
-                return person
-        return None
+        return self._roster_index("staff", "staff", "staff_id").get(staff_id)
+
+    def bound_staff(self, device: str) -> str | None:
+        """Whose phone ``device`` is, by the hub's bindings in the roster."""
+        binding = self._roster_index("bindings", "bindings", "device").get(device)
+        return binding.get("staff_id") if binding else None
 
     def zone(self) -> str | None:
         return (self.get(CONFIG) or {}).get("zone")

@@ -49,6 +49,7 @@ cookie, signed copy in the form's ``csrf_token`` field, valid for
 gets a clear "please try again" page).
 """
 
+import fcntl
 import hashlib
 import hmac
 import logging
@@ -246,11 +247,13 @@ def immediate(db):
     does not help there); BEGIN IMMEDIATE waits for the lock instead.
     Nested ``db.atomic()`` blocks (as in Outbox.append) become savepoints.
 
-    Threads of one worker queue for the lock here, in order, rather than in
-    SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and
-    made the slowest check-ins under load several times slower.
+    Writers queue for the lock here, in order, rather than in SQLite's busy
+    handler, which sleeps in growing steps (up to 100 ms) and made the slowest
+    check-ins under load several times slower: threads of one worker on a
+    mutex, gunicorn's worker processes on a lock file (flock wakes a waiter
+    as soon as the holder lets go).
     """
-    with _WRITE_LOCK:
+    with _WRITE_LOCK, _process_lock(current_app.config["NODE_DB"]):
         db.conn.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -261,7 +264,23 @@ def immediate(db):
             raise
 
 
-_WRITE_LOCK = threading.RLock()
+_WRITE_LOCK = threading.Lock()
+_LOCK_FILES: dict[str, int] = {}
+
+
+@contextmanager
+def _process_lock(db_path):
+    """An exclusive flock shared by every portal process on this database
+    (taken under _WRITE_LOCK, so one thread per process asks for it)."""
+    path = f"{db_path}.write-lock"
+    fd = _LOCK_FILES.get(path)
+    if fd is None:
+        fd = _LOCK_FILES[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def current_zone(state: NodeState) -> str | None:
