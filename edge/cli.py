@@ -61,18 +61,33 @@ def sync(ctx):
 @click.option("--bind", default=None, help="host:port (default: the config's portal.bind "
               "or 0.0.0.0:80).")
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--tls", is_flag=True, help="Serve HTTPS with the config's portal.tls_cert and "
+              "portal.tls_key (default bind 0.0.0.0:8443): the RFC 8908 API phones reach "
+              "through DHCP option 114.")
 @click.pass_context
-def portal(ctx, bind, workers):
-    """Serve the staff portal (check-in) with gunicorn.
+def portal(ctx, bind, workers, tls):
+    """Serve the staff portal (bind, check-in, my record, OS probes) with gunicorn.
+
+    Runs unprivileged; on a node, nftables brings phones' port 80 (and 443)
+    to it.
 
     Example:
 
         rounds-edge --config /etc/rounds/node.json portal --bind 0.0.0.0:8080
     """
     config = _load(ctx)
-    bind = bind or config.get("portal", {}).get("bind", "0.0.0.0:80")
+    settings = config.get("portal", {})
+    extra = ()
+    if tls:
+        missing = [k for k in ("tls_cert", "tls_key") if not settings.get(k)]
+        if missing:
+            raise click.ClickException(f"--tls needs portal.{' and portal.'.join(missing)} "
+                                       "in the node config")
+        extra = ("--certfile", settings["tls_cert"], "--keyfile", settings["tls_key"])
+    bind = bind or settings.get("tls_bind" if tls else "bind",
+                                "0.0.0.0:8443" if tls else "0.0.0.0:80")
     exec_gunicorn("edge.portal:create_app()", bind, workers, "ROUNDS_EDGE_CONFIG",
-                  ctx.obj["config_path"])
+                  ctx.obj["config_path"], extra)
 
 
 @main.command()

@@ -41,7 +41,8 @@ def load_config(path, required: tuple[str, ...]) -> dict:
         raise click.ClickException(str(exc)) from None
 
 
-def exec_gunicorn(app_factory: str, bind: str, workers: int, config_env: str, config_path):
+def exec_gunicorn(app_factory: str, bind: str, workers: int, config_env: str, config_path,
+                  extra_args=()):
     """Replace this process with gunicorn serving ``app_factory``; the app
     finds its config through the environment variable ``config_env``."""
     env = dict(os.environ, **{config_env: os.path.abspath(config_path)})
@@ -49,5 +50,5 @@ def exec_gunicorn(app_factory: str, bind: str, workers: int, config_env: str, co
     # never use, and each would hold a sync worker until its timeout.
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
             "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-",
-            app_factory]
+            *extra_args, app_factory]
     os.execve(sys.executable, argv, env)

@@ -70,6 +70,10 @@ NCSI_DNS = ("dns.msftncsi.com", "131.107.255.255")
 
 UNITS = ("rounds-firewall.service", "rounds-dnsmasq.service", "rounds-portal.service",
          "rounds-presence.service", "rounds-sync.service", "rounds-gate.service")
+# Only on a node with an HTTPS captive-portal API (``portal.api_url``).
+TLS_UNIT = "rounds-portal-tls.service"
+# Where the portal serves HTTPS; phones' tcp/443 reaches it through a redirect.
+TLS_PORT = 8443
 
 _HARDENING = """\
 NoNewPrivileges=yes
@@ -118,13 +122,17 @@ def render_node(settings: dict, out_dir) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     names = (["hostapd.conf"] if values["shape"] == "ward" else []) + [
-        "dnsmasq.conf", "nftables.conf", "sysctl.conf", *UNITS]
+        "dnsmasq.conf", "nftables.conf", "sysctl.conf", *_units(values)]
     for name in names:
         text = Template((TEMPLATES / f"{name}.tmpl").read_text()).substitute(values)
         path = out / name
         _write(path, text, 0o600 if name == "hostapd.conf" else 0o644)
         written.append(path)
     return written
+
+
+def _units(values: dict) -> tuple[str, ...]:
+    return UNITS + ((TLS_UNIT,) if values["api_url"] else ())
 
 
 def destinations(settings: dict) -> dict[str, str]:
@@ -135,7 +143,7 @@ def destinations(settings: dict) -> dict[str, str]:
         "dnsmasq.conf": f"{config_dir}/dnsmasq.conf",
         "nftables.conf": f"{config_dir}/nftables.conf",
         "sysctl.conf": "/etc/sysctl.d/90-rounds.conf",
-        **{unit: f"/etc/systemd/system/{unit}" for unit in UNITS},
+        **{unit: f"/etc/systemd/system/{unit}" for unit in _units(values)},
     }
     if values["shape"] == "ward":  # run by Debian's hostapd@<interface>.service
         places["hostapd.conf"] = f"/etc/hostapd/{values['wifi_interface']}.conf"
@@ -199,6 +207,7 @@ def _values(settings: dict) -> dict:
         "state_dir": _path(install.get("state_dir", "/var/lib/rounds"), "install.state_dir"),
         "user": install.get("user", "rounds"),
         "ip_forward": 1 if uplink == "intranet" else 0,
+        "api_url": api_url or "", "tls_port": TLS_PORT,
     }
     if not isinstance(values["user"], str) or not _NAME.match(values["user"]):
         raise NodeConfigError(f"install.user: expected a user name, got {values['user']!r}")
@@ -206,7 +215,7 @@ def _values(settings: dict) -> dict:
     values["hardening"] = _HARDENING.format(state_dir=values["state_dir"])
     values.update(_wifi(wifi, shape))
     values.update(_dns(net, uplink, str(node_ip), api_url, api_host))
-    values.update(_firewall(uplink, wifi_if, uplink_if, str(subnet), api_url))
+    values.update(_firewall(uplink, wifi_if, uplink_if, str(subnet), api_url, str(node_ip)))
     return values
 
 
@@ -334,9 +343,16 @@ def _dns(net: dict, uplink: str, node_ip: str, api_url, api_host) -> dict:
     return {"probe_names": "\n".join(probe), "dns_rest": "\n".join(rest), "option_114": option}
 
 
-def _firewall(uplink: str, wifi_if: str, uplink_if: str, subnet: str, api_url) -> dict:
-    tls = ('\t\ttcp dport 443 accept comment "captive-portal API (HTTPS)"' if api_url
-           else "\t\t# no tcp/443: no captive-portal API on this node")
+def _firewall(uplink: str, wifi_if: str, uplink_if: str, subnet: str, api_url,
+              node_ip: str) -> dict:
+    if api_url:
+        tls = (f'\t\ttcp dport {TLS_PORT} accept comment '
+               f'"captive-portal API (HTTPS; 443 arrives through the redirect)"')
+        tls_redirect = (f'\t\tiifname "{wifi_if}" ip daddr {node_ip} tcp dport 443 '
+                        f'redirect to :{TLS_PORT}')
+    else:
+        tls = "\t\t# no tcp/443: no captive-portal API on this node"
+        tls_redirect = "\t\t# no HTTPS: this node has no captive-portal API (portal.api_url)"
     if uplink == "intranet":
         forward = f'\t\tiifname "{wifi_if}" oifname "{uplink_if}" accept'
         postrouting = "\n".join([
@@ -349,7 +365,8 @@ def _firewall(uplink: str, wifi_if: str, uplink_if: str, subnet: str, api_url) -
     else:
         forward = "\t\t# uplink = none: released phones reach only the node."
         postrouting = ""
-    return {"tls_rule": tls, "forward_rule": forward, "postrouting": postrouting}
+    return {"tls_rule": tls, "tls_redirect": tls_redirect, "forward_rule": forward,
+            "postrouting": postrouting}
 
 
 def _is_ip(text: str) -> bool:

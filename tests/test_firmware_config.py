@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.nodeconfig import NCSI_DNS, UNITS, NodeConfigError, destinations, render_node
+from provisioning.nodeconfig import (NCSI_DNS, TLS_UNIT, UNITS, NodeConfigError, destinations,
+                                     render_node)
 
 from .netns import Netns, missing_tools, sh, veth
 
@@ -78,7 +79,10 @@ def test_nftables_ruleset_loads_in_a_namespace(case, tmp_path, tools):
     intranet = config["network"]["uplink"] == "intranet"
     assert (f'iifname "{wifi_if}" oifname "eth0" accept' in listing) is intranet
     assert ("masquerade" in listing) is intranet
-    assert ("tcp dport 443 accept" in listing) is bool(config["portal"]["api_url"])
+    https = bool(config["portal"]["api_url"])
+    assert ("tcp dport 8443 accept" in listing) is https
+    assert (f'iifname "{wifi_if}" ip daddr 10.42.0.1 tcp dport 443 redirect to :8443'
+            in listing) is https
 
 
 def test_nft_check_catches_a_broken_ruleset(tmp_path, tools):
@@ -216,13 +220,14 @@ def test_systemd_analyze_verifies_the_units(case, tmp_path):
     if not analyze:
         pytest.skip("systemd-analyze is not installed (Debian package systemd); "
                     "the units are not verified here")
-    render_node(CASES[case], tmp_path)
-    units = [tmp_path / unit for unit in UNITS]
+    written = render_node(CASES[case], tmp_path)
+    units = [path for path in written if path.suffix == ".service"]
+    assert (TLS_UNIT in {u.name for u in units}) is bool(CASES[case]["portal"]["api_url"])
     result = sh(analyze, "verify", *units, check=False)
     output = result.stdout + result.stderr
     # verify exits 0 on unknown keys and bad values: any word about our units fails.
     ours = [line for line in output.splitlines()
-            if str(tmp_path) in line or any(unit in line for unit in UNITS)]
+            if str(tmp_path) in line or any(unit.name in line for unit in units)]
     assert result.returncode == 0 and not ours, output
 
 
