@@ -5,6 +5,7 @@ Everything lives in a fresh data directory; every process is a real one,
 started the way a node or hub starts it, and Ctrl-C stops them all.
 """
 
+import http.client
 import http.cookiejar
 import json
 import random
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from protocol.clock import iso
-from protocol.pins import hash_pin
+from protocol.pins import device_id, hash_pin
 from provisioning.broker import Mosquitto, render_broker
 
 from .db import open_db
@@ -41,7 +42,14 @@ def demo_pin(staff_id: str) -> str:
     return staff_id[1:].zfill(4)
 
 
-def seed_hub(db_path: Path, now: datetime) -> None:
+def phone_of(n: int) -> tuple[str, str]:
+    """(loopback address, MAC) of the phone of staff member n: each scripted
+    phone talks from its own address, and the node's lease file (as dnsmasq
+    writes it on a real node) maps that address to the phone's MAC."""
+    return f"127.0.0.{10 + n}", f"02:de:00:00:00:{n:02x}"
+
+
+def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> None:
     db = open_db(db_path)
     db["zones"].insert_all([
         {"zone": ZONE, "name": "Lecture hall A", "campus": "Main", "building": "Teaching",
@@ -55,6 +63,12 @@ def seed_hub(db_path: Path, now: datetime) -> None:
          "pin_hash": hash_pin(demo_pin(f"D{i:03d}"))}
         for i, name in enumerate(NAMES, start=1)
     ])
+    # Every other phone was bound at an earlier lecture: it checks in with one tap.
+    db["devices"].insert_all([
+        {"device": device_id(site_secret, phone_of(i)[1]), "staff_id": f"D{i:03d}",
+         "bound_at": iso(now - timedelta(days=7)), "node": NODE}
+        for i in range(1, len(NAMES) + 1, 2)
+    ])
     db["events"].insert_all([
         {"id": LECTURE_ID, "title": "Hand hygiene and infection control", "kind": "lecture",
          "zones": json.dumps([ZONE]), "start": iso(now - timedelta(minutes=10)),
@@ -64,6 +78,18 @@ def seed_hub(db_path: Path, now: datetime) -> None:
          "end": iso(now + timedelta(hours=4)), "credit_hours": 1.5},
     ])
     db.close()
+
+
+class _FromAddress(urllib.request.HTTPHandler):
+    """Open HTTP connections from a given loopback address (a phone's)."""
+
+    def __init__(self, address: str):
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req):
+        return self.do_open(lambda host, **kw: http.client.HTTPConnection(
+            host, source_address=(self.address, 0), **kw), req)
 
 
 def _free(port: int) -> bool:
@@ -94,13 +120,18 @@ class Demo:
         self.hub_config = self._write("hub.json", {
             "site": SITE, "db": str(self.dir / "hub.db"), "secret_key": secrets.token_hex(16),
             "mqtt": {**mqtt, "username": "hub", "password": hub_pw}})
+        site_secret = secrets.token_hex(32)
+        leases = self.dir / "node" / "dnsmasq.leases"
+        leases.parent.mkdir()
+        leases.write_text("".join(f"0 {phone_of(n)[1]} {phone_of(n)[0]} phone-{n} *\n"
+                                  for n in range(1, len(NAMES) + 1)))
         self.node_config = self._write("node.json", {
             "site": SITE, "node": NODE, "zone": ZONE, "db": str(self.dir / "node" / "node.db"),
-            "site_secret": secrets.token_hex(32), "sync": {"ack_timeout": 5},
-            "timezone": "Asia/Shanghai",
+            "site_secret": site_secret, "sync": {"ack_timeout": 5},
+            "timezone": "Asia/Shanghai", "portal": {"leases_file": str(leases)},
             "mqtt": {**mqtt, "username": NODE, "password": node_pw}})
         self.echo("Seeding the hub: 2 zones, 1 node, 20 staff, a lecture on now ...")
-        seed_hub(self.dir / "hub.db", datetime.now(timezone.utc))
+        seed_hub(self.dir / "hub.db", datetime.now(timezone.utc), bytes.fromhex(site_secret))
 
     def _write(self, name: str, document: dict) -> Path:
         path = self.dir / name
@@ -147,27 +178,34 @@ class Demo:
         raise RuntimeError("the demo did not come up in time; see the logs in "
                            f"{self.dir / 'logs'}")
 
-    def phone_checks_in(self, staff_id: str, pin: str) -> str:
-        """What a phone does: open the portal, post the form, follow the redirect."""
+    def phone_checks_in(self, n: int, pin: str) -> str:
+        """What phone n does: open the portal, post the form it is shown (one tap
+        when bound, bind with staff number + PIN when not), follow the redirect."""
+        address = phone_of(n)[0]
         opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+            _FromAddress(address), urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         base = f"http://127.0.0.1:{self.portal_port}"
-        page = opener.open(base + "/", timeout=10).read().decode()
+        page = opener.open(base + "/?lang=en", timeout=10).read().decode()
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        form = urllib.parse.urlencode({"csrf_token": token, "staff_id": staff_id, "pin": pin})
+        if 'action="/checkin/tap"' in page:
+            path, form, how = "/checkin/tap", {}, "one tap (bound phone)"
+        else:
+            path, how = "/bind", "bound this phone and checked in"
+            form = {"staff_id": f"D{n:03d}", "pin": pin}
+        data = urllib.parse.urlencode({"csrf_token": token, **form}).encode()
         try:
-            opener.open(base + "/checkin", data=form.encode(), timeout=10).read()
-            return "checked in"
+            opener.open(base + path, data=data, timeout=10).read()
+            return how
         except urllib.error.HTTPError as exc:
-            return f"refused ({exc.code})"
+            return f"refused ({exc.code}: wrong PIN)" if exc.code == 401 else f"refused ({exc.code})"
 
     def run_phones(self) -> None:
-        people = [f"D{i:03d}" for i in range(1, len(NAMES) + 1)]
+        people = list(range(1, len(NAMES) + 1))
         random.shuffle(people)
-        for n, staff_id in enumerate(people[: self.phones]):
+        for k, n in enumerate(people[: self.phones]):
             self.check_alive()
-            pin = demo_pin(staff_id) if n % 7 != 3 else "9999"  # now and then a typo
-            self.echo(f"  phone of {staff_id}: {self.phone_checks_in(staff_id, pin)}")
+            pin = demo_pin(f"D{n:03d}") if k % 7 != 3 else "9999"  # now and then a typo
+            self.echo(f"  phone of D{n:03d}: {self.phone_checks_in(n, pin)}")
             time.sleep(random.uniform(0.3, 1.2))
 
     def stop(self) -> None:

@@ -240,3 +240,22 @@ def test_systemd_analyze_catches_a_broken_unit(tmp_path):
     unit.write_text(unit.read_text().replace("Restart=on-failure", "Restart=sometimes"))
     result = sh(analyze, "verify", unit, check=False)
     assert "rounds-gate.service" in result.stdout + result.stderr
+
+
+def test_render_node_command_writes_the_files_and_says_where_they_go(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from provisioning.cli import main
+
+    config = tmp_path / "node.json"
+    config.write_text(json.dumps(CASES["ward-wpa2"]))
+    result = CliRunner().invoke(main, ["render-node", str(config), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert f"{tmp_path / 'out' / 'nftables.conf'}  ->  /etc/rounds/nftables.conf" in result.output
+    assert (tmp_path / "out" / "hostapd.conf").exists()
+    config.write_text(json.dumps({**CASES["ward-wpa2"], "shape": "tent"}))
+    result = CliRunner().invoke(main, ["render-node", str(config), str(tmp_path / "bad")])
+    assert result.exit_code == 1 and "shape" in result.output
+    assert not (tmp_path / "bad").exists()
