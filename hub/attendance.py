@@ -1,20 +1,71 @@
-"""Attendance queries on the hub database: events, who checked in, fleet counts.
+"""Attendance on the hub database: events, who is expected, and who was there.
 
 Plain functions over a sqlite-utils ``Database``, no web framework, so the
 dashboard, the API and the exports share them. Event ``start``/``end`` and
-check-in ``ts`` are stored as the wire writes them (ISO 8601 UTC with
+record timestamps are stored as the wire writes them (ISO 8601 UTC with
 milliseconds, ``protocol.clock.iso``), so they compare correctly as text.
+
+Attendance per event x staff (``event_attendance``) is derived on every call,
+never stored, from three sources:
+
+* the event's **expected** attendees (``event_expected``: departments and
+  people, see ``set_expected``);
+* **check-ins** naming the event (``checkins.event_id``), by portal or by
+  presence;
+* **presence** intervals in the event's zone(s), attributed to a person by
+  the record's ``staff_id`` or, when that is null, by the hub's current
+  binding of the record's ``device`` (the ``devices`` table).
+
+The rules, for an event from ``start`` to ``end`` looked at ``now``:
+
+* Intervals with ``last_seen < first_seen`` (a node clock that jumped) are
+  ignored. The others are clipped to [start, end] and merged where they
+  overlap (two nodes in one hall see the same phone), so time is never
+  counted twice. ``dwell`` is the length of the merged intervals;
+  ``first_seen``/``last_seen`` are the clipped ends (the time in the event).
+* ``required`` = ``min_presence`` (default 0.75) x the duration so far,
+  ``min(now, end) - start``: during the lecture the live view is fair to
+  people who have been there since the start.
+* **present**: checked in (portal or presence) and either seen with
+  ``dwell >= required``, or checked in from a zone that had no presence
+  source during the event (see below); **partial**: checked in or seen, but
+  not present; **absent**: expected, and neither checked in nor seen.
+  Being seen without any check-in is at most partial: check-in is what a
+  person (or their bound phone) does to attend.
+* A portal check-in with no presence data: a zone "has a presence source"
+  during the event when any presence interval or occupancy minute of that
+  zone falls in the event, or someone checked in to the event there by
+  presence. Where no source watched (a node without presence sniffing), the
+  check-in is all the hub can know, and it counts as present. Where a source
+  watched and never saw the person, the check-in alone is partial (their
+  phone was never in the room, or it is not bound: re-binding fixes that).
+* ``late_minutes``: arrival - start when more than the 5-minute grace, else 0.
+  Arrival is ``first_seen``, or the earliest check-in when never seen.
+* ``early_leave_minutes``: end - ``last_seen`` when more than the grace and
+  the person has left: the event has ended, or the interval holding their
+  latest ``last_seen`` is closed (during the event: left, maybe to return).
+  0 while their interval is open or when never seen; None for the absent.
 """
 
 import json
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Iterable
 
 from sqlite_utils import Database
 
+from hub.occupancy import minute_bounds
 from protocol.clock import iso
+
+GRACE = timedelta(minutes=5)
+DEFAULT_MIN_PRESENCE = 0.75
+STATUSES = ("present", "partial", "absent")
+EXPECTED_KINDS = ("department", "staff")
 
 _EVENT_COLUMNS = 'e.id, e.title, e.kind, e.zones, e.start, e."end", e.credit_hours, e.min_presence'
 _CHECKED_IN = "(SELECT COUNT(DISTINCT c.staff_id) FROM checkins c WHERE c.event_id = e.id)"
+# Text bounds a little wider than the event: a timestamp without milliseconds
+# ("...:00Z") sorts after "...:00.000Z"; the exact test is done in Python.
+_SLACK = timedelta(seconds=1)
 
 
 def day_bounds(day: date, tz: tzinfo) -> tuple[str, str]:
@@ -22,6 +73,12 @@ def day_bounds(day: date, tz: tzinfo) -> tuple[str, str]:
     start = datetime.combine(day, time.min, tzinfo=tz)
     end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
     return iso(start), iso(end)
+
+
+def parse_time(text: str) -> datetime:
+    """A stored timestamp as an aware datetime (naive ones are taken as UTC)."""
+    dt = datetime.fromisoformat(text)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
 def _event(row: dict) -> dict:
@@ -34,8 +91,11 @@ def _event(row: dict) -> dict:
     return event
 
 
-def list_events(db: Database, day: date | None = None, tz: tzinfo | None = None) -> list[dict]:
-    """Events ordered by start, each with ``checked_in`` (distinct staff).
+def list_events(db: Database, day: date | None = None, tz: tzinfo | None = None, *,
+                counts: bool = True, now: datetime | None = None) -> list[dict]:
+    """Events ordered by start, each with ``checked_in`` (distinct staff) and,
+    unless ``counts`` is false, ``present``/``partial``/``absent``/``expected``
+    counts as of ``now``.
 
     With ``day`` (a date in time zone ``tz``), only the events that overlap
     that local day.
@@ -48,7 +108,11 @@ def list_events(db: Database, day: date | None = None, tz: tzinfo | None = None)
         sql += ' WHERE e.start < :day_end AND e."end" > :day_start'
         params["day_start"], params["day_end"] = day_bounds(day, tz)
     sql += " ORDER BY e.start, e.id"
-    return [_event(row) for row in db.query(sql, params)]
+    events = [_event(row) for row in db.query(sql, params)]
+    if counts:
+        for event in events:
+            event.update(count_statuses(attendance_of(db, event, now)))
+    return events
 
 
 def get_event(db: Database, event_id: str) -> dict | None:
@@ -58,25 +122,235 @@ def get_event(db: Database, event_id: str) -> dict | None:
     return _event(rows[0]) if rows else None
 
 
-def event_attendance(db: Database, event_id: str) -> list[dict]:
-    """Who checked in to an event: one row per staff member, earliest check-in.
+# --- expected attendees ---------------------------------------------------------
 
-    Each row has ``staff_id``, ``name`` and ``department`` (None when the
-    staff id is not in the roster), ``checked_in_at``, and the ``method`` and
-    ``node`` of that earliest check-in; ordered by check-in time.
+
+def set_expected(db: Database, event_id: str, departments: Iterable[str] = (),
+                 staff: Iterable[str] = ()) -> None:
+    """Replace who ``event_id`` expects: everyone in ``departments`` (matched
+    exactly against ``staff.department``, as the roster spells it) plus the
+    people in ``staff`` (staff ids, in the roster or not yet).
+
+    Raises ValueError for an unknown event or an empty name.
     """
+    rows = [("department", d) for d in departments] + [("staff", s) for s in staff]
+    for kind, value in rows:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"expected {kind}: an empty or non-text value {value!r}")
+    with db.atomic():
+        if not db.conn.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone():
+            raise ValueError(f"unknown event: {event_id}")
+        db.conn.execute("DELETE FROM event_expected WHERE event_id = ?", (event_id,))
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO event_expected (event_id, kind, value) VALUES (?, ?, ?)",
+            [(event_id, kind, value.strip()) for kind, value in rows])
+
+
+def get_expected(db: Database, event_id: str) -> dict:
+    """``{"departments": [...], "staff": [...]}`` that ``event_id`` expects, sorted."""
+    found: dict = {"departments": [], "staff": []}
+    for kind, value in db.conn.execute(
+            "SELECT kind, value FROM event_expected WHERE event_id = ? ORDER BY kind, value",
+            (event_id,)):
+        found["departments" if kind == "department" else "staff"].append(value)
+    return found
+
+
+def expected_staff(db: Database, event_id: str) -> set[str]:
+    """The staff ids ``event_id`` expects: its departments' staff and its people."""
     sql = """
-        SELECT staff_id, name, department, checked_in_at, method, node FROM (
-            SELECT c.staff_id, s.name, s.department, c.ts AS checked_in_at,
-                   c.method, c.node,
-                   ROW_NUMBER() OVER (PARTITION BY c.staff_id ORDER BY c.ts, c.id) AS nth
-            FROM checkins c LEFT JOIN staff s ON s.staff_id = c.staff_id
-            WHERE c.event_id = ?
-        ) AS firsts
-        WHERE nth = 1
-        ORDER BY checked_in_at, staff_id
+        SELECT s.staff_id FROM staff s JOIN event_expected x
+            ON x.kind = 'department' AND x.value = s.department
+        WHERE x.event_id = :event
+        UNION
+        SELECT value FROM event_expected WHERE event_id = :event AND kind = 'staff'
     """
-    return list(db.query(sql, [event_id]))
+    return {row[0] for row in db.conn.execute(sql, {"event": event_id})}
+
+
+# --- attendance -------------------------------------------------------------------
+
+
+def merge_intervals(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple]:
+    """Sorted, non-overlapping union of ``(start, end)`` intervals."""
+    merged: list[list] = []
+    for lo, hi in sorted(intervals):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return [tuple(m) for m in merged]
+
+
+def _first_checkins(db: Database, event_id: str) -> dict[str, dict]:
+    """Each person's earliest check-in to the event, plus the zones of all theirs."""
+    sql = """
+        SELECT c.staff_id, c.ts, c.method, c.node, c.zone FROM checkins c
+        WHERE c.event_id = ? ORDER BY c.ts, c.id
+    """
+    firsts: dict[str, dict] = {}
+    for staff_id, ts, method, node, zone in db.conn.execute(sql, (event_id,)):
+        first = firsts.setdefault(staff_id, {"checked_in_at": ts, "method": method,
+                                             "node": node, "zones": set()})
+        first["zones"].add(zone)
+    return firsts
+
+
+def _presence(db: Database, zones: list[str], start: datetime, end: datetime) -> dict:
+    """Valid presence intervals in ``zones`` overlapping [start, end], per
+    person: ``{staff_id: [(first_seen, last_seen, closed), ...]}`` unclipped."""
+    sql = """
+        SELECT coalesce(p.staff_id, d.staff_id), p.first_seen, p.last_seen, p.closed
+        FROM presence p LEFT JOIN devices d ON d.device = p.device
+        WHERE p.zone IN (SELECT value FROM json_each(:zones))
+          AND p.last_seen >= :lo AND p.first_seen <= :hi
+    """
+    params = {"zones": json.dumps(zones), "lo": iso(start - _SLACK), "hi": iso(end + _SLACK)}
+    found: dict[str, list] = {}
+    for staff_id, first_seen, last_seen, closed in db.conn.execute(sql, params):
+        if staff_id is None:
+            continue  # a device nobody is bound to (any more)
+        try:
+            first, last = parse_time(first_seen), parse_time(last_seen)
+        except ValueError:
+            continue
+        if last < first or last < start or first > end:
+            continue
+        found.setdefault(staff_id, []).append((first, last, bool(closed)))
+    return found
+
+
+def _presence_sources(db: Database, event_id: str, zones: Iterable[str], start: datetime,
+                      end: datetime) -> set[str]:
+    """Which of ``zones`` had a presence source during the event: a presence
+    interval or an occupancy minute there, or a presence check-in to it."""
+    sql = """
+        SELECT zone FROM presence WHERE zone IN (SELECT value FROM json_each(:zones))
+            AND last_seen >= :lo AND first_seen <= :hi
+        UNION SELECT zone FROM occupancy WHERE zone IN (SELECT value FROM json_each(:zones))
+            AND minute >= :lo_minute AND minute < :hi_minute
+        UNION SELECT zone FROM checkins WHERE event_id = :event AND method = 'presence'
+    """
+    params = {"zones": json.dumps(sorted(set(zones))), "event": event_id,
+              "lo": iso(start - _SLACK), "hi": iso(end + _SLACK)}
+    params["lo_minute"], params["hi_minute"] = minute_bounds(start, end)
+    return {row[0] for row in db.conn.execute(sql, params)}
+
+
+def _minutes(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 60, 1)
+
+
+def _staff_names(db: Database, staff_ids: Iterable[str]) -> dict[str, tuple]:
+    sql = ("SELECT staff_id, name, department FROM staff "
+           "WHERE staff_id IN (SELECT value FROM json_each(?))")
+    return {sid: (name, dept) for sid, name, dept in
+            db.conn.execute(sql, (json.dumps(sorted(staff_ids)),))}
+
+
+def attendance_of(db: Database, event: dict, now: datetime | None = None) -> list[dict]:
+    """Attendance rows for ``event`` (a row from ``get_event``/``list_events``)
+    as of ``now`` (default: the current time); see the module docstring.
+
+    One row per person: ``staff_id``, ``name``, ``department`` (None when not
+    in the roster), ``status``, ``checked_in_at``/``method``/``node`` of the
+    earliest check-in (None when none), ``first_seen``/``last_seen`` (wire
+    timestamps, None when never seen), ``dwell_minutes``, ``late_minutes``,
+    ``early_leave_minutes`` (None for the absent) and ``expected``. Ordered
+    present, partial, absent, then by check-in time (none last), then name.
+    """
+    now = now or datetime.now(timezone.utc)
+    start, end = parse_time(event["start"]), parse_time(event["end"])
+    if end < start:
+        end = start
+    min_presence = event.get("min_presence")
+    min_presence = DEFAULT_MIN_PRESENCE if min_presence is None else float(min_presence)
+    required = timedelta(0)
+    if now > start:
+        required = (min(now, end) - start) * min_presence
+    zones = [z for z in event.get("zones") or [] if isinstance(z, str)]
+
+    expected = expected_staff(db, event["id"])
+    checkins = _first_checkins(db, event["id"])
+    presence = _presence(db, zones, start, end) if zones else {}
+    checkin_zones = set().union(*(c["zones"] for c in checkins.values()))
+    sources = _presence_sources(db, event["id"], set(zones) | checkin_zones, start, end)
+    people = expected | checkins.keys() | presence.keys()
+    names = _staff_names(db, people)
+
+    rows = []
+    for staff_id in people:
+        checkin = checkins.get(staff_id)
+        intervals = presence.get(staff_id, [])
+        merged = merge_intervals((max(first, start), min(last, end))
+                                 for first, last, _ in intervals)
+        dwell = sum((hi - lo for lo, hi in merged), timedelta(0))
+        seen = bool(merged)
+        unwatched = checkin is not None and bool(checkin["zones"] - sources)
+        if checkin is not None and (unwatched or (seen and dwell >= required)):
+            status = "present"
+        elif checkin is not None or seen:
+            status = "partial"
+        else:
+            status = "absent"
+
+        late = early = None
+        if status != "absent":
+            arrival = merged[0][0] if seen else parse_time(checkin["checked_in_at"])
+            arrival = min(max(arrival, start), end)
+            late = arrival - start if arrival - start > GRACE else timedelta(0)
+            early = timedelta(0)
+            if seen:
+                latest = max(last for _, last, _ in intervals)
+                closed = all(c for _, last, c in intervals if last == latest)
+                if (now >= end or closed) and end - merged[-1][1] > GRACE:
+                    early = end - merged[-1][1]
+
+        name, department = names.get(staff_id, (None, None))
+        rows.append({
+            "staff_id": staff_id, "name": name, "department": department,
+            "status": status,
+            "checked_in_at": checkin["checked_in_at"] if checkin else None,
+            "method": checkin["method"] if checkin else None,
+            "node": checkin["node"] if checkin else None,
+            "first_seen": iso(merged[0][0]) if seen else None,
+            "last_seen": iso(merged[-1][1]) if seen else None,
+            "dwell_minutes": _minutes(dwell),
+            "late_minutes": None if late is None else _minutes(late),
+            "early_leave_minutes": None if early is None else _minutes(early),
+            "expected": staff_id in expected,
+        })
+    order = {status: n for n, status in enumerate(STATUSES)}
+    rows.sort(key=lambda r: (order[r["status"]], r["checked_in_at"] is None,
+                             r["checked_in_at"] or "", r["name"] or "", r["staff_id"]))
+    return rows
+
+
+def event_attendance(db: Database, event_id: str, now: datetime | None = None) -> list[dict]:
+    """``attendance_of`` the event named ``event_id``; [] when it is unknown."""
+    event = get_event(db, event_id)
+    return [] if event is None else attendance_of(db, event, now)
+
+
+def count_statuses(rows: list[dict]) -> dict:
+    """``{"present", "partial", "absent", "expected"}`` counts of attendance rows."""
+    counts = {status: 0 for status in STATUSES}
+    for row in rows:
+        counts[row["status"]] += 1
+    counts["expected"] = sum(1 for row in rows if row["expected"])
+    return counts
+
+
+def attendance_report(db: Database, event_id: str, now: datetime | None = None) -> dict | None:
+    """``{"event", "counts", "attendance"}`` for one event, or None when unknown."""
+    event = get_event(db, event_id)
+    if event is None:
+        return None
+    rows = attendance_of(db, event, now)
+    return {"event": event, "counts": count_statuses(rows), "attendance": rows}
+
+
+# --- fleet ----------------------------------------------------------------------------
 
 
 def node_counts(db: Database) -> dict:

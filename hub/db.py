@@ -62,6 +62,24 @@ def m001_initial(db):
     )
 
 
+@migrations()
+def m002_expected_attendees(db):
+    """Who an event expects (departments and people), and the indexes the
+    attendance and occupancy queries read by (zone, time). Plain statements,
+    not executescript (which would commit the migration's transaction early)."""
+    for statement in (
+        """CREATE TABLE event_expected (
+            event_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('department', 'staff')),
+            value TEXT NOT NULL,
+            PRIMARY KEY (event_id, kind, value)
+        )""",
+        "CREATE INDEX presence_zone_last_seen ON presence(zone, last_seen)",
+        "CREATE INDEX occupancy_zone_minute ON occupancy(zone, minute)",
+    ):
+        db.execute(statement)
+
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the hub database at ``path``."""
     return open_database(path, migrations)

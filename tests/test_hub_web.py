@@ -6,10 +6,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hub.attendance import set_expected
 from hub.db import open_db
 from hub.web import create_app
 from protocol.clock import iso, now_iso
 from protocol.settings import ConfigError
+
+from .test_attendance import add_event as add_lecture
+from .test_attendance import checkin, ingest, occupancy, presence, ts
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -116,6 +120,9 @@ def test_events_lists_events_with_distinct_checked_in_counts(client, db):
         "id": "ev-1", "title": "Hand hygiene", "kind": "lecture", "zones": ["hall-a", "ward-3"],
         "start": local(day, 9), "end": local(day, 10), "credit_hours": 1.5,
         "min_presence": 0.5, "checked_in": 2,
+        # S1's presence check-in shows hall-a has a presence source that never saw
+        # anyone: both check-ins alone are partial.
+        "present": 0, "partial": 2, "absent": 0, "expected": 0,
     }
     assert events[1]["checked_in"] == 0
 
@@ -165,7 +172,8 @@ def test_attendance_ordered_by_earliest_checkin_with_unknown_staff(client, db):
     body = response.get_json()
     assert body["event"]["id"] == "ev-1"
     assert body["event"]["checked_in"] == 3
-    assert body["attendance"] == [
+    fields = ("staff_id", "name", "department", "checked_in_at", "method", "node")
+    assert [{k: row[k] for k in fields} for row in body["attendance"]] == [
         {"staff_id": "S1", "name": "Li Na", "department": "Nursing",
          "checked_in_at": local(day, 8, 55), "method": "presence", "node": "node-a"},
         {"staff_id": "S2", "name": "Wang Wei", "department": "Cardiology",
@@ -198,6 +206,116 @@ def test_api_server_error_is_json_without_details(tmp_path):
 
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal server error"}
+
+
+ROW_FIELDS = {"staff_id", "name", "department", "status", "checked_in_at", "method", "node",
+              "first_seen", "last_seen", "dwell_minutes", "late_minutes",
+              "early_leave_minutes", "expected"}
+
+
+def seed_lecture(db):
+    """09:00-10:00 on 2025-03-10 in hall-a, expecting Nursing and P1: N1 comes
+    late and leaves early, N2 stays throughout, N3 and P1 never come, C1 walks in."""
+    add_lecture(db)  # "ev", "Hand hygiene"
+    add_staff(db, "N1", "Li Na", "Nursing")
+    add_staff(db, "N2", "Wang Wei", "Nursing")
+    add_staff(db, "N3", "Zhang Min", "Nursing")
+    add_staff(db, "P1", "Sun Na", "Pharmacy")
+    add_staff(db, "C1", "Chen Jie", "Cardiology")
+    set_expected(db, "ev", departments=["Nursing"], staff=["P1"])
+    ingest(db, checkin("N1", 12), presence("N1", 12, 45), checkin("N2", -2),
+           presence("N2", -5, 65), checkin("C1", 1, method="portal"))
+    ingest(db, presence("C1", 0, 58), node="hall-a-2")
+
+
+def test_attendance_api_gives_counts_and_every_person_with_status(client, db):
+    seed_lecture(db)
+
+    body = client.get("/api/v1/events/ev/attendance").get_json()
+
+    assert set(body) == {"event", "counts", "attendance"}
+    assert body["event"]["id"] == "ev" and body["event"]["checked_in"] == 3
+    assert body["counts"] == {"present": 2, "partial": 1, "absent": 2, "expected": 4}
+    rows = body["attendance"]
+    assert all(set(row) == ROW_FIELDS for row in rows)
+    assert [(r["staff_id"], r["status"], r["expected"]) for r in rows] == [
+        ("N2", "present", True), ("C1", "present", False), ("N1", "partial", True),
+        ("P1", "absent", True), ("N3", "absent", True)]  # absent by name: Sun Na, Zhang Min
+    late = rows[2]
+    assert (late["dwell_minutes"], late["late_minutes"], late["early_leave_minutes"]) == (
+        33.0, 12.0, 15.0)
+    assert (late["first_seen"], late["last_seen"], late["method"], late["node"]) == (
+        ts(12), ts(45), "presence", "hall-a-1")
+    assert rows[1]["method"] == "portal" and rows[1]["dwell_minutes"] == 58.0
+
+
+def test_events_list_carries_the_status_counts(client, db):
+    seed_lecture(db)
+
+    [event] = client.get("/api/v1/events").get_json()
+
+    assert {k: event[k] for k in ("checked_in", "present", "partial", "absent", "expected")} == {
+        "checked_in": 3, "present": 2, "partial": 1, "absent": 2, "expected": 4}
+
+
+# --- occupancy --------------------------------------------------------------------------
+
+
+def test_occupancy_sums_the_nodes_of_a_zone_per_minute(client, db):
+    ingest(db, occupancy("hall-a", 10, 5), occupancy("hall-a", 11, 3), node="hall-a-1")
+    ingest(db, occupancy("hall-a", 10, 4), occupancy("hall-a", 12, 2), node="hall-a-2")
+    ingest(db, occupancy("hall-b", 10, 7), node="hall-b-1")
+    ingest(db, occupancy("hall-a", 10, 6), node="hall-a-1")  # a restarted node, same minute
+
+    hall_a = client.get(f"/api/v1/occupancy?zone=hall-a&from={ts(0)}&to={ts(60)}").get_json()
+    every = client.get(f"/api/v1/occupancy?from={ts(0)}&to={ts(60)}").get_json()
+    window = client.get(f"/api/v1/occupancy?zone=hall-a&from={ts(11)}&to={ts(12)}").get_json()
+
+    assert hall_a == {"zone": "hall-a", "from": ts(0), "to": ts(60), "occupancy": [
+        {"zone": "hall-a", "minute": ts(10), "devices": 10},  # 6 (node 1's larger) + 4
+        {"zone": "hall-a", "minute": ts(11), "devices": 3},
+        {"zone": "hall-a", "minute": ts(12), "devices": 2}]}
+    assert [(o["zone"], o["minute"], o["devices"]) for o in every["occupancy"]] == [
+        ("hall-a", ts(10), 10), ("hall-a", ts(11), 3), ("hall-a", ts(12), 2),
+        ("hall-b", ts(10), 7)]
+    assert every["zone"] is None
+    assert window["occupancy"] == [{"zone": "hall-a", "minute": ts(11), "devices": 3}]
+
+
+def test_occupancy_takes_offsets_and_defaults_to_the_last_two_hours(client, db):
+    now = datetime.now(TZ)
+    recent = now.replace(second=0, microsecond=0) - timedelta(minutes=30)
+    old = recent - timedelta(hours=3)
+    ingest(db, *[{**occupancy("hall-a", 0, n), "minute": iso(t), "ts": iso(t)}
+                 for t, n in ((recent, 8), (old, 9))])
+    ingest(db, occupancy("hall-a", 10, 5))
+
+    default = client.get("/api/v1/occupancy?zone=hall-a").get_json()
+    # 09:00-10:00 in Shanghai, written with its offset ('+' encoded as in a URL).
+    offset = client.get("/api/v1/occupancy?zone=hall-a"
+                        "&from=2025-03-10T09:00:00%2B08:00&to=2025-03-10T10:00:00%2B08:00")
+
+    assert default["occupancy"] == [{"zone": "hall-a", "minute": iso(recent), "devices": 8}]
+    assert offset.get_json()["occupancy"] == [
+        {"zone": "hall-a", "minute": ts(10), "devices": 5}]
+    assert offset.get_json()["from"] == ts(0)
+
+
+@pytest.mark.parametrize("query, reason", [
+    ("from=yesterday", "from must be an ISO 8601 time"),
+    ("to=2025-03-10T25:00:00Z", "to must be an ISO 8601 time"),
+    ("from=2025-03-10T09:00:00&to=2025-03-10T10:00:00Z", "from needs a time zone"),
+    ("from=2025-03-10T10:00:00Z&to=2025-03-10T09:00:00Z", "from must be before to"),
+    ("from=2025-01-01T00:00:00Z&to=2025-03-10T00:00:00Z", "at most 31 days"),
+    ("zone=" + "x" * 65, "zone must be 1..64 characters"),
+    ("zone=", "zone must be 1..64 characters"),
+    ("from=0001-01-01T00:00:00Z&to=0001-01-01T01:00:00Z", "out of range"),
+])
+def test_occupancy_rejects_bad_parameters_with_a_reason(client, query, reason):
+    response = client.get(f"/api/v1/occupancy?{query}")
+
+    assert response.status_code == 400
+    assert reason in response.get_json()["error"]
 
 
 # --- pages --------------------------------------------------------------------
@@ -272,3 +390,54 @@ def test_create_app_without_config_fails_clearly(monkeypatch):
 
     with pytest.raises(ConfigError, match="ROUNDS_HUB_CONFIG"):
         create_app()
+
+
+# --- attendance on the pages ------------------------------------------------------------
+
+
+def test_event_page_shows_counts_statuses_markers_and_absent_people(client, db):
+    seed_lecture(db)
+
+    page = client.get("/events/ev").get_data(as_text=True)
+
+    assert '<strong class="count">2</strong> present' in page
+    assert '<strong class="count">1</strong> partial' in page
+    assert '<strong class="count">2</strong> absent' in page
+    assert "4 expected" in page
+    for word in ('status-present">present<', 'status-partial">partial<',
+                 'status-absent">absent<'):
+        assert word in page
+    assert "late 12 min" in page and "left 15 min early" in page
+    assert "33 min" in page and "60 min" in page  # dwell of N1 and N2
+    assert "Zhang Min" in page and "Sun Na" in page  # expected, never came
+    assert "not on the list" in page  # C1 walked in
+    assert "09:12" in page and "09:45" in page  # N1 in the room, hospital time
+    assert "Expected: Nursing; P1" in page
+    assert '<meta http-equiv="refresh" content="10">' in page
+
+
+def test_today_page_shows_each_events_counts_and_statuses(client, db):
+    seed_lecture(db)
+
+    page = client.get("/?date=2025-03-10").get_data(as_text=True)
+
+    assert "Hand hygiene" in page
+    assert '<strong class="count">2</strong> absent' in page
+    assert "late 12 min" in page and "left 15 min early" in page
+    assert page.index("Wang Wei") < page.index("Li Na") < page.index("Zhang Min")
+    assert '<meta http-equiv="refresh" content="10">' in page
+
+
+def test_absent_names_and_expected_departments_are_escaped(client, db):
+    add_lecture(db)
+    add_staff(db, "S1", "<b>Bold</b>", "<i>Ward</i>")
+    set_expected(db, "ev", departments=["<i>Ward</i>"], staff=["<script>x</script>"])
+
+    page = client.get("/events/ev").get_data(as_text=True)
+    today = client.get("/?date=2025-03-10").get_data(as_text=True)
+
+    for html in (page, today):
+        assert "<b>Bold</b>" not in html and "&lt;b&gt;Bold&lt;/b&gt;" in html
+        assert "<i>Ward</i>" not in html and "&lt;i&gt;Ward&lt;/i&gt;" in html
+        assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+        assert 'status-absent">absent<' in html

@@ -1,14 +1,15 @@
-"""JSON API under /api/v1: health, events, attendance."""
+"""JSON API under /api/v1: health, events, attendance, occupancy."""
 
 import json
 import logging
 import sqlite3
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from hub import attendance
+from hub import attendance, occupancy
+from protocol.clock import iso
 
 from . import get_db, hospital_tz
 
@@ -44,11 +45,50 @@ def events():
 
 @bp.get("/events/<event_id>/attendance")
 def event_attendance(event_id):
-    db = get_db()
-    event = attendance.get_event(db, event_id)
-    if event is None:
+    """``{"event", "counts": {"present", "partial", "absent", "expected"},
+    "attendance": [row, ...]}``; rows as ``hub.attendance.attendance_of``."""
+    report = attendance.attendance_report(get_db(), event_id)
+    if report is None:
         abort(404, description=f"unknown event: {event_id}")
-    return jsonify(event=event, attendance=attendance.event_attendance(db, event_id))
+    return jsonify(report)
+
+
+OCCUPANCY_DEFAULT = timedelta(hours=2)
+
+
+@bp.get("/occupancy")
+def zone_occupancy():
+    """Devices per zone and minute: ``?zone=<zone>&from=<iso>&to=<iso>``, all
+    optional (every zone; the last 2 hours). Times are ISO 8601 with a UTC
+    offset or ``Z``; the range is at most 31 days. Answers ``{"zone", "from",
+    "to", "occupancy": [{"zone", "minute", "devices"}, ...]}``."""
+    now = datetime.now(timezone.utc)
+    zone = request.args.get("zone")
+    if zone is not None and not 0 < len(zone) <= 64:
+        abort(400, description="zone must be 1..64 characters")
+    end = _instant("to", now)
+    start = _instant("from", end - OCCUPANCY_DEFAULT)
+    if start >= end:
+        abort(400, description="from must be before to")
+    if end - start > occupancy.MAX_RANGE:
+        abort(400, description=f"from..to spans at most {occupancy.MAX_RANGE.days} days")
+    return jsonify(zone=zone, **{"from": iso(start), "to": iso(end)},
+                   occupancy=occupancy.occupancy(get_db(), start, end, zone))
+
+
+def _instant(name: str, default: datetime) -> datetime:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        abort(400, description=f"{name} must be an ISO 8601 time, e.g. 2025-03-10T09:00:00Z")
+    if value.tzinfo is None:
+        abort(400, description=f"{name} needs a time zone (Z, or +08:00 written %2B08:00)")
+    if not 1970 <= value.year <= 9998:
+        abort(400, description=f"{name} is out of range")
+    return value
 
 
 def register_error_handlers(app: Flask) -> None:

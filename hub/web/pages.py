@@ -14,7 +14,7 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def today():
     """Today's events (or ``?date=YYYY-MM-DD``'s) in the hospital time zone,
-    each with who has checked in."""
+    each with its present/partial/absent counts and who is (not) there."""
     tz = hospital_tz()
     day = request.args.get("date")
     try:
@@ -22,19 +22,19 @@ def today():
     except ValueError:
         abort(400, description="date must be YYYY-MM-DD")
     db = get_db()
-    events = [
-        (event, attendance.event_attendance(db, event["id"]))
-        for event in attendance.list_events(db, day, tz)
-    ]
-    return render_template("today.html", day=day, events=events)
+    reports = []
+    for event in attendance.list_events(db, day, tz, counts=False):
+        rows = attendance.attendance_of(db, event)
+        reports.append({"event": event, "counts": attendance.count_statuses(rows),
+                        "attendance": rows})
+    return render_template("today.html", day=day, reports=reports)
 
 
 @bp.get("/events/<event_id>")
 def event(event_id):
     db = get_db()
-    found = attendance.get_event(db, event_id)
-    if found is None:
+    report = attendance.attendance_report(db, event_id)
+    if report is None:
         abort(404, description=f"unknown event: {event_id}")
-    return render_template(
-        "event.html", event=found, attendance=attendance.event_attendance(db, event_id)
-    )
+    return render_template("event.html", expected=attendance.get_expected(db, event_id),
+                           **report)
