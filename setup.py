@@ -8,8 +8,10 @@ rewrite them):
 - click: the three console scripts.
 - Flask-WTF: CSRF protection of every portal form (CSRFProtect).
 - Flask-Babel (Babel): the portal in zh-CN by default, English on request.
+- scapy: libpcap compiles the presence sniffer's kernel BPF filter through it.
 Test extra: pytest (+ pytest-timeout), selenium for the pages people use
-in a real headless Chromium, Pillow to check its screenshots are not blank.
+in a real headless Chromium, Pillow to check its screenshots are not blank,
+hypothesis to fuzz the presence frame parser.
 """
 
 from setuptools import find_packages, setup
@@ -32,6 +34,7 @@ setup(
         "click>=8.1,<9",
         "Flask-WTF>=1.2,<2",
         "Flask-Babel>=4,<5",
+        "scapy>=2.5,<3",
     ],
     extras_require={
         "test": [
@@ -40,6 +43,7 @@ setup(
             # Drives Debian's chromium through its chromedriver (no browser download).
             "selenium>=4.20,<5",
             "Pillow>=10,<14",
+            "hypothesis>=6,<7",
         ],
     },
     entry_points={

@@ -127,5 +127,43 @@ def gate(ctx, interval, once, nft_path):
         sys.exit(2)
 
 
+@main.command()
+@click.option("--interface", default=None, help="Capture here (default: the config's "
+              "presence.interface, else wifi.interface, else wlan0).")
+@click.pass_context
+def presence(ctx, interface):
+    """Sense which phones are here: DHCP/ARP sniffer and hostapd station events.
+
+    Bound phones get presence intervals (closed after presence.away_after
+    seconds of silence, default 300) and a presence check-in to the event on
+    now; every other device only counts toward the per-minute occupancy.
+    Needs CAP_NET_RAW only (rounds-presence.service). Exits 2 at once when
+    the interface is missing or the capability is not there, and 1 when its
+    sniffer or hostapd thread dies. Node config section "presence":
+    interface, sniff, hostapd_ctrl, away_after, refresh, hostapd_poll.
+
+    Example:
+
+        rounds-edge --config /etc/rounds/node.json presence
+    """
+    from .presence.capture import CaptureError
+    from .presence.service import Presence, PresenceConfigError, PresenceSettings
+
+    config = load_config(ctx.obj["config_path"], ("db", "site_secret"))
+    try:
+        service = Presence(PresenceSettings.from_config(config, interface))
+        service.check()
+    except (PresenceConfigError, CaptureError) as exc:
+        click.echo(f"rounds-edge presence: {exc}", err=True)
+        sys.exit(2)
+    stop = stop_on_signals(lambda: None)
+    try:
+        code = service.run(stop)
+    except CaptureError as exc:
+        click.echo(f"rounds-edge presence: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
     main()

@@ -60,6 +60,17 @@ def m004_portal_pin_failures_device(db):
     db["pin_failures"].create_index(["device", "ts"])
 
 
+@migrations()
+def m005_presence_open(db):
+    """The open presence intervals of bound phones (``edge.presence.tracker``),
+    so that a restart of ``rounds-edge presence`` continues an interval (same
+    record id) instead of ending it. Keyed by the device HMAC: the MAC itself
+    is not stored, and unbound devices never get a row."""
+    db["presence_open"].create({"device": str, "record_id": str, "staff_id": str,
+                                "zone": str, "first_seen": str, "last_seen": str},
+                               pk="device")
+
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the node database at ``path``."""
     return open_database(path, migrations)

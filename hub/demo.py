@@ -27,10 +27,17 @@ from protocol.clock import iso
 from protocol.pins import device_id, hash_pin
 from provisioning.broker import Mosquitto, render_broker
 
+from .attendance import set_expected
 from .db import open_db
 
 SITE, NODE, ZONE = "demo", "hall-a-1", "hall-a"
 LECTURE_ID = "lecture-hand-hygiene"
+# Bound phones whose owners never open the portal: the node's presence sees
+# them arrive (hostapd's AP-STA-CONNECTED) and checks them in by itself. Two of
+# them leave early and end up partial.
+PRESENCE_ONLY = (1, 3, 5, 9, 11, 13)
+LEAVE_EARLY = (5, 13)
+VISITORS = 4  # unbound devices: only counted in the per-minute occupancy
 DEPARTMENTS = ["cardiology", "nursing", "emergency", "pharmacy", "administration"]
 NAMES = ["Li Wei", "Wang Fang", "Zhang Min", "Liu Yang", "Chen Jing", "Yang Lei", "Zhao Li",
          "Huang Qiang", "Zhou Xin", "Wu Hui", "Xu Tao", "Sun Na", "Ma Jun", "Zhu Yan",
@@ -70,14 +77,52 @@ def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> None:
         for i in range(1, len(NAMES) + 1, 2)
     ])
     db["events"].insert_all([
+        # Starts as the scripted phones arrive (check-in opens 30 minutes early);
+        # attendance is judged on the time so far, so those who came at the start
+        # show as present and those who leave early as partial.
         {"id": LECTURE_ID, "title": "Hand hygiene and infection control", "kind": "lecture",
-         "zones": json.dumps([ZONE]), "start": iso(now - timedelta(minutes=10)),
-         "end": iso(now + timedelta(minutes=50)), "credit_hours": 1},
+         "zones": json.dumps([ZONE]), "start": iso(now + timedelta(seconds=15)),
+         "end": iso(now + timedelta(minutes=60)), "credit_hours": 1},
         {"id": "training-cpr", "title": "CPR refresher", "kind": "training",
          "zones": json.dumps([ZONE]), "start": iso(now + timedelta(hours=3)),
          "end": iso(now + timedelta(hours=4)), "credit_hours": 1.5},
     ])
+    set_expected(db, LECTURE_ID, departments=["nursing", "cardiology"], staff=["D007"])
+    set_expected(db, "training-cpr", departments=["emergency"])
     db.close()
+
+
+class _AccessPoint:
+    """The demo's simulated Wi-Fi access point: edge's stand-in for hostapd's
+    control interface, run as its own process (the hub does not import the
+    node's code) and told by line on its stdin which phones join and leave."""
+
+    def __init__(self, path: Path, log_path: Path):
+        log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.presence.hostapd_peer", "--stdin", str(path)],
+            stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while not path.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the simulated access point did not start; see {log_path}")
+            time.sleep(0.05)
+
+    def _say(self, line: str) -> None:
+        self.proc.stdin.write(f"{line}\n".encode())
+        self.proc.stdin.flush()
+
+    def connect(self, mac: str) -> None:
+        self._say(f"connect {mac}")
+
+    def disconnect(self, mac: str) -> None:
+        self._say(f"disconnect {mac}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.terminate()
+            self.proc.wait(10)
 
 
 class _FromAddress(urllib.request.HTTPHandler):
@@ -105,6 +150,7 @@ class Demo:
         self.phones = phones
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.broker: Mosquitto | None = None
+        self.ap: _AccessPoint | None = None
 
     def prepare(self) -> None:
         busy = [p for p in (self.web_port, self.portal_port, self.broker_port) if not _free(p)]
@@ -121,6 +167,7 @@ class Demo:
             "site": SITE, "db": str(self.dir / "hub.db"), "secret_key": secrets.token_hex(16),
             "mqtt": {**mqtt, "username": "hub", "password": hub_pw}})
         site_secret = secrets.token_hex(32)
+        self.ap_path = self.dir / "hostapd" / "wlan0"
         leases = self.dir / "node" / "dnsmasq.leases"
         leases.parent.mkdir()
         leases.write_text("".join(f"0 {phone_of(n)[1]} {phone_of(n)[0]} phone-{n} *\n"
@@ -129,6 +176,10 @@ class Demo:
             "site": SITE, "node": NODE, "zone": ZONE, "db": str(self.dir / "node" / "node.db"),
             "site_secret": site_secret, "sync": {"ack_timeout": 5},
             "timezone": "Asia/Shanghai", "portal": {"leases_file": str(leases)},
+            # No radio here: a simulated access point speaks hostapd's control
+            # protocol, as hostapd does on a ward node.
+            "presence": {"sniff": False, "hostapd_ctrl": str(self.ap_path), "refresh": 5,
+                         "hostapd_poll": 5},
             "mqtt": {**mqtt, "username": NODE, "password": node_pw}})
         self.echo("Seeding the hub: 2 zones, 1 node, 20 staff, a lecture on now ...")
         seed_hub(self.dir / "hub.db", datetime.now(timezone.utc), bytes.fromhex(site_secret))
@@ -147,6 +198,8 @@ class Demo:
         self._spawn("web", [py, "-m", "hub.cli", *hub, "web", "--bind",
                             f"127.0.0.1:{self.web_port}"])
         self._spawn("sync", [py, "-m", "edge.cli", *node, "sync"])
+        self.ap = _AccessPoint(self.ap_path, self.dir / "logs" / "access-point.log")
+        self._spawn("presence", [py, "-m", "edge.cli", *node, "presence"])
         self._spawn("portal", [py, "-m", "edge.cli", *node, "portal", "--bind",
                                f"127.0.0.1:{self.portal_port}", "--workers", "2"])
 
@@ -156,7 +209,8 @@ class Demo:
                                                   start_new_session=True)))
 
     def check_alive(self) -> None:
-        for name, proc in [("mosquitto", self.broker.proc), *self.procs]:
+        for name, proc in [("mosquitto", self.broker.proc), *self.procs,
+                           *([("access-point", self.ap.proc)] if self.ap else [])]:
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}; "
                                    f"see {self.dir / 'logs' / (name + '.log')}")
@@ -186,12 +240,14 @@ class Demo:
             _FromAddress(address), urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         base = f"http://127.0.0.1:{self.portal_port}"
         page = opener.open(base + "/?lang=en", timeout=10).read().decode()
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
         if 'action="/checkin/tap"' in page:
             path, form, how = "/checkin/tap", {}, "one tap (bound phone)"
-        else:
+        elif 'action="/bind"' in page:
             path, how = "/bind", "bound this phone and checked in"
             form = {"staff_id": f"D{n:03d}", "pin": pin}
+        else:
+            return "already checked in: presence saw the bound phone arrive, no tap needed"
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
         data = urllib.parse.urlencode({"csrf_token": token, **form}).encode()
         try:
             opener.open(base + path, data=data, timeout=10).read()
@@ -200,13 +256,26 @@ class Demo:
             return f"refused ({exc.code}: wrong PIN)" if exc.code == 401 else f"refused ({exc.code})"
 
     def run_phones(self) -> None:
-        people = list(range(1, len(NAMES) + 1))
+        """The lecture: phones arrive (join the Wi-Fi), some use the portal, two leave."""
+        for n in PRESENCE_ONLY:
+            self.ap.connect(phone_of(n)[1])
+            self.echo(f"  phone of D{n:03d}: joined the Wi-Fi (bound: checked in by presence)")
+            time.sleep(random.uniform(0.2, 0.6))
+        for v in range(VISITORS):
+            self.ap.connect(f"02:0f:00:00:00:{v:02x}")
+        self.echo(f"  {VISITORS} unbound devices joined (counted in occupancy, not stored)")
+        people = [n for n in range(1, len(NAMES) + 1) if n not in PRESENCE_ONLY]
         random.shuffle(people)
         for k, n in enumerate(people[: self.phones]):
             self.check_alive()
+            self.ap.connect(phone_of(n)[1])
             pin = demo_pin(f"D{n:03d}") if k % 7 != 3 else "9999"  # now and then a typo
             self.echo(f"  phone of D{n:03d}: {self.phone_checks_in(n, pin)}")
             time.sleep(random.uniform(0.3, 1.2))
+        time.sleep(10)  # the lecture goes on a little before two people slip out
+        for n in LEAVE_EARLY:
+            self.ap.disconnect(phone_of(n)[1])
+            self.echo(f"  phone of D{n:03d}: left the lecture early (partial)")
 
     def stop(self) -> None:
         for _, proc in reversed(self.procs):
@@ -220,6 +289,8 @@ class Demo:
                 proc.wait()
         if self.broker:
             self.broker.stop()
+        if self.ap:
+            self.ap.stop()
 
 
 def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phones=14,

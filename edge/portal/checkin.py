@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from flask import Blueprint, Flask, render_template, request, session
 from flask_babel import gettext as _
 
+# NO_EVENT and checkin_in_transaction are also imported from here by me.py and bind.py.
+from edge.checkins import NO_EVENT, checked_in, checkin_in_transaction  # noqa: F401
 from edge.state import ROSTER
 from protocol.clock import iso
 
@@ -25,7 +27,6 @@ from .i18n import redirect_to
 
 bp = Blueprint("checkin", __name__)
 
-NO_EVENT = "day:"  # local_checkins key prefix (+ UTC date) while no event is on
 _RESULT = "checkin_result"  # session key carrying the outcome to /done
 
 
@@ -108,19 +109,12 @@ def hello_page():
 
 
 # --- recording the check-in ---------------------------------------------------
-
-def checkin_key(event: dict | None, ts: str) -> str:
-    """The ``local_checkins`` key: the event id, or the UTC day while none is on."""
-    return event["id"] if event else NO_EVENT + ts[:10]
-
+# The dedup itself (``checkin_in_transaction``, ``checkin_key``, ``NO_EVENT``)
+# lives in ``edge.checkins``: presence check-ins share it.
 
 def checked_in_at(staff_id: str, event: dict | None) -> str | None:
     """When this person checked in to ``event`` (today, while none is on)."""
-    key = checkin_key(event, iso(datetime.now(timezone.utc)))
-    row = get_db().conn.execute(
-        "SELECT ts FROM local_checkins WHERE staff_id = ? AND event_id = ?",
-        (staff_id, key)).fetchone()
-    return row[0] if row else None
+    return checked_in(get_db(), staff_id, event, iso(datetime.now(timezone.utc)))
 
 
 def record_checkin(outbox, staff_id: str, event: dict | None, zone: str,
@@ -132,27 +126,4 @@ def record_checkin(outbox, staff_id: str, event: dict | None, zone: str,
     transaction on one connection, so two workers cannot both create one.
     """
     with immediate(outbox.db):
-        return checkin_in_transaction(outbox, staff_id, event, zone, device)
-
-
-def checkin_in_transaction(outbox, staff_id: str, event: dict | None, zone: str,
-                           device: str | None) -> tuple[bool, str]:
-    """``record_checkin`` inside the caller's (immediate) transaction."""
-    ts = iso(datetime.now(timezone.utc))
-    key = checkin_key(event, ts)
-    db = outbox.db
-    row = db.conn.execute(
-        "SELECT ts FROM local_checkins WHERE staff_id = ? AND event_id = ?", (staff_id, key)
-    ).fetchone()
-    if row is not None:
-        return False, row[0]
-    record_id = outbox.append({
-        "type": "checkin", "ts": ts, "staff_id": staff_id,
-        "event_id": event["id"] if event else None,
-        "zone": zone, "method": "portal", "device": device,
-    })
-    db.conn.execute(
-        "INSERT INTO local_checkins (staff_id, event_id, ts, record_id) VALUES (?, ?, ?, ?)",
-        (staff_id, key, ts, record_id),
-    )
-    return True, ts
+        return checkin_in_transaction(outbox, staff_id, event, zone, device, "portal")
