@@ -38,6 +38,14 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
                         message="attendance on the dashboard")
         assert all(r["node"] == "hall-a-1" for r in rows)
         assert {r["method"] for r in rows} <= {"portal", "presence"}
+        # Bound phones that never open the portal are checked in by presence alone,
+        # and the two who leave early end up partial with the minutes they missed.
+        assert any(r["method"] == "presence" for r in rows)
+        left_early = wait_for(
+            lambda: [r for r in checked_in() if r["status"] == "partial"
+                     and (r["early_leave_minutes"] or 0) > 5], timeout=120,
+            message="early leavers shown as partial")
+        assert {r["staff_id"] for r in left_early} == {"D005", "D013"}
         with urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=5) as page:
             html = page.read().decode()
         assert "Hand hygiene and infection control" in html and rows[0]["name"] in html
