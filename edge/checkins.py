@@ -8,7 +8,6 @@ while no event is on), so someone who tapped on the portal is not checked in
 a second time when presence sees their phone, and the other way round.
 """
 
-from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from protocol.clock import iso
@@ -37,7 +36,7 @@ def checkin_in_transaction(outbox, staff_id: str, event: dict | None, zone: str,
     ``event``; returns ``(created, ts of the check-in that counts)``.
 
     Call inside the caller's write transaction (BEGIN IMMEDIATE, e.g.
-    ``immediate(outbox.db)`` below or the portal's own), so that the lookup,
+    ``edge.db.immediate`` or the portal's queued one), so that the lookup,
     the outbox append and the ``local_checkins`` row are one atomic step and
     two writers cannot both create one. ``now`` is the moment of the
     check-in (default: the wall clock).
@@ -62,18 +61,3 @@ def checkin_in_transaction(outbox, staff_id: str, event: dict | None, zone: str,
         (staff_id, key, ts, record_id),
     )
     return True, ts
-
-
-@contextmanager
-def immediate(db):
-    """A write transaction that takes SQLite's write lock up front (waiting
-    up to the connection's busy_timeout), for processes other than the
-    portal (which has its own, with a cross-worker queue)."""
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-        db.conn.execute("COMMIT")
-    except BaseException:
-        if db.conn.in_transaction:
-            db.conn.rollback()
-        raise

@@ -2,6 +2,7 @@
 processes (WAL, so readers never block the writer; synchronous=FULL, so a
 committed record survives a power cut)."""
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -75,3 +76,21 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the node database at ``path``."""
     return open_database(path, migrations)
 
+
+@contextmanager
+def immediate(db):
+    """A write transaction that takes SQLite's write lock up front.
+
+    A deferred transaction that reads and then writes can fail at once with
+    "database is locked" when another process wrote in between (busy_timeout
+    does not help there); BEGIN IMMEDIATE waits for the lock instead (up to
+    the busy timeout). Nested ``db.atomic()`` blocks become savepoints.
+    """
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.conn.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.rollback()
+        raise

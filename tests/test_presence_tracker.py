@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from edge.checkins import checkin_in_transaction, immediate
+from edge.checkins import checkin_in_transaction
+from edge.db import immediate
 from edge.db import open_db
 from edge.outbox import Outbox
 from edge.presence.hostapd import Gone

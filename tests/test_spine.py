@@ -138,37 +138,34 @@ def test_sync_sigkill_mid_stream_loses_nothing(broker, tmp_path, hub_db_path, da
     assert_exactly_once(hub_db_path, node_db_path, producer.ids)
 
 
-def test_sync_with_wrong_password_exits_2_with_a_clear_message(broker, tmp_path):
+def run_with_password(config_path, module, command, password):
+    """Run a daemon whose config carries ``password``; return the finished process."""
     import json
     import subprocess
     import sys
 
-    from .conftest import ROOT, node_config
+    from .conftest import ROOT
 
-    config = node_config(tmp_path, broker)
-    document = json.loads(config.read_text())
-    document["mqtt"]["password"] = "wrong"
-    config.write_text(json.dumps(document))
-    result = subprocess.run([sys.executable, "-m", "edge.cli", "--config", str(config), "sync"],
-                            capture_output=True, text=True, timeout=30, cwd=ROOT)
+    document = json.loads(config_path.read_text())
+    document["mqtt"]["password"] = password
+    config_path.write_text(json.dumps(document))
+    return subprocess.run([sys.executable, "-m", module, "--config", str(config_path), command],
+                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+
+
+def test_sync_with_wrong_password_exits_2_with_a_clear_message(broker, tmp_path):
+    from .conftest import node_config
+
+    result = run_with_password(node_config(tmp_path, broker), "edge.cli", "sync", "wrong")
     assert result.returncode == 2
     assert "refused node 'n1'" in result.stderr
     assert "wrong" not in result.stderr  # the password is never logged
 
 
 def test_ingest_with_bad_credentials_exits_2(broker, tmp_path):
-    import json
-    import subprocess
-    import sys
+    from .conftest import hub_config
 
-    from .conftest import ROOT, hub_config
-
-    config = hub_config(tmp_path, broker)
-    document = json.loads(config.read_text())
-    document["mqtt"]["password"] = "n1-secret"
-    config.write_text(json.dumps(document))
-    result = subprocess.run([sys.executable, "-m", "hub.cli", "--config", str(config), "ingest"],
-                            capture_output=True, text=True, timeout=30, cwd=ROOT)
+    result = run_with_password(hub_config(tmp_path, broker), "hub.cli", "ingest", "n1-secret")
     assert result.returncode == 2
     assert "refused the hub" in result.stderr
 

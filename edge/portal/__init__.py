@@ -67,6 +67,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from edge import devices
+from edge.db import immediate as db_immediate
 from edge.db import open_db
 from edge.outbox import Outbox
 from edge.state import ROSTER, NodeState
@@ -240,28 +241,13 @@ def close_db(exc=None) -> None:
 
 @contextmanager
 def immediate(db):
-    """A write transaction that takes the write lock up front.
-
-    A deferred transaction that reads and then writes can fail at once with
-    "database is locked" when another process wrote in between (busy_timeout
-    does not help there); BEGIN IMMEDIATE waits for the lock instead.
-    Nested ``db.atomic()`` blocks (as in Outbox.append) become savepoints.
-
-    Writers queue for the lock here, in order, rather than in SQLite's busy
-    handler, which sleeps in growing steps (up to 100 ms) and made the slowest
-    check-ins under load several times slower: threads of one worker on a
-    mutex, gunicorn's worker processes on a lock file (flock wakes a waiter
-    as soon as the holder lets go).
-    """
-    with _WRITE_LOCK, _process_lock(current_app.config["NODE_DB"]):
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.conn.execute("COMMIT")
-        except BaseException:
-            if db.conn.in_transaction:
-                db.conn.rollback()
-            raise
+    """``edge.db.immediate``, with writers queued in order rather than in
+    SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and
+    made the slowest check-ins under load several times slower: threads of one
+    worker on a mutex, gunicorn's worker processes on a lock file (flock wakes
+    a waiter as soon as the holder lets go)."""
+    with _WRITE_LOCK, _process_lock(current_app.config["NODE_DB"]), db_immediate(db):
+        yield db
 
 
 _WRITE_LOCK = threading.Lock()

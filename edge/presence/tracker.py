@@ -58,7 +58,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from edge.checkins import checkin_in_transaction, immediate
+from edge.checkins import checkin_in_transaction
+from edge.db import immediate
 from edge.devices import Devices
 from edge.outbox import Outbox
 from edge.state import NodeState
