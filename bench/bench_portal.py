@@ -204,10 +204,10 @@ def main():
              f" client processes), gunicorn {' '.join(WORKERS)}")
     write_result("portal_p99", "ms", ms["tap"][1], False,
                  (f"staff number + PIN check-in (scrypt), p99, {label}", ms["pin"][1]),
-                 (f"gunicorn hello-world, p99, same load", ms["hello"][1]))
+                 ("gunicorn hello-world, p99, same load", ms["hello"][1]))
     write_result("portal_p50", "ms", ms["tap"][0], False,
                  (f"staff number + PIN check-in (scrypt), p50, {label}", ms["pin"][0]),
-                 (f"gunicorn hello-world, p50, same load", ms["hello"][0]))
+                 ("gunicorn hello-world, p50, same load", ms["hello"][0]))
 
 
 if __name__ == "__main__":

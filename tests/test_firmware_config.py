@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.nodeconfig import (NCSI_DNS, TLS_UNIT, UNITS, NodeConfigError, destinations,
+from provisioning.nodeconfig import (NCSI_DNS, TLS_UNIT, NodeConfigError, destinations,
                                      render_node)
 
 from .netns import Netns, missing_tools, sh, veth

@@ -12,11 +12,12 @@ to a result page: the navigation after which the phone probes again, sees
 from flask import Blueprint, Flask, current_app, render_template, request
 from flask_babel import gettext as _
 
+from edge.checkins import checkin_in_transaction
 from edge.state import ROSTER
 
 from . import get_outbox, get_state, immediate, message_page
 from .auth import Refusal, authenticate
-from .checkin import checked_in_at, checkin_in_transaction
+from .checkin import checked_in_at
 from .device import device_key, devices, person, phone, rebound
 from .i18n import redirect_to
 

@@ -15,8 +15,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Flask, render_template, request, session
 from flask_babel import gettext as _
 
-# NO_EVENT and checkin_in_transaction are also imported from here by me.py and bind.py.
-from edge.checkins import NO_EVENT, checked_in, checkin_in_transaction  # noqa: F401
+from edge.checkins import checked_in, checkin_in_transaction
 from edge.state import ROSTER
 from protocol.clock import iso
 

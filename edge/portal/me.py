@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, render_template
 from edge.state import CONFIG
 
 from . import get_db, get_state
-from .checkin import NO_EVENT
+from edge.checkins import NO_EVENT
 from .device import devices, person, phone
 from .i18n import redirect_to
 
