@@ -9,9 +9,12 @@ rewrite them):
 - Flask-WTF: CSRF protection of every portal form (CSRFProtect).
 - Flask-Babel (Babel): the portal in zh-CN by default, English on request.
 - scapy: libpcap compiles the presence sniffer's kernel BPF filter through it.
+- opencv-python-headless: node camera (VideoCapture) + Haar face cascades in its wheel.
+- Pillow: verifies photos by decoding, reads EXIF, writes clean JPEGs (+ screenshot checks).
 Test extra: pytest (+ pytest-timeout), selenium for the pages people use
-in a real headless Chromium, Pillow to check its screenshots are not blank,
-hypothesis to fuzz the presence frame parser.
+in a real headless Chromium, hypothesis to fuzz the presence frame parser.
+- scikit-image: skimage.data.astronaut(), a real photo with a face, for the photo tests.
+- piexif: writes EXIF/GPS into test photos and proves none is left in the output.
 """
 
 from setuptools import find_packages, setup
@@ -35,6 +38,8 @@ setup(
         "Flask-WTF>=1.2,<2",
         "Flask-Babel>=4,<5",
         "scapy>=2.5,<3",
+        "opencv-python-headless>=4.8,<5",
+        "Pillow>=10,<13",
     ],
     extras_require={
         "test": [
@@ -42,7 +47,8 @@ setup(
             "pytest-timeout>=2.3,<3",
             # Drives Debian's chromium through its chromedriver (no browser download).
             "selenium>=4.20,<5",
-            "Pillow>=10,<14",
+            "scikit-image>=0.22,<1",
+            "piexif>=1.1,<2",
             "hypothesis>=6,<7",
         ],
     },

@@ -165,5 +165,53 @@ def presence(ctx, interface):
     sys.exit(code)
 
 
+@main.command()
+@click.option("--source", default="0", show_default=True,
+              help="Camera device index (0 = /dev/video0), or a video/image file.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Write the safe photo here as <sha256>.jpg (created if missing).")
+@click.option("--zone", default=None, help="The zone the photo is of (printed with the result).")
+@click.option("--warmup", default=None, type=int,
+              help="Frames to drop first while the camera's exposure settles "
+                   "(default 5 for a camera, 0 for a file).")
+def snap(source, out_dir, zone, warmup):
+    """Take a photo with the node camera and make it privacy-safe.
+
+    Captures one frame (cv2.VideoCapture), then runs the photo pipeline:
+    orientation, every metadata block dropped, long side at most 1600 px,
+    faces blurred. Writes <sha256>.jpg into --out and prints one line:
+    "<sha256> faces=<n> zone=<zone> <path>". Exits 2 when the camera cannot be
+    opened or gives no frame, 1 when the frame is refused as a photo.
+
+    Example:
+
+        rounds-edge snap --source 0 --zone ward-3 --out /var/lib/rounds/photos
+    """
+    from pathlib import Path
+
+    from .camera.capture import CaptureError, capture_frame
+    from .camera.pipeline import PhotoRejected, process
+
+    is_device = source.isdigit()
+    try:
+        frame = capture_frame(source, warmup=(5 if is_device else 0) if warmup is None
+                              else warmup)
+    except CaptureError as exc:
+        click.echo(f"rounds-edge snap: {exc}", err=True)
+        sys.exit(2)
+    try:
+        photo = process(frame)
+    except PhotoRejected as exc:
+        click.echo(f"rounds-edge snap: {exc.reason}", err=True)
+        sys.exit(1)
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{photo.sha256}.jpg"
+    tmp = path.with_suffix(".jpg.tmp")
+    tmp.write_bytes(photo.jpeg)
+    tmp.replace(path)
+    click.echo(f"{photo.sha256} faces={photo.faces} zone={zone or '-'} {path}")
+
+
 if __name__ == "__main__":
     main()

@@ -72,6 +72,23 @@ def m005_presence_open(db):
                                pk="device")
 
 
+
+@migrations()
+def m006_photo_spool(db):
+    """Processed (privacy-safe) photos waiting for the hub's ack; the files
+    themselves are in the spool directory, named by their sha256."""
+    db["photo_spool"].create({"sha256": str, "report_id": str, "path": str,
+                              "created_at": str}, pk="sha256")
+
+
+@migrations()
+def m007_local_reports(db):
+    """Reports filed at this node, for the reporter's "my reports" page (the
+    ticket states come down from the hub in the node's config)."""
+    db["local_reports"].create({"report_id": str, "staff_id": str, "category": str,
+                                "note": str, "photos": int, "ts": str}, pk="report_id")
+    db["local_reports"].create_index(["staff_id", "ts"])
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the node database at ``path``."""
     return open_database(path, migrations)

@@ -12,11 +12,15 @@ network thread only puts messages on a queue.
 import json
 import logging
 import queue
+import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from protocol import topics
 from protocol.clock import now_iso
@@ -26,9 +30,11 @@ from protocol.settings import MqttSettings
 
 from . import health
 from .outbox import Outbox
+from .photos import PhotoSpool
 from .state import CONFIG, ROSTER, NodeState
 
 log = logging.getLogger(__name__)
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")  # photo acks name sha256s; record acks name UUIDs
 
 
 class SyncFatal(RuntimeError):
@@ -43,12 +49,16 @@ class Batch:
 
 class NodeSync:
     def __init__(self, *, site, node, db_path, mqtt: MqttSettings, batch_size=500,
-                 window=8, ack_timeout=15.0, status_interval=30.0, poll_interval=0.2):
+                 window=8, ack_timeout=15.0, status_interval=30.0, poll_interval=0.2,
+                 photo_dir=None, photo_window=2):
         self.site, self.node, self.db_path = site, node, Path(db_path)
         self.batch_size, self.window = batch_size, window
         self.ack_timeout, self.status_interval = ack_timeout, status_interval
         self.poll_interval = poll_interval
-        self.outbox = self.state = None  # opened on the thread that runs the loop
+        self.outbox = self.state = self.spool = None  # opened on the thread that runs the loop
+        self.photo_dir = Path(photo_dir) if photo_dir else self.db_path.parent / "photos"
+        self.photo_window = photo_window
+        self.photos_inflight: dict[str, float] = {}  # sha256 -> when sent
         self.inbox: queue.Queue = queue.Queue()
         self.wake = threading.Event()
         self.connected = False
@@ -97,6 +107,7 @@ class NodeSync:
         """Sync until ``stop`` is set; raises SyncFatal when refused for good."""
         self.outbox = Outbox(self.db_path)
         self.state = NodeState(self.outbox.db)
+        self.spool = PhotoSpool(self.outbox.db, self.photo_dir)
         self.client.connect_async(self._mqtt.host, self._mqtt.port, keepalive=30)
         self.client.loop_start()
         next_status = 0.0
@@ -107,6 +118,7 @@ class NodeSync:
                 if self.connected:
                     self._expire_overdue()
                     self._fill_window()
+                    self._send_photos()
                     if time.monotonic() >= next_status:
                         self._publish_status()
                         next_status = time.monotonic() + self.status_interval
@@ -159,6 +171,11 @@ class NodeSync:
 
     def _handle_ack(self, ack: dict) -> None:
         ids = ack.get("ids") or []
+        photos = [i for i in ids if isinstance(i, str) and _SHA256.match(i)]
+        if photos:
+            self.spool.ack(photos)
+            for sha in photos:
+                self.photos_inflight.pop(sha, None)
         names = [ack["batch"]] if ack.get("batch") else list(self.current) + list(self.stale)
         done = []
         for name in names:
@@ -180,12 +197,14 @@ class NodeSync:
         self.stale.update(self.current)
         self.current.clear()
         self.cursor = 0
+        self.photos_inflight.clear()
         # Acks for batches long gone will not come; forget them.
         horizon = time.monotonic() - 10 * self.ack_timeout
         self.stale = {k: b for k, b in self.stale.items() if b.sent_at > horizon}
 
     def _expire_overdue(self) -> None:
-        oldest = min((b.sent_at for b in self.current.values()), default=None)
+        oldest = min([b.sent_at for b in self.current.values()]
+                     + list(self.photos_inflight.values()), default=None)
         if oldest is not None and time.monotonic() - oldest > self.ack_timeout:
             log.warning("no ack for %.0fs; sending the unacknowledged again", self.ack_timeout)
             self._reset()
@@ -202,11 +221,30 @@ class NodeSync:
             self.cursor = items[-1].seq
             self.client.publish(topic, payload, qos=1)
 
+    def _send_photos(self) -> None:
+        """Each spooled photo as its own ``up/photo`` message, a few at a time
+        (a photo is up to ~1.5 MB: paho holds every unacked one in memory)."""
+        room = self.photo_window - len(self.photos_inflight)
+        if room <= 0:
+            return
+        topic = topics.node_up(self.site, self.node, "photo")
+        for photo in self.spool.pending(room, exclude=self.photos_inflight):
+            try:
+                payload = photo.read()
+            except FileNotFoundError:
+                log.error("spooled photo %s is missing; dropping it", photo.sha256)
+                self.spool.ack([photo.sha256])
+                continue
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [("report_id", photo.report_id), ("sha256", photo.sha256)]
+            self.photos_inflight[photo.sha256] = time.monotonic()
+            self.client.publish(topic, payload, qos=1, properties=props)
+
     def _status(self, state: str) -> bytes:
         status = {"state": state, "version": health.VERSION, "ts": now_iso(),
                   "clock_synced": health.clock_synced()}
         if state == "online":
-            status["backlog"] = self.outbox.backlog()
+            status["backlog"] = self.outbox.backlog() + self.spool.count()
             status["disk_free"] = health.disk_free(self.db_path.parent)
         return json.dumps(status).encode()
 

@@ -47,7 +47,8 @@ def ingest(ctx):
 
     config = _load(ctx)
     worker = Ingest(site=config["site"], db_path=config["db"],
-                    mqtt=MqttSettings.from_dict(config["mqtt"]))
+                    mqtt=MqttSettings.from_dict(config["mqtt"]),
+                    photos_dir=config.get("photos_dir"))
     stop_on_signals(worker.stop)
     try:
         worker.run()

@@ -80,6 +80,95 @@ def m002_expected_attendees(db):
         db.execute(statement)
 
 
+# Seed categories: (category, label, description, keywords, group, due_hours,
+# credit_hours, duplicate_credit_hours). Safety is due in 4 h, hygiene in 8 h,
+# the rest in 48 h; an accepted original report earns 0.5 h, a duplicate 0 h.
+_CATEGORY_SEEDS = (
+    ("hygiene", "Hygiene", "Dirty floors, overflowing bins, spills, toilets",
+     "clean,dirty,spill,bin,toilet", "Ward environment", 8, 0.5, 0),
+    ("facilities", "Facilities / repair", "Broken equipment, lights, doors, leaks",
+     "repair,broken,leak,light,door", "Ward environment", 48, 0.5, 0),
+    ("safety", "Safety hazard", "Wet floor, blocked exit, exposed wiring, fire risk",
+     "hazard,exit,fire,wiring,fall", "Safety", 4, 0.5, 0),
+    ("signage", "Signage", "Missing, wrong or confusing signs",
+     "sign,direction,wayfinding", "Ward environment", 48, 0.5, 0),
+    ("service", "Service attitude", "Staff conduct towards patients and visitors",
+     "attitude,conduct,rude", "Service", 48, 0.5, 0),
+    ("queue", "Queue / order", "Queue jumping, crowding, disorder at counters",
+     "queue,crowd,order,waiting", "Service", 48, 0.5, 0),
+)
+# Seed routing: category (and optionally zone) -> department; anything without
+# a rule goes to the civility office (hub.tickets.DEFAULT_DEPARTMENT).
+_ROUTING_SEEDS = (
+    ("hygiene", None, "environmental_services"),
+    ("facilities", None, "facilities"),
+    ("safety", None, "security"),
+)
+
+
+@migrations()
+def m003_tickets(db):
+    """Snap-and-report on the hub: photos received, tickets and their history,
+    routing, per-category settings, volunteer hours, Open311 API keys."""
+    for statement in (
+        """CREATE TABLE IF NOT EXISTS photos (
+            sha256 TEXT PRIMARY KEY, size INTEGER, path TEXT, received_at TEXT, dhash TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS reports_report_id ON reports(report_id)",
+        "CREATE INDEX IF NOT EXISTS reports_node ON reports(node, taken_at)",
+        """CREATE TABLE category_settings (
+            category TEXT PRIMARY KEY, label TEXT NOT NULL, description TEXT,
+            keywords TEXT, group_name TEXT,
+            due_hours REAL NOT NULL, credit_hours REAL NOT NULL DEFAULT 0,
+            duplicate_credit_hours REAL NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE routing_rules (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, category TEXT NOT NULL, zone TEXT,
+            department TEXT NOT NULL
+        )""",
+        """CREATE TABLE tickets (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, report_id TEXT NOT NULL UNIQUE,
+            category TEXT NOT NULL, zone TEXT NOT NULL, department TEXT NOT NULL,
+            state TEXT NOT NULL, created_at TEXT NOT NULL, reported_at TEXT NOT NULL,
+            due_at TEXT NOT NULL, updated_at TEXT NOT NULL, staff_id TEXT NOT NULL,
+            reporters INTEGER NOT NULL DEFAULT 1, lat REAL, lon REAL, note TEXT,
+            photos TEXT NOT NULL DEFAULT '[]', source TEXT NOT NULL DEFAULT 'node'
+        )""",
+        "CREATE INDEX tickets_open ON tickets(state, zone, category, reported_at)",
+        "CREATE INDEX tickets_reported ON tickets(reported_at)",
+        """CREATE TABLE ticket_reports (
+            report_id TEXT PRIMARY KEY, ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+            staff_id TEXT NOT NULL, duplicate INTEGER NOT NULL, matched_by TEXT,
+            attached_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX ticket_reports_ticket ON ticket_reports(ticket_id)",
+        """CREATE TABLE ticket_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+            at TEXT NOT NULL, who TEXT NOT NULL, from_state TEXT, to_state TEXT NOT NULL,
+            comment TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX ticket_history_ticket ON ticket_history(ticket_id, at)",
+        """CREATE TABLE volunteer_ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, staff_id TEXT NOT NULL,
+            ticket_id INTEGER NOT NULL REFERENCES tickets(id), report_id TEXT NOT NULL,
+            hours REAL NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected')),
+            created_at TEXT NOT NULL, decided_by TEXT, decided_at TEXT,
+            UNIQUE (ticket_id, report_id)
+        )""",
+        "CREATE INDEX volunteer_ledger_staff ON volunteer_ledger(staff_id, state)",
+        "CREATE TABLE open311_keys (api_key TEXT PRIMARY KEY, name TEXT NOT NULL)",
+    ):
+        db.execute(statement)
+    db.conn.executemany(
+        "INSERT INTO category_settings (category, label, description, keywords, group_name, "
+        "due_hours, credit_hours, duplicate_credit_hours) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        _CATEGORY_SEEDS)
+    db.conn.executemany(
+        "INSERT INTO routing_rules (category, zone, department) VALUES (?, ?, ?)",
+        _ROUTING_SEEDS)
+
+
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the hub database at ``path``."""
     return open_database(path, migrations)

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 from protocol.clock import iso
 
+from . import tickets
+
 # Events that ended longer ago than this are no longer sent to nodes.
 SCHEDULE_PAST = timedelta(days=1)
 SCHEDULE_AHEAD = timedelta(days=14)
@@ -52,7 +54,12 @@ def node_config_document(db, node: str, now: datetime | None = None) -> dict | N
         event = dict(zip(columns, values))
         event["zones"] = json.loads(event["zones"])
         events.append(event)
-    return _versioned({"node": node, "zone": zone, "zone_name": zone_name, "events": events})
+    categories = [r[0] for r in db.conn.execute(
+        "SELECT category FROM category_settings ORDER BY rowid")]
+    return _versioned({"node": node, "zone": zone, "zone_name": zone_name, "events": events,
+                       "categories": categories,
+                       # The state of each ticket reported here, for "my reports".
+                       "reports": tickets.reports_for_node(db, node, now)})
 
 
 def configured_nodes(db) -> list[str]:

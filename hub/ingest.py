@@ -13,13 +13,15 @@ import json
 import logging
 import sqlite3
 import threading
+from pathlib import Path
 
 from protocol import topics
+from protocol.clock import now_iso
 from protocol.mqttclient import is_fatal, make_client, session_properties
 from protocol.records import InvalidEnvelope, InvalidRecord, parse_envelope, validate_status
 from protocol.settings import MqttSettings
 
-from . import downlink, store
+from . import downlink, photos, store, tickets
 from .db import open_db
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,9 @@ class IngestFatal(RuntimeError):
 
 class Ingest:
     def __init__(self, *, site: str, db_path, mqtt: MqttSettings,
-                 downlink_interval: float = 5.0):
+                 downlink_interval: float = 5.0, photos_dir=None):
         self.site, self.db_path, self.mqtt = site, db_path, mqtt
+        self.photos_dir = Path(photos_dir) if photos_dir else Path(db_path).parent / "photos"
         self.downlink_interval = downlink_interval
         self.db = None  # opened on the thread that runs the loop
         self.fatal: str | None = None
@@ -93,7 +96,7 @@ class Ingest:
     def _on_message(self, client, userdata, message):
         try:
             try:
-                self.handle(message.topic, message.payload)
+                self.handle(message.topic, message.payload, message.properties)
             except sqlite3.Error:
                 raise
             except Exception:  # noqa: BLE001 - a payload must never stop the loop
@@ -109,7 +112,7 @@ class Ingest:
 
     # --- the work ---
 
-    def handle(self, topic: str, payload: bytes) -> None:
+    def handle(self, topic: str, payload: bytes, properties=None) -> None:
         parsed = topics.parse_node_up(self.site, topic)
         if parsed is None:
             store.quarantine(self.db, topic=topic, node=None, reason="unexpected topic",
@@ -120,6 +123,8 @@ class Ingest:
             self._handle_batch(topic, node, payload)
         elif kind == "status":
             self._handle_status(topic, node, payload)
+        elif kind == "photo":
+            self._handle_photo(topic, node, payload, properties)
         else:
             store.quarantine(self.db, topic=topic, node=node, payload=payload,
                              reason=f"{kind!r} uplink is not accepted by this hub version")
@@ -131,10 +136,36 @@ class Ingest:
             store.quarantine(self.db, topic=topic, node=node, reason=str(exc), payload=payload)
             return
         ids = store.write_batch(self.db, topic, node, good, bad)
+        if any(record["type"] == "report" for record in good):
+            with self.db.atomic():
+                tickets.materialize(self.db)
         if ids:
             ack = {"ids": ids, **({"batch": batch} if batch else {})}
             self.client.publish(topics.node_down(self.site, node, "ack"),
                                 json.dumps(ack).encode(), qos=1)
+
+    def _handle_photo(self, topic: str, node: str, payload: bytes, properties) -> None:
+        """Verify, store content-addressed, then ticket any report it completes.
+        A bad photo is quarantined and acked all the same: sending the same
+        bytes again would not mend it."""
+        user = dict(getattr(properties, "UserProperty", None) or [])
+        claimed = user.get("sha256")
+        try:
+            sha = photos.verify(payload, claimed)
+        except photos.BadPhoto as exc:
+            store.quarantine(self.db, topic=topic, node=node, reason=str(exc), payload=payload,
+                             record_id=user.get("report_id"))
+        else:
+            path = photos.store(self.photos_dir, sha, payload)
+            with self.db.atomic():
+                self.db.conn.execute(
+                    "INSERT INTO photos (sha256, size, path, received_at, dhash) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING",
+                    (sha, len(payload), str(path), now_iso(), photos.dhash(payload)))
+                tickets.materialize(self.db)
+        if isinstance(claimed, str) and len(claimed) == 64:
+            self.client.publish(topics.node_down(self.site, node, "ack"),
+                                json.dumps({"ids": [claimed]}).encode(), qos=1)
 
     def _handle_status(self, topic: str, node: str, payload: bytes) -> None:
         if not payload:

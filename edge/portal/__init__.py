@@ -104,7 +104,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Migrate once at start-up, so requests only ever find the schema current.
     open_db(app.config["NODE_DB"]).close()
 
-    from . import bind, checkin, device, i18n, me, probes
+    from . import bind, checkin, device, i18n, me, probes, report
     # Order of the before-request hooks: who is asking (and release a bound
     # phone) -> redirect foreign hosts -> CSRF check of POSTs.
     init_app(app)
@@ -115,6 +115,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     checkin.init_app(app)
     bind.init_app(app)
     me.init_app(app)
+    report.init_app(app)
     return app
 
 

@@ -1,4 +1,5 @@
-"""The hub's web app: dashboard pages and the JSON API (/api/v1).
+"""The hub's web app: dashboard pages, the JSON API (/api/v1) and Open311
+GeoReport v2 (/open311/v2).
 
 Run by gunicorn (``hub.web:create_app()``) in several workers while the ingest
 process writes the same SQLite file, so each request opens its own connection
@@ -33,10 +34,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.teardown_appcontext(close_db)
     app.add_template_filter(localtime)
 
-    from . import api, pages
+    from . import api, open311, pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(open311.bp)
     api.register_error_handlers(app)
     return app
 

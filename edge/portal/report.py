@@ -1,0 +1,154 @@
+"""Snap-and-report: a category, a short note and one to four photos of a
+problem, filed from a phone's camera (plain form upload, no JavaScript).
+
+Every photo is made safe here, before anything is queued
+(``edge.camera.pipeline``: verified by decoding, orientation applied,
+metadata stripped, faces blurred, resized); a refused photo gets its 4xx
+with the reason and nothing is written. The safe photos go to the spool
+(``edge.photos``) and the ``report`` record, naming them by sha256, to the
+outbox. The place is the node's zone; GPS only when a photo still carried it.
+"""
+
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from flask import Blueprint, Flask, current_app, render_template, request
+from flask_babel import gettext as _
+
+from edge.camera.pipeline import MAX_BYTES, PhotoRejected, process
+from edge.photos import PhotoSpool
+from edge.state import CONFIG
+from protocol.clock import iso
+
+from . import current_zone, get_db, get_outbox, get_state, immediate, message_page
+from .auth import Refusal, authenticate
+from .device import device_key, person, phone
+from .i18n import redirect_to
+
+bp = Blueprint("report", __name__)
+MAX_PHOTOS = 4
+MAX_NOTE = 2000
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated where it is shown."""
+    return message
+
+
+# The hub's config may list the categories (codes); these are the defaults.
+CATEGORIES = {
+    "hygiene": N_("Hygiene"), "facilities": N_("Facilities / repair"),
+    "safety": N_("Safety"), "signage": N_("Signage"),
+    "service": N_("Service attitude"), "queue": N_("Queue / order"),
+}
+STATES = {
+    "waiting": N_("Sent, waiting for the hub"), "new": N_("New"),
+    "assigned": N_("Assigned to the department"), "in_progress": N_("Being handled"),
+    "resolved": N_("Resolved"), "closed": N_("Closed"), "rejected": N_("Rejected"),
+}
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_PHOTOS * MAX_BYTES + 1024 * 1024)
+    app.config.setdefault("PHOTO_DIR", str(Path(app.config["NODE_DB"]).parent / "photos"))
+    app.register_blueprint(bp)
+
+
+def categories() -> dict:
+    codes = (get_state().get(CONFIG) or {}).get("categories") or list(CATEGORIES)
+    return {code: _(CATEGORIES[code]) if code in CATEGORIES else code for code in codes}
+
+
+def _form(status=200, error=None, values=None):
+    current = phone()
+    bound = current is not None and current.staff_id is not None
+    page = render_template("report.html", categories=categories(), error=error,
+                           values=values or {}, need_pin=not bound,
+                           who=person(current.staff_id) if bound else None,
+                           max_photos=MAX_PHOTOS)
+    return page, status
+
+
+@bp.get("/report")
+def form():
+    return _form()
+
+
+@bp.post("/report")
+def submit():
+    values = {"category": request.form.get("category", ""),
+              "note": request.form.get("note", "").strip(),
+              "staff_id": request.form.get("staff_id", "").strip()}
+    if values["category"] not in categories():
+        return _form(400, _("Please choose what kind of problem it is."), values)
+    if len(values["note"]) > MAX_NOTE:
+        return _form(400, _("The note is too long (at most %(n)d characters).", n=MAX_NOTE),
+                     values)
+    uploads = [f for f in request.files.getlist("photos") if f and f.filename]
+    if not 1 <= len(uploads) <= MAX_PHOTOS:
+        return _form(400, _("Please add one to %(n)d photos.", n=MAX_PHOTOS), values)
+
+    current = phone()
+    if current is not None and current.staff_id is not None:
+        staff_id, zone = current.staff_id, current_zone(get_state())
+        if not zone:
+            return message_page(503, _("Not ready yet"),
+                                _("This node does not know its zone yet."))
+    else:
+        result = authenticate(request.form, device_key())
+        if isinstance(result, Refusal):
+            if result.whole_page:
+                return message_page(result.status, _("Not ready yet"), result.message)
+            return _form(result.status, result.message, values)
+        staff_id, zone = result.staff_id, result.zone
+
+    safe = []
+    for upload in uploads:
+        try:
+            safe.append(process(upload.read(MAX_BYTES + 1)))
+        except PhotoRejected as exc:
+            return _form(exc.status, _("Photo %(name)s was not accepted: %(reason)s",
+                                        name=Path(upload.filename).name[:80],
+                                        reason=exc.reason), values)
+    gps = next((photo.gps for photo in safe if photo.gps), None)
+    report_id = str(uuid.uuid4())
+    now = iso(datetime.now(timezone.utc))
+    outbox = get_outbox()
+    spool = PhotoSpool(outbox.db, current_app.config["PHOTO_DIR"])
+    with immediate(outbox.db):
+        shas = [spool.put(photo.jpeg, report_id) for photo in safe]  # files first, fsynced
+        outbox.append({
+            "type": "report", "report_id": report_id, "staff_id": staff_id,
+            "category": values["category"], "note": values["note"] or None, "zone": zone,
+            **({"lat": gps[0], "lon": gps[1]} if gps else {}),
+            "photos": shas, "taken_at": now})
+        outbox.db.conn.execute(
+            "INSERT INTO local_reports (report_id, staff_id, category, note, photos, ts) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (report_id, staff_id, values["category"], values["note"], len(shas), now))
+    return redirect_to("report.mine", sent=report_id)
+
+
+@bp.get("/reports")
+def mine():
+    """My reports: each with its ticket's state, as the hub last told this node."""
+    current = phone()
+    if current is None or current.staff_id is None:
+        return message_page(200, _("My reports"),
+                            _("Bind this phone to see your reports and how they are handled."))
+    states = {r.get("report_id"): r for r in (get_state().get(CONFIG) or {}).get("reports", [])}
+    rows = get_db().conn.execute(
+        "SELECT report_id, category, note, photos, ts FROM local_reports WHERE staff_id = ? "
+        "ORDER BY ts DESC LIMIT 30", (current.staff_id,)).fetchall()
+    reports = []
+    for report_id, category, note, photos, ts in rows:
+        ticket = states.get(report_id) or {}
+        state = ticket.get("state", "waiting")
+        reports.append({"report_id": report_id, "category": categories().get(category, category),
+                        "note": note, "photos": photos, "ts": ts,
+                        "state": _(STATES[state]) if state in STATES else state,
+                        "state_code": state,
+                        "duplicate": ticket.get("duplicate", False)})
+    return render_template("reports.html", reports=reports, person=person(current.staff_id),
+                           sent=request.args.get("sent"))
