@@ -6,6 +6,7 @@ started the way a node or hub starts it, and Ctrl-C stops them all.
 """
 
 import http.client
+import io
 import http.cookiejar
 import json
 import random
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from protocol.pins import device_id, hash_pin
 from provisioning.broker import Mosquitto, render_broker
 
 from .attendance import set_expected
+from .store import write_batch
+from .tickets import materialize
 from .db import open_db
 
 SITE, NODE, ZONE = "demo", "hall-a-1", "hall-a"
@@ -87,9 +91,66 @@ def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> None:
          "zones": json.dumps([ZONE]), "start": iso(now + timedelta(hours=3)),
          "end": iso(now + timedelta(hours=4)), "credit_hours": 1.5},
     ])
+    _seed_report_history(db, now)
     set_expected(db, LECTURE_ID, departments=["nursing", "cardiology"], staff=["D007"])
     set_expected(db, "training-cpr", departments=["emergency"])
     db.close()
+
+
+def _demo_photo(seed: int) -> bytes:
+    """A phone-camera-sized photo of 'a problem' (shapes on a floor)."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    image = Image.new("RGB", (1600, 1200), (rng.randrange(150, 220),) * 3)
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x, y = rng.randrange(1400), rng.randrange(1000)
+        draw.ellipse((x, y, x + rng.randrange(60, 300), y + rng.randrange(40, 200)),
+                     fill=tuple(rng.randrange(256) for _ in range(3)))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=88)
+    return out.getvalue()
+
+
+def _multipart(fields: dict, files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+             .encode() for k, v in fields.items()]
+    for name, filename, data in files:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                     f'filename="{filename}"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
+                     + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _get_json(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response)
+    except (urllib.error.URLError, ValueError):
+        return None
+
+
+def _post_json(url: str, document: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(document).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+    except (urllib.error.URLError, ValueError):
+        return {}
+
+
+def _wait_json(fetch, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = fetch()
+        if found:
+            return found
+        time.sleep(0.5)
+    return None
 
 
 class _AccessPoint:
@@ -118,6 +179,49 @@ class _AccessPoint:
     def disconnect(self, mac: str) -> None:
         self._say(f"disconnect {mac}")
 
+    def phone_reports(self, n: int, category: str, note: str, photo: bytes) -> int:
+        """Phone n (bound) files a snap-and-report with one photo; returns the status."""
+        opener = urllib.request.build_opener(
+            _FromAddress(phone_of(n)[0]),
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        base = f"http://127.0.0.1:{self.portal_port}"
+        page = opener.open(base + "/report?lang=en", timeout=10).read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        body, content_type = _multipart(
+            {"csrf_token": token, "category": category, "note": note},
+            [("photos", "IMG_0001.jpg", photo)])
+        request = urllib.request.Request(base + "/report", data=body,
+                                         headers={"Content-Type": content_type})
+        try:
+            return opener.open(request, timeout=30).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def file_reports(self) -> None:
+        """Snap-and-report from the lecture hall, then the civility office at work."""
+        spill, sign = _demo_photo(1), _demo_photo(2)
+        for n, category, note, photo in (
+                (1, "hygiene", "Spilled coffee on the stairs by the entrance", spill),
+                (3, "hygiene", "Wet floor by the entrance, slippery", spill),
+                (9, "signage", "Exit sign above door 2 is dark", sign)):
+            status = self.phone_reports(n, category, note, photo)
+            self.echo(f"  phone of D{n:03d}: reported {category!r} with a photo ({status})")
+        api = f"http://127.0.0.1:{self.web_port}/api/v1"
+        ticket = _wait_json(lambda: [t for t in (_get_json(f"{api}/tickets?zone={ZONE}") or [])
+                                     if t["category"] == "hygiene"], 30)
+        if not ticket:
+            self.echo("  (the hub has no ticket yet; see the logs)")
+            return
+        ticket = ticket[0]
+        _post_json(f"{api}/tickets/{ticket['id']}/transition",
+                   {"to": "assigned", "who": "civility-office", "comment": "Cleaning team sent"})
+        entries = (_get_json(f"{api}/hours?state=pending") or {}).get("entries", [])
+        for entry in entries[:1]:
+            _post_json(f"{api}/hours/{entry['id']}/decision",
+                       {"approve": True, "who": "environmental_services"})
+        self.echo(f"  civility office: ticket {ticket['id']} ({ticket['department']}) assigned; "
+                  f"the reporter's volunteer hours approved")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.stdin.close()
@@ -135,6 +239,21 @@ class _FromAddress(urllib.request.HTTPHandler):
     def http_open(self, req):
         return self.do_open(lambda host, **kw: http.client.HTTPConnection(
             host, source_address=(self.address, 0), **kw), req)
+
+
+def _seed_report_history(db, now: datetime) -> None:
+    """Nine weeks of past reports from a ward node: Ward 3 East had a hygiene
+    problem now and then, and five in the last week, so the hotspot analysis
+    flags it as recurring."""
+    days_ago = [60, 45, 31, 17] + [6, 5, 3, 2, 1]
+    records = [{
+        "id": str(uuid.uuid4()), "type": "report", "ts": iso(now - timedelta(days=d)),
+        "report_id": f"history-{d}", "staff_id": f"D{2 + d % 18:03d}", "category": "hygiene",
+        "note": "Overflowing bin by the nurses' station", "zone": "ward-3e", "photos": [],
+        "taken_at": iso(now - timedelta(days=d))} for d in days_ago]
+    write_batch(db, "demo/history", "ward-3e-1", records, [])
+    with db.atomic():
+        materialize(db, now)
 
 
 def _free(port: int) -> bool:
@@ -272,10 +391,54 @@ class Demo:
             pin = demo_pin(f"D{n:03d}") if k % 7 != 3 else "9999"  # now and then a typo
             self.echo(f"  phone of D{n:03d}: {self.phone_checks_in(n, pin)}")
             time.sleep(random.uniform(0.3, 1.2))
+        self.file_reports()
         time.sleep(10)  # the lecture goes on a little before two people slip out
         for n in LEAVE_EARLY:
             self.ap.disconnect(phone_of(n)[1])
             self.echo(f"  phone of D{n:03d}: left the lecture early (partial)")
+
+    def phone_reports(self, n: int, category: str, note: str, photo: bytes) -> int:
+        """Phone n (bound) files a snap-and-report with one photo; returns the status."""
+        opener = urllib.request.build_opener(
+            _FromAddress(phone_of(n)[0]),
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        base = f"http://127.0.0.1:{self.portal_port}"
+        page = opener.open(base + "/report?lang=en", timeout=10).read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        body, content_type = _multipart(
+            {"csrf_token": token, "category": category, "note": note},
+            [("photos", "IMG_0001.jpg", photo)])
+        request = urllib.request.Request(base + "/report", data=body,
+                                         headers={"Content-Type": content_type})
+        try:
+            return opener.open(request, timeout=30).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def file_reports(self) -> None:
+        """Snap-and-report from the lecture hall, then the civility office at work."""
+        spill, sign = _demo_photo(1), _demo_photo(2)
+        for n, category, note, photo in (
+                (1, "hygiene", "Spilled coffee on the stairs by the entrance", spill),
+                (3, "hygiene", "Wet floor by the entrance, slippery", spill),
+                (9, "signage", "Exit sign above door 2 is dark", sign)):
+            status = self.phone_reports(n, category, note, photo)
+            self.echo(f"  phone of D{n:03d}: reported {category!r} with a photo ({status})")
+        api = f"http://127.0.0.1:{self.web_port}/api/v1"
+        ticket = _wait_json(lambda: [t for t in (_get_json(f"{api}/tickets?zone={ZONE}") or [])
+                                     if t["category"] == "hygiene"], 30)
+        if not ticket:
+            self.echo("  (the hub has no ticket yet; see the logs)")
+            return
+        ticket = ticket[0]
+        _post_json(f"{api}/tickets/{ticket['id']}/transition",
+                   {"to": "assigned", "who": "civility-office", "comment": "Cleaning team sent"})
+        entries = (_get_json(f"{api}/hours?state=pending") or {}).get("entries", [])
+        for entry in entries[:1]:
+            _post_json(f"{api}/hours/{entry['id']}/decision",
+                       {"approve": True, "who": "environmental_services"})
+        self.echo(f"  civility office: ticket {ticket['id']} ({ticket['department']}) assigned; "
+                  f"the reporter's volunteer hours approved")
 
     def stop(self) -> None:
         for _, proc in reversed(self.procs):

@@ -45,6 +45,20 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
                      and (r["early_leave_minutes"] or 0) > 5], timeout=120,
             message="early leavers shown as partial")
         assert {r["staff_id"] for r in left_early} == {"D005", "D013"}
+        # Snap-and-report: photos filed on the portal became routed tickets (the second
+        # report of the spill attached as a duplicate), the office accepted one and the
+        # reporter's hours were approved; the seeded ward history is a recurring hotspot.
+        api = f"http://127.0.0.1:{web}/api/v1"
+        [spill] = wait_for(lambda: [t for t in get_json(f"{api}/tickets?zone=hall-a") or []
+                                    if t["category"] == "hygiene" and t["state"] == "assigned"],
+                           timeout=120, message="the assigned hygiene ticket")
+        assert spill["department"] == "environmental_services" and spill["reporters"] == 2
+        hours = wait_for(lambda: (get_json(f"{api}/hours?state=approved") or {}).get("entries"),
+                         message="approved hours")
+        assert hours[0]["staff_id"] == "D001" and hours[0]["ticket_id"] == spill["id"]
+        recurring = get_json(f"{api}/hotspots")["recurring"]
+        assert any(h["zone"] == "ward-3e" and h["category"] == "hygiene" and h["recurring"]
+                   for h in recurring)
         with urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=5) as page:
             html = page.read().decode()
         assert "Hand hygiene and infection control" in html and rows[0]["name"] in html
