@@ -100,3 +100,37 @@ def test_a_report_without_csrf_token_is_refused(phone, db_path):
                           content_type="multipart/form-data")
     assert response.status_code == 400
     nothing_queued(db_path)
+
+
+def test_the_node_camera_button_files_a_report_through_the_same_pipeline(db_path, leases, arp,
+                                                                          tmp_path):
+    from edge.portal import create_app
+
+    from .test_portal import PHONE_IP, PHONE_MAC, lease, portal_config
+
+    camera = tmp_path / "camera.jpg"  # an image file stands in for the node's camera
+    camera.write_bytes(photo((20, 20, 160), size=(2400, 1800)))
+    app = create_app(portal_config(db_path, leases, arp, CAMERA_SOURCE=str(camera)))
+    lease(leases, PHONE_IP, PHONE_MAC)
+    phone = app.test_client()
+    phone.environ_base["REMOTE_ADDR"] = PHONE_IP
+    phone.get("/?lang=en")
+    bind(phone)
+    assert "Use the node's camera instead" in text(phone.get("/report"))
+    response = phone.post("/report", data={"csrf_token": token(phone), "category": "safety",
+                                           "camera": "1"})
+    assert response.status_code == 303
+    [report] = records(db_path, "report")
+    [sha] = report["photos"]
+    from PIL import Image
+    with Image.open(db_path.parent / "photos" / f"{sha}.jpg") as safe:
+        assert max(safe.size) == 1600  # resized by the pipeline, not the raw frame
+
+
+def test_without_a_node_camera_the_button_is_absent_and_refused(phone, db_path):
+    bind(phone)
+    assert "camera instead" not in text(phone.get("/report"))
+    response = phone.post("/report", data={"csrf_token": token(phone), "category": "safety",
+                                           "camera": "1"})
+    assert response.status_code == 400
+    nothing_queued(db_path)

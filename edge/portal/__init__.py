@@ -79,7 +79,7 @@ _REQUIRED = ("NODE_DB", "NODE_ID", "SECRET_KEY", "SITE_SECRET")
 # node JSON "portal" section -> Flask config key
 _PORTAL_KEYS = {"url": "PORTAL_URL", "leases_file": "LEASES_FILE", "arp_file": "ARP_FILE",
                 "release_seconds": "RELEASE_SECONDS", "venue_info_url": "VENUE_INFO_URL",
-                "api_url": "API_URL"}
+                "api_url": "API_URL", "camera": "CAMERA_SOURCE"}
 
 csrf = CSRFProtect()
 log = logging.getLogger(__name__)

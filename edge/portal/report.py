@@ -9,6 +9,7 @@ with the reason and nothing is written. The safe photos go to the spool
 outbox. The place is the node's zone; GPS only when a photo still carried it.
 """
 
+import logging
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, current_app, render_template, request
 from flask_babel import gettext as _
 
+from edge.camera.capture import CaptureError, capture_frame
 from edge.camera.pipeline import MAX_BYTES, PhotoRejected, process
 from edge.photos import PhotoSpool
 from edge.state import CONFIG
@@ -27,6 +29,7 @@ from .device import device_key, person, phone
 from .i18n import redirect_to
 
 bp = Blueprint("report", __name__)
+log = logging.getLogger(__name__)
 MAX_PHOTOS = 4
 MAX_NOTE = 2000
 
@@ -66,7 +69,8 @@ def _form(status=200, error=None, values=None):
     page = render_template("report.html", categories=categories(), error=error,
                            values=values or {}, need_pin=not bound,
                            who=person(current.staff_id) if bound else None,
-                           max_photos=MAX_PHOTOS)
+                           max_photos=MAX_PHOTOS,
+                           camera=current_app.config.get("CAMERA_SOURCE") is not None)
     return page, status
 
 
@@ -85,8 +89,11 @@ def submit():
     if len(values["note"]) > MAX_NOTE:
         return _form(400, _("The note is too long (at most %(n)d characters).", n=MAX_NOTE),
                      values)
+    use_camera = "camera" in request.form
     uploads = [f for f in request.files.getlist("photos") if f and f.filename]
-    if not 1 <= len(uploads) <= MAX_PHOTOS:
+    if use_camera and current_app.config.get("CAMERA_SOURCE") is None:
+        return _form(400, _("This node has no camera."), values)
+    if not use_camera and not 1 <= len(uploads) <= MAX_PHOTOS:
         return _form(400, _("Please add one to %(n)d photos.", n=MAX_PHOTOS), values)
 
     current = phone()
@@ -104,7 +111,14 @@ def submit():
         staff_id, zone = result.staff_id, result.zone
 
     safe = []
-    for upload in uploads:
+    if use_camera:  # the node's own camera, through the same pipeline
+        try:
+            safe.append(process(capture_frame(current_app.config["CAMERA_SOURCE"], warmup=5)))
+        except (CaptureError, PhotoRejected) as exc:
+            log.warning("node camera: %s", exc)
+            return _form(503, _("The node's camera did not give a picture; please use "
+                                "your phone's camera."), values)
+    for upload in uploads if not use_camera else ():
         try:
             safe.append(process(upload.read(MAX_BYTES + 1)))
         except PhotoRejected as exc:
