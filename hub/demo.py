@@ -179,49 +179,6 @@ class _AccessPoint:
     def disconnect(self, mac: str) -> None:
         self._say(f"disconnect {mac}")
 
-    def phone_reports(self, n: int, category: str, note: str, photo: bytes) -> int:
-        """Phone n (bound) files a snap-and-report with one photo; returns the status."""
-        opener = urllib.request.build_opener(
-            _FromAddress(phone_of(n)[0]),
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        base = f"http://127.0.0.1:{self.portal_port}"
-        page = opener.open(base + "/report?lang=en", timeout=10).read().decode()
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        body, content_type = _multipart(
-            {"csrf_token": token, "category": category, "note": note},
-            [("photos", "IMG_0001.jpg", photo)])
-        request = urllib.request.Request(base + "/report", data=body,
-                                         headers={"Content-Type": content_type})
-        try:
-            return opener.open(request, timeout=30).status
-        except urllib.error.HTTPError as exc:
-            return exc.code
-
-    def file_reports(self) -> None:
-        """Snap-and-report from the lecture hall, then the civility office at work."""
-        spill, sign = _demo_photo(1), _demo_photo(2)
-        for n, category, note, photo in (
-                (1, "hygiene", "Spilled coffee on the stairs by the entrance", spill),
-                (3, "hygiene", "Wet floor by the entrance, slippery", spill),
-                (9, "signage", "Exit sign above door 2 is dark", sign)):
-            status = self.phone_reports(n, category, note, photo)
-            self.echo(f"  phone of D{n:03d}: reported {category!r} with a photo ({status})")
-        api = f"http://127.0.0.1:{self.web_port}/api/v1"
-        ticket = _wait_json(lambda: [t for t in (_get_json(f"{api}/tickets?zone={ZONE}") or [])
-                                     if t["category"] == "hygiene"], 30)
-        if not ticket:
-            self.echo("  (the hub has no ticket yet; see the logs)")
-            return
-        ticket = ticket[0]
-        _post_json(f"{api}/tickets/{ticket['id']}/transition",
-                   {"to": "assigned", "who": "civility-office", "comment": "Cleaning team sent"})
-        entries = (_get_json(f"{api}/hours?state=pending") or {}).get("entries", [])
-        for entry in entries[:1]:
-            _post_json(f"{api}/hours/{entry['id']}/decision",
-                       {"approve": True, "who": "environmental_services"})
-        self.echo(f"  civility office: ticket {ticket['id']} ({ticket['department']}) assigned; "
-                  f"the reporter's volunteer hours approved")
-
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.stdin.close()
