@@ -169,6 +169,6 @@ def m003_tickets(db):
         _ROUTING_SEEDS)
 
 
-def open_db(path: str | Path) -> sqlite_utils.Database:
-    """Open (and migrate) the hub database at ``path``."""
-    return open_database(path, migrations)
+def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
+    return open_database(path, migrations if migrate else None)

@@ -62,7 +62,11 @@ def _load_hub_config() -> dict:
 def get_db() -> Database:
     """This request's connection to the hub database, opened on first use."""
     if "db" not in g:
-        g.db = open_db(current_app.config["HUB_DB"])
+        # The first connection of a process migrates (under a file lock); the
+        # rest connect plainly.
+        migrated = current_app.extensions.setdefault("hub_db_migrated", False)
+        g.db = open_db(current_app.config["HUB_DB"], migrate=not migrated)
+        current_app.extensions["hub_db_migrated"] = True
     return g.db
 
 
