@@ -104,5 +104,14 @@ def demo(data_dir, web_port, portal_port, broker_port, phones):
         raise click.ClickException(str(exc)) from None
 
 
+def _add_area_commands() -> None:
+    from . import cli_export, cli_roster
+
+    for command in (*cli_roster.COMMANDS, *cli_export.COMMANDS):
+        main.add_command(command)
+
+
+_add_area_commands()
+
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
 """The hub's SQLite database (WAL, synchronous=FULL) and its migrations."""
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -169,6 +170,73 @@ def m003_tickets(db):
         _ROUTING_SEEDS)
 
 
+@migrations()
+def m004_dashboard(db):
+    """The dashboard: accounts and their roles, API tokens, login throttling,
+    the audit log, departments, floor plans, and the indexes the board and
+    attendance pages read by."""
+    for statement in (
+        """CREATE TABLE departments (
+            department TEXT PRIMARY KEY, name TEXT NOT NULL
+        )""",
+        """CREATE TABLE accounts (
+            username TEXT PRIMARY KEY,
+            password_hash TEXT,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'office', 'dept_reviewer', 'staff')),
+            department TEXT, staff_id TEXT,
+            disabled INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE api_tokens (
+            token_hash TEXT PRIMARY KEY, username TEXT NOT NULL REFERENCES accounts(username),
+            name TEXT NOT NULL, created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE login_failures (
+            username TEXT NOT NULL, at TEXT NOT NULL
+        )""",
+        "CREATE INDEX login_failures_user ON login_failures(username, at)",
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, who TEXT NOT NULL,
+            action TEXT NOT NULL, target TEXT, detail TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX audit_log_at ON audit_log(at)",
+        # Floor plans: one drawing per (campus, building, floor), SVG or JSON
+        # outline; each zone may carry a polygon in that drawing's coordinates.
+        """CREATE TABLE floor_plans (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, campus TEXT, building TEXT, floor TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('svg', 'json')), content TEXT NOT NULL,
+            width REAL NOT NULL DEFAULT 1000, height REAL NOT NULL DEFAULT 1000,
+            updated_at TEXT NOT NULL, UNIQUE (campus, building, floor)
+        )""",
+        "ALTER TABLE zones ADD COLUMN polygon TEXT",
+        "CREATE INDEX staff_department ON staff(department)",
+        "CREATE INDEX tickets_department ON tickets(department, reported_at)",
+        "CREATE INDEX events_start ON events(start)",
+        "CREATE INDEX presence_staff ON presence(staff_id, first_seen)",
+        "CREATE INDEX checkins_staff ON checkins(staff_id, ts)",
+        "CREATE INDEX reports_staff ON reports(staff_id, taken_at)",
+    ):
+        db.execute(statement)
+
+
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
     return open_database(path, migrations if migrate else None)
+
+
+@contextmanager
+def write_transaction(db):
+    """A write transaction: a savepoint inside the caller's transaction, else
+    ``BEGIN IMMEDIATE`` (take the write lock before reading, so a concurrent
+    writer makes us wait instead of failing the upgrade)."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")

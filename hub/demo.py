@@ -29,6 +29,7 @@ from protocol.clock import iso
 from protocol.pins import device_id, hash_pin
 from provisioning.broker import Mosquitto, render_broker
 
+from . import accounts
 from .attendance import set_expected
 from .store import write_batch
 from .tickets import materialize
@@ -60,7 +61,25 @@ def phone_of(n: int) -> tuple[str, str]:
     return f"127.0.0.{10 + n}", f"02:de:00:00:00:{n:02x}"
 
 
-def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> None:
+# Demo accounts (printed when the demo starts): username, role, department, password.
+DEMO_ACCOUNTS = (
+    ("admin", "admin", None, "rounds-admin-demo"),
+    ("office", "office", None, "rounds-office-demo"),
+    ("cleaning-lead", "dept_reviewer", "environmental_services", "rounds-review-demo"),
+)
+
+
+def seed_accounts(db) -> str:
+    """The demo's accounts; answers an API token of the office account (the
+    scripted civility office uses it)."""
+    with db.conn:
+        for username, role, department, password in DEMO_ACCOUNTS:
+            accounts.create(db, username, role, password, department=department)
+        return accounts.issue_token(db, "office", "demo script")
+
+
+def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> str:
+    """Seed the demo hub; answers the office's API token."""
     db = open_db(db_path)
     db["zones"].insert_all([
         {"zone": ZONE, "name": "Lecture hall A", "campus": "Main", "building": "Teaching",
@@ -94,7 +113,9 @@ def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> None:
     _seed_report_history(db, now)
     set_expected(db, LECTURE_ID, departments=["nursing", "cardiology"], staff=["D007"])
     set_expected(db, "training-cpr", departments=["emergency"])
+    token = seed_accounts(db)
     db.close()
+    return token
 
 
 def _demo_photo(seed: int) -> bytes:
@@ -125,17 +146,19 @@ def _multipart(fields: dict, files: list[tuple[str, str, bytes]]) -> tuple[bytes
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def _get_json(url: str):
+def _get_json(url: str, token: str):
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
     except (urllib.error.URLError, ValueError):
         return None
 
 
-def _post_json(url: str, document: dict) -> dict:
+def _post_json(url: str, document: dict, token: str) -> dict:
     request = urllib.request.Request(url, data=json.dumps(document).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
@@ -241,6 +264,8 @@ class Demo:
         mqtt = {"host": "127.0.0.1", "port": self.broker_port}
         self.hub_config = self._write("hub.json", {
             "site": SITE, "db": str(self.dir / "hub.db"), "secret_key": secrets.token_hex(16),
+            # Plain HTTP on 127.0.0.1 only: cookies without the Secure flag.
+            "web": {"secure_cookies": False},
             "mqtt": {**mqtt, "username": "hub", "password": hub_pw}})
         site_secret = secrets.token_hex(32)
         self.ap_path = self.dir / "hostapd" / "wlan0"
@@ -258,7 +283,11 @@ class Demo:
                          "hostapd_poll": 5},
             "mqtt": {**mqtt, "username": NODE, "password": node_pw}})
         self.echo("Seeding the hub: 2 zones, 1 node, 20 staff, a lecture on now ...")
-        seed_hub(self.dir / "hub.db", datetime.now(timezone.utc), bytes.fromhex(site_secret))
+        self.token = seed_hub(self.dir / "hub.db", datetime.now(timezone.utc),
+                              bytes.fromhex(site_secret))
+        token_file = self.dir / "office.token"  # for scripts and tests; 0600
+        token_file.touch(0o600)
+        token_file.write_text(self.token)
 
     def _write(self, name: str, document: dict) -> Path:
         path = self.dir / name
@@ -382,18 +411,18 @@ class Demo:
             status = self.phone_reports(n, category, note, photo)
             self.echo(f"  phone of D{n:03d}: reported {category!r} with a photo ({status})")
         api = f"http://127.0.0.1:{self.web_port}/api/v1"
-        ticket = _wait_json(lambda: [t for t in (_get_json(f"{api}/tickets?zone={ZONE}") or [])
+        ticket = _wait_json(lambda: [t for t in (_get_json(f"{api}/tickets?zone={ZONE}",
+                                                           self.token) or [])
                                      if t["category"] == "hygiene"], 30)
         if not ticket:
             self.echo("  (the hub has no ticket yet; see the logs)")
             return
         ticket = ticket[0]
         _post_json(f"{api}/tickets/{ticket['id']}/transition",
-                   {"to": "assigned", "who": "civility-office", "comment": "Cleaning team sent"})
-        entries = (_get_json(f"{api}/hours?state=pending") or {}).get("entries", [])
+                   {"to": "assigned", "comment": "Cleaning team sent"}, self.token)
+        entries = (_get_json(f"{api}/hours?state=pending", self.token) or {}).get("entries", [])
         for entry in entries[:1]:
-            _post_json(f"{api}/hours/{entry['id']}/decision",
-                       {"approve": True, "who": "environmental_services"})
+            _post_json(f"{api}/hours/{entry['id']}/decision", {"approve": True}, self.token)
         self.echo(f"  civility office: ticket {ticket['id']} ({ticket['department']}) assigned; "
                   f"the reporter's volunteer hours approved")
 
@@ -429,7 +458,10 @@ def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phone
         demo.wait_until_ready()
         echo(f"Dashboard: http://127.0.0.1:{web_port}   "
              f"Node portal: http://127.0.0.1:{portal_port}   (Ctrl-C stops everything)")
-        echo(f"Try it yourself: staff number D007, PIN {demo_pin('D007')}.")
+        echo("Sign in to the dashboard as: " + ", ".join(
+            f"{user} / {password} ({role})" for user, role, _d, password in DEMO_ACCOUNTS))
+        echo(f"Staff sign in with their staff number and portal PIN: D007 / {demo_pin('D007')}"
+             " (on the portal too).")
         echo("Scripted phones are checking in to 'Hand hygiene and infection control':")
         demo.run_phones()
         echo("All scripted phones are done; the demo keeps running until Ctrl-C.")

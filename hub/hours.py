@@ -103,10 +103,16 @@ def get_entry(db, entry_id: int) -> dict | None:
     return dict(zip(_ENTRY_COLUMNS, row)) if row else None
 
 
+_OF_DEPARTMENT = "staff_id IN (SELECT staff_id FROM staff WHERE department = ?)"
+
+
 def entries(db, staff_id: str | None = None, state: str | None = None,
-            limit: int = 1000) -> list[dict]:
-    """Ledger entries, newest first."""
+            limit: int = 1000, department: str | None = None) -> list[dict]:
+    """Ledger entries, newest first; ``department``: only its staff's."""
     where, params = [], []
+    if department is not None:
+        where.append(_OF_DEPARTMENT)
+        params.append(department)
     if staff_id is not None:
         where.append("staff_id = ?")
         params.append(staff_id)
@@ -127,12 +133,28 @@ _TOTALS = ("SELECT staff_id, "
            "FROM volunteer_ledger")
 
 
-def totals(db, staff_id: str | None = None) -> list[dict]:
+def totals(db, staff_id: str | None = None, department: str | None = None) -> list[dict]:
     """Per person ``{"staff_id", "approved", "pending", "rejected"}`` (hours),
-    by staff_id; one row (zeros when nothing) when ``staff_id`` is given."""
+    by staff_id; one row (zeros when nothing) when ``staff_id`` is given;
+    ``department``: only its staff."""
     if staff_id is not None:
         row = db.conn.execute(_TOTALS + " WHERE staff_id = ?", (staff_id,)).fetchone()
         return [{"staff_id": staff_id, "approved": row[1], "pending": row[2],
                  "rejected": row[3]}]
+    where, params = ("", ()) if department is None else (f" WHERE {_OF_DEPARTMENT}", (department,))
     return [{"staff_id": r[0], "approved": r[1], "pending": r[2], "rejected": r[3]}
-            for r in db.conn.execute(_TOTALS + " GROUP BY staff_id ORDER BY staff_id")]
+            for r in db.conn.execute(_TOTALS + where + " GROUP BY staff_id ORDER BY staff_id",
+                                     params)]
+
+
+def department_totals(db) -> list[dict]:
+    """Per department ``{"department", "approved", "pending", "rejected"}``."""
+    rows = db.conn.execute(
+        "SELECT coalesce(s.department, ''), "
+        "coalesce(sum(CASE WHEN v.state = 'approved' THEN v.hours END), 0), "
+        "coalesce(sum(CASE WHEN v.state = 'pending' THEN v.hours END), 0), "
+        "coalesce(sum(CASE WHEN v.state = 'rejected' THEN v.hours END), 0) "
+        "FROM volunteer_ledger v LEFT JOIN staff s ON s.staff_id = v.staff_id "
+        "GROUP BY 1 ORDER BY 1")
+    return [{"department": r[0], "approved": r[1], "pending": r[2], "rejected": r[3]}
+            for r in rows]

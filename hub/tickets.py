@@ -47,9 +47,9 @@ closest hash. ``tickets.reporters`` counts the distinct staff on the ticket.
 """
 
 import json
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
+from hub.db import write_transaction  # noqa: F401  (callers import it from here too)
 from protocol.clock import iso, parse_iso
 
 DEFAULT_DEPARTMENT = "civility_office"
@@ -83,25 +83,6 @@ class NotFound(LookupError):
 
 def _now(now: datetime | None) -> datetime:
     return now or datetime.now(timezone.utc)
-
-
-@contextmanager
-def write_transaction(db):
-    """A write transaction: a savepoint inside the caller's transaction, else
-    ``BEGIN IMMEDIATE`` (take the write lock before reading, so a concurrent
-    writer makes us wait instead of failing the upgrade)."""
-    if db.conn.in_transaction:
-        with db.atomic():
-            yield db
-        return
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT")
 
 
 # -- settings and routing ---------------------------------------------------

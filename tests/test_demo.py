@@ -11,9 +11,11 @@ import urllib.request
 from .conftest import ROOT, free_port, wait_for
 
 
-def get_json(url):
+def get_json(url, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=3) as response:
             return json.load(response)
     except (urllib.error.URLError, ConnectionError, ValueError):
         return None
@@ -27,9 +29,12 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
     proc = subprocess.Popen(["make", "-s", "demo", f"DEMO_ARGS={args}"], cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        token_file = tmp_path / "demo" / "office.token"
+        token = wait_for(lambda: token_file.exists() and token_file.read_text(), timeout=120,
+                         message="the demo's office token")
         attendance_url = f"http://127.0.0.1:{web}/api/v1/events/lecture-hand-hygiene/attendance"
         def checked_in():
-            rows = (get_json(attendance_url) or {}).get("attendance", [])
+            rows = (get_json(attendance_url, token) or {}).get("attendance", [])
             return [r for r in rows if r["checked_in_at"]]
 
         # Six phones, one in seven mistypes its PIN: at least five check in.
@@ -49,17 +54,19 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
         # report of the spill attached as a duplicate), the office accepted one and the
         # reporter's hours were approved; the seeded ward history is a recurring hotspot.
         api = f"http://127.0.0.1:{web}/api/v1"
-        [spill] = wait_for(lambda: [t for t in get_json(f"{api}/tickets?zone=hall-a") or []
+        [spill] = wait_for(lambda: [t for t in get_json(f"{api}/tickets?zone=hall-a", token) or []
                                     if t["category"] == "hygiene" and t["state"] == "assigned"],
                            timeout=120, message="the assigned hygiene ticket")
         assert spill["department"] == "environmental_services" and spill["reporters"] == 2
-        hours = wait_for(lambda: (get_json(f"{api}/hours?state=approved") or {}).get("entries"),
+        hours = wait_for(lambda: (get_json(f"{api}/hours?state=approved", token) or {}).get("entries"),
                          message="approved hours")
         assert hours[0]["staff_id"] == "D001" and hours[0]["ticket_id"] == spill["id"]
-        recurring = get_json(f"{api}/hotspots")["recurring"]
+        recurring = get_json(f"{api}/hotspots", token)["recurring"]
         assert any(h["zone"] == "ward-3e" and h["category"] == "hygiene" and h["recurring"]
                    for h in recurring)
-        with urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=5) as page:
+        home = urllib.request.Request(f"http://127.0.0.1:{web}/",
+                                      headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(home, timeout=5) as page:
             html = page.read().decode()
         assert "Hand hygiene and infection control" in html and rows[0]["name"] in html
     finally:
@@ -72,3 +79,4 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
                  message=f"port {port} to close")
     output = (tmp_path / "demo.out").read_text()
     assert "Stopping" in output
+    assert "office / rounds-office-demo" in output  # the printed demo credentials

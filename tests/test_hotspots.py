@@ -6,8 +6,9 @@ import pytest
 
 from hub import hotspots, tickets
 from hub.db import open_db
-from hub.web import create_app
 from protocol.clock import iso
+
+from .hubweb import make_app, signed_in
 
 from .test_tickets import file, report
 
@@ -93,8 +94,7 @@ def test_poisson_tail():
 
 
 def test_api_hotspots(tmp_path, db):
-    client = create_app({"TESTING": True, "HUB_DB": str(tmp_path / "hub.db"),
-                         "SITE": "test"}).test_client()
+    client = signed_in(make_app(tmp_path / "hub.db"), db, "office")
     now = datetime.now(timezone.utc)
     offset = (now - T0).total_seconds() / 60
     for i, hours_ago in enumerate((2, 20, 40, 60)):

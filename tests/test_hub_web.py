@@ -12,6 +12,7 @@ from hub.web import create_app
 from protocol.clock import iso, now_iso
 from protocol.settings import ConfigError
 
+from .hubweb import make_app, signed_in
 from .test_attendance import add_event as add_lecture
 from .test_attendance import checkin, ingest, occupancy, presence, ts
 
@@ -37,12 +38,12 @@ def db(db_path):
 
 @pytest.fixture
 def app(db_path, db):
-    return create_app({"TESTING": True, "HUB_DB": str(db_path), "SITE": "general-hospital"})
+    return make_app(db_path)
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def client(app, db):
+    return signed_in(app, db, "office")
 
 
 def add_event(db, event_id, title, start, end, zones=("hall-a",), **extra):
@@ -202,7 +203,9 @@ def test_unrouted_api_path_is_404_json_but_pages_stay_html(client):
 def test_api_server_error_is_json_without_details(tmp_path):
     app = create_app({"HUB_DB": str(tmp_path), "SITE": "s"})  # a directory: cannot open
 
-    response = app.test_client().get("/api/v1/events")
+    # A token request reaches the database (to find the token), which fails.
+    response = app.test_client().get("/api/v1/events",
+                                     headers={"Authorization": "Bearer rnd_x"})
 
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal server error"}

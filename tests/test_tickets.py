@@ -10,9 +10,10 @@ import pytest
 from hub import hours, tickets
 from hub.db import open_db
 from hub.store import write_batch
-from hub.web import create_app
 from protocol.clock import iso
 from protocol.records import validate
+
+from .hubweb import make_app, post_json, signed_in
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
 
@@ -315,8 +316,7 @@ def test_reports_for_node_show_ticket_state_and_duplicates(db):
 
 @pytest.fixture
 def client(tmp_path, db):
-    return create_app({"TESTING": True, "HUB_DB": str(tmp_path / "hub.db"),
-                       "SITE": "test"}).test_client()
+    return signed_in(make_app(tmp_path / "hub.db"), db, "office", username="H001")
 
 
 def test_api_tickets_list_filter_detail_and_transition(db, client):
@@ -335,40 +335,38 @@ def test_api_tickets_list_filter_detail_and_transition(db, client):
     assert detail["reporters"] == 2 and len(detail["reports"]) == 2
     assert detail["history"][0]["to_state"] == "new"
 
-    r = client.post(f"/api/v1/tickets/{a}/transition",
-                    json={"to": "assigned", "who": "H001", "comment": "on it"})
+    r = post_json(client, f"/api/v1/tickets/{a}/transition",
+                  {"to": "assigned", "comment": "on it"})
     assert r.status_code == 200 and r.get_json()["state"] == "assigned"
     assert r.get_json()["history"][-1] == {"at": r.get_json()["updated_at"], "who": "H001",
                                            "from_state": "new", "to_state": "assigned",
                                            "comment": "on it"}
     assert [t["id"] for t in client.get("/api/v1/tickets?state=assigned,new").get_json()
             ] == [int(b), int(a)]
-    conflict = client.post(f"/api/v1/tickets/{a}/transition", json={"to": "closed", "who": "H"})
+    conflict = post_json(client, f"/api/v1/tickets/{a}/transition", {"to": "closed"})
     assert conflict.status_code == 409 and "from assigned to closed" in conflict.get_json()["error"]
-    assert client.post(f"/api/v1/tickets/{a}/transition", json={"to": "x", "who": "H"}
+    assert post_json(client, f"/api/v1/tickets/{a}/transition", {"to": "x"}
                        ).status_code == 400
-    assert client.post(f"/api/v1/tickets/{a}/transition", json={"to": "in_progress"}
-                       ).status_code == 400
-    assert client.post("/api/v1/tickets/999/transition", json={"to": "assigned", "who": "H"}
+    assert post_json(client, f"/api/v1/tickets/{a}/transition", {"to": "in_progress",
+                                                                 "comment": 7}
+                     ).status_code == 400
+    assert post_json(client, "/api/v1/tickets/999/transition", {"to": "assigned"}
                        ).status_code == 404
     assert client.get("/api/v1/tickets/999").get_json() == {"error": "unknown ticket: 999"}
 
 
 def test_api_hours_and_decision(db, client):
     [tid] = file(db, report(staff_id="N001"))
-    client.post(f"/api/v1/tickets/{tid}/transition", json={"to": "assigned", "who": "H001"})
+    post_json(client, f"/api/v1/tickets/{tid}/transition", {"to": "assigned"})
     body = client.get("/api/v1/hours?staff_id=N001").get_json()
     assert body["totals"] == [{"staff_id": "N001", "approved": 0, "pending": 0.5,
                                "rejected": 0}]
     [entry] = body["entries"]
-    r = client.post(f"/api/v1/hours/{entry['id']}/decision", json={"approve": True, "who": "R1"})
+    r = post_json(client, f"/api/v1/hours/{entry['id']}/decision", {"approve": True})
     assert r.status_code == 200 and r.get_json()["state"] == "approved"
     assert client.get("/api/v1/hours").get_json()["totals"] == [
         {"staff_id": "N001", "approved": 0.5, "pending": 0, "rejected": 0}]
-    assert client.post(f"/api/v1/hours/{entry['id']}/decision",
-                       json={"approve": False, "who": "R1"}).status_code == 409
-    assert client.post(f"/api/v1/hours/{entry['id']}/decision",
-                       json={"approve": "yes", "who": "R1"}).status_code == 400
-    assert client.post("/api/v1/hours/999/decision",
-                       json={"approve": True, "who": "R1"}).status_code == 404
+    assert post_json(client, f"/api/v1/hours/{entry['id']}/decision", {"approve": False}).status_code == 409
+    assert post_json(client, f"/api/v1/hours/{entry['id']}/decision", {"approve": "yes"}).status_code == 400
+    assert post_json(client, "/api/v1/hours/999/decision", {"approve": True}).status_code == 404
     assert client.get("/api/v1/hours?state=nope").status_code == 400

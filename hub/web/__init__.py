@@ -6,7 +6,9 @@ process writes the same SQLite file, so each request opens its own connection
 (WAL mode lets readers and the writer work at once) and closes it at the end.
 """
 
+import importlib
 import os
+import secrets
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,22 +27,56 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the app from ``test_config``, or from the JSON hub config named by
     the ``ROUNDS_HUB_CONFIG`` environment variable."""
     app = Flask(__name__)
-    app.config.from_mapping(SITE=None, HUB_DB=None, TIMEZONE=DEFAULT_TIMEZONE, SECRET_KEY=None)
+    app.config.from_mapping(SITE=None, HUB_DB=None, TIMEZONE=DEFAULT_TIMEZONE, SECRET_KEY=None,
+                            PHOTOS_DIR=None, SECURE_COOKIES=True)
     app.config.update(_load_hub_config() if test_config is None else test_config)
     if not app.config["HUB_DB"]:
         raise ConfigError("HUB_DB (the hub database path) is not configured")
     ZoneInfo(app.config["TIMEZONE"])  # fail at start-up, not on the first request
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _secret_key(Path(app.config["HUB_DB"]))
 
     app.teardown_appcontext(close_db)
     app.add_template_filter(localtime)
 
-    from . import api, open311, pages
+    from . import api, auth, i18n, nav, open311, pages
 
+    i18n.init_app(app)
+    auth.init_app(app)
+    app.jinja_env.globals.update(nav_items=nav.nav_items)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(open311.bp)
+    for area in _AREAS:
+        module = importlib.import_module(f"{__name__}.{area}")
+        module.init_app(app)
     api.register_error_handlers(app)
     return app
+
+
+# Dashboard areas, each a module with ``init_app(app)`` registering its pages
+# (and its /api/v1 routes); see docs/dashboard.md.
+_AREAS = ("roster", "events", "zones", "board", "people", "hotspots")
+
+
+def _secret_key(db_path: Path) -> bytes:
+    """The session-signing key kept beside the database (0600), made once,
+    shared by every gunicorn worker of this hub."""
+    path = db_path.parent / "hub-web.secret"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another worker made it first
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+        out.flush()
+        os.fsync(out.fileno())
+    return key
 
 
 def _load_hub_config() -> dict:
@@ -56,6 +92,11 @@ def _load_hub_config() -> dict:
         mapping["TIMEZONE"] = config["timezone"]
     if "secret_key" in config:
         mapping["SECRET_KEY"] = config["secret_key"]
+    if "photos_dir" in config:
+        mapping["PHOTOS_DIR"] = str(Path(path).parent / config["photos_dir"])
+    web = config.get("web", {})
+    if "secure_cookies" in web:
+        mapping["SECURE_COOKIES"] = bool(web["secure_cookies"])
     return mapping
 
 

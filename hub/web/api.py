@@ -10,9 +10,11 @@ from flask import Blueprint, Flask, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from hub import attendance, hotspots, hours, occupancy, tickets
+from hub.db import write_transaction
 from protocol.clock import iso
 
 from . import get_db, hospital_tz, open311
+from .auth import actor, audited, department_scope, requires
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 @bp.get("/health")
 def health():
+    """Open to anyone who can reach the hub (monitoring): counts only."""
     site = current_app.config["SITE"]
     try:
         db = get_db()
@@ -33,6 +36,7 @@ def health():
 
 
 @bp.get("/events")
+@requires("office")
 def events():
     day = request.args.get("date")
     if day is None:
@@ -45,6 +49,7 @@ def events():
 
 
 @bp.get("/events/<event_id>/attendance")
+@requires("office")
 def event_attendance(event_id):
     """``{"event", "counts": {"present", "partial", "absent", "expected"},
     "attendance": [row, ...]}``; rows as ``hub.attendance.attendance_of``."""
@@ -58,6 +63,7 @@ OCCUPANCY_DEFAULT = timedelta(hours=2)
 
 
 @bp.get("/occupancy")
+@requires("office")
 def zone_occupancy():
     """Devices per zone and minute: ``?zone=<zone>&from=<iso>&to=<iso>``, all
     optional (every zone; the last 2 hours). Times are ISO 8601 with a UTC
@@ -93,19 +99,32 @@ def _instant(name: str, default: datetime) -> datetime:
 
 
 # -- tickets, volunteer hours, hotspots ---------------------------------------
-# Who may move a ticket or decide hours is not checked yet (roles come with the
-# dashboard login): ``who`` is taken from the request body as given.
+# Office and admin see everything; a department reviewer sees and moves only
+# the tickets routed to their department and decides only their staff's hours.
+# Who acted is the signed-in account, written in the history and audit log.
+
+def _visible_ticket(ticket_id: int) -> dict:
+    found = tickets.get_ticket(get_db(), ticket_id, detail=True)
+    scope = department_scope()
+    if found is None or (scope is not None and found["department"] != scope):
+        abort(404, description=f"unknown ticket: {ticket_id}")
+    return found
+
 
 @bp.get("/tickets")
+@requires("office", "dept_reviewer")
 def list_tickets():
     """Tickets, newest first: ``?state=&department=&category=&zone=`` (each
     optional, state may be comma-separated), ``limit`` (default 500, max
-    5000). Each ticket as ``hub.tickets.get_ticket``."""
+    5000). Each ticket as ``hub.tickets.get_ticket``. A reviewer's list is
+    always their department's."""
     filters = {}
     for name in ("state", "department", "category", "zone"):
         value = request.args.get(name)
         if value:
             filters[name] = value.split(",") if name == "state" else value
+    if department_scope() is not None:
+        filters["department"] = department_scope()
     bad = set(filters.get("state", ())) - set(tickets.STATES)
     if bad:
         abort(400, description=f"unknown state(s): {', '.join(sorted(bad))}")
@@ -116,69 +135,100 @@ def list_tickets():
 
 
 @bp.get("/tickets/<int:ticket_id>")
+@requires("office", "dept_reviewer")
 def ticket(ticket_id):
     """One ticket with ``history`` and ``reports`` (its reporters)."""
-    found = tickets.get_ticket(get_db(), ticket_id, detail=True)
-    if found is None:
-        abort(404, description=f"unknown ticket: {ticket_id}")
-    return jsonify(found)
+    return jsonify(_visible_ticket(ticket_id))
 
 
 @bp.post("/tickets/<int:ticket_id>/transition")
+@requires("office", "dept_reviewer")
 def ticket_transition(ticket_id):
-    """Body ``{"to", "who", "comment"?}``; answers the ticket with history.
+    """Body ``{"to", "comment"?}``; answers the ticket with history.
     400 bad body, 404 unknown ticket, 409 a move the state machine refuses."""
     body = _json_body()
-    to, who, comment = body.get("to"), body.get("who"), body.get("comment", "")
+    to, comment = body.get("to"), body.get("comment", "")
     if to not in tickets.STATES:
         abort(400, description=f"to must be one of {', '.join(tickets.STATES)}")
-    if not isinstance(who, str) or not 0 < len(who.strip()) <= 64:
-        abort(400, description="who is required (1..64 characters)")
     if not isinstance(comment, str) or len(comment) > 2000:
         abort(400, description="comment must be text of at most 2000 characters")
+    _visible_ticket(ticket_id)
+    move_ticket(ticket_id, to, comment)
+    return jsonify(tickets.get_ticket(get_db(), ticket_id, detail=True))
+
+
+def move_ticket(ticket_id: int, to: str, comment: str) -> None:
+    """Transition and audit in one transaction; 404/409 as HTTP errors."""
     db = get_db()
     try:
-        tickets.transition(db, ticket_id, to, who.strip(), comment)
+        with write_transaction(db):
+            before = tickets.get_ticket(db, ticket_id)
+            tickets.transition(db, ticket_id, to, actor(), comment)
+            audited("ticket.transition", f"ticket:{ticket_id}",
+                    **{"from": before["state"] if before else None, "to": to})
     except tickets.NotFound as exc:
         abort(404, description=str(exc))
     except ValueError as exc:
         abort(409, description=str(exc))
-    return jsonify(tickets.get_ticket(db, ticket_id, detail=True))
 
 
 @bp.get("/hours")
+@requires("office", "dept_reviewer")
 def volunteer_hours():
     """``?staff_id=`` (optional) and ``state=`` (optional): ``{"staff_id",
     "totals": [{"staff_id", "approved", "pending", "rejected"}], "entries":
-    [...]}``; without staff_id, totals for everyone."""
+    [...], "departments": [{"department", "approved", "pending",
+    "rejected"}]}``; without staff_id, totals for everyone (a reviewer: their
+    department's staff; ``departments`` is empty for them)."""
     staff_id = request.args.get("staff_id") or None
     state = request.args.get("state") or None
     if state is not None and state not in hours.ENTRY_STATES:
         abort(400, description=f"state must be one of {', '.join(hours.ENTRY_STATES)}")
     db = get_db()
-    return jsonify(staff_id=staff_id, totals=hours.totals(db, staff_id),
-                   entries=hours.entries(db, staff_id, state))
+    scope = department_scope()
+    if scope is not None and staff_id is not None and not in_department(staff_id, scope):
+        abort(404, description=f"unknown staff member: {staff_id}")
+    return jsonify(staff_id=staff_id, totals=hours.totals(db, staff_id, department=scope),
+                   entries=hours.entries(db, staff_id, state, department=scope),
+                   departments=hours.department_totals(db) if scope is None else [])
+
+
+def in_department(staff_id: str, department: str) -> bool:
+    return get_db().conn.execute("SELECT 1 FROM staff WHERE staff_id = ? AND department = ?",
+                                 (staff_id, department)).fetchone() is not None
 
 
 @bp.post("/hours/<int:entry_id>/decision")
+@requires("office", "dept_reviewer")
 def hours_decision(entry_id):
-    """Body ``{"approve": true|false, "who"}``; answers the entry. 409 when
-    it was already decided."""
-    body = _json_body()
-    approve, who = body.get("approve"), body.get("who")
+    """Body ``{"approve": true|false}``; answers the entry. 409 when it was
+    already decided."""
+    approve = _json_body().get("approve")
     if not isinstance(approve, bool):
         abort(400, description="approve must be true or false")
-    if not isinstance(who, str) or not 0 < len(who.strip()) <= 64:
-        abort(400, description="who is required (1..64 characters)")
+    return jsonify(decide_hours(entry_id, approve))
+
+
+def decide_hours(entry_id: int, approve: bool) -> dict:
+    """Decide and audit in one transaction; 404 when the entry is unknown or
+    (for a reviewer) not their department's, 409 when already decided."""
+    db = get_db()
+    entry = hours.get_entry(db, entry_id)
+    scope = department_scope()
+    if entry is None or (scope is not None and not in_department(entry["staff_id"], scope)):
+        abort(404, description=f"unknown ledger entry: {entry_id}")
     try:
-        return jsonify(hours.decide(get_db(), entry_id, approve, who.strip()))
-    except tickets.NotFound as exc:
-        abort(404, description=str(exc))
+        with write_transaction(db):
+            decided = hours.decide(db, entry_id, approve, actor())
+            audited("hours.decision", f"hours:{entry_id}", approve=approve,
+                    staff_id=entry["staff_id"], hours=entry["hours"])
     except ValueError as exc:
         abort(409, description=str(exc))
+    return decided
 
 
 @bp.get("/hotspots")
+@requires("office", "dept_reviewer")
 def hotspot_analysis():
     """``?weeks=`` (1..52, default 12): ``hub.hotspots.hotspots``."""
     weeks = request.args.get("weeks", "12")

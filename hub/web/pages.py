@@ -1,4 +1,4 @@
-"""Server-rendered dashboard pages (no JavaScript; the pages refresh themselves)."""
+"""Server-rendered dashboard pages: today's events and one event's attendance."""
 
 from datetime import date, datetime
 
@@ -7,11 +7,13 @@ from flask import Blueprint, abort, render_template, request
 from hub import attendance
 
 from . import get_db, hospital_tz
+from .auth import requires
 
 bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
+@requires("office")
 def today():
     """Today's events (or ``?date=YYYY-MM-DD``'s) in the hospital time zone,
     each with its present/partial/absent counts and who is (not) there."""
@@ -31,6 +33,7 @@ def today():
 
 
 @bp.get("/events/<event_id>")
+@requires("office")
 def event(event_id):
     db = get_db()
     report = attendance.attendance_report(db, event_id)

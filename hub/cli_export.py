@@ -1,0 +1,5 @@
+"""`rounds-hub` commands: export (being built)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,77 @@
+"""The dashboard in Simplified Chinese by default, English on request (Flask-Babel).
+
+The language is a choice kept in the session cookie (``/lang/en``,
+``/lang/zh``, or ``?lang=`` on any URL); the browser's Accept-Language is not
+consulted, as on the portal. Messages are English in code and templates; the
+Chinese catalogue is ``translations/zh_Hans_CN/LC_MESSAGES/messages.po`` with
+its compiled ``.mo`` committed beside it (a test keeps them in step). After
+changing messages::
+
+    .venv/bin/pybabel extract -F hub/web/babel.cfg --no-location -o /tmp/hub.pot .
+    .venv/bin/pybabel update -i /tmp/hub.pot -d hub/web/translations -N \\
+        --ignore-obsolete -w 100
+    (translate the new entries, remove "fuzzy" flags)
+    .venv/bin/pybabel compile -d hub/web/translations
+"""
+
+from pathlib import Path
+
+from flask import Blueprint, Flask, g, redirect, request, session, url_for
+from flask_babel import Babel
+
+LOCALES = {"zh": "zh_Hans_CN", "en": "en"}
+HTML_LANG = {"zh": "zh-CN", "en": "en"}
+NAMES = {"zh": "中文", "en": "English"}
+DEFAULT = "zh"
+
+bp = Blueprint("i18n", __name__)
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", LOCALES[DEFAULT])
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(Path(__file__).parent / "translations")
+    app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["TIMEZONE"]
+    Babel(app, locale_selector=lambda: LOCALES[lang()])
+    app.before_request(_remember)
+    app.register_blueprint(bp)
+    app.jinja_env.globals.update(lang=lang, html_lang=lambda: HTML_LANG[lang()],
+                                 other_lang=other_lang)
+
+
+def parse(value) -> str | None:
+    """``zh``, ``zh-CN``, ``zh_Hans_CN`` -> ``zh``; ``en``, ``en-US`` -> ``en``."""
+    value = (value or "").strip().lower()
+    for code in LOCALES:
+        if value == code or value.startswith(code + "-") or value.startswith(code + "_"):
+            return code
+    return None
+
+
+def lang() -> str:
+    if "lang" not in g:
+        g.lang = parse(request.args.get("lang")) or parse(session.get("lang")) or DEFAULT
+    return g.lang
+
+
+def _remember() -> None:
+    chosen = parse(request.args.get("lang"))
+    if chosen and session.get("lang") != chosen:
+        session["lang"] = chosen
+
+
+def other_lang() -> dict:
+    other = "en" if lang() == "zh" else "zh"
+    return {"href": url_for("i18n.switch", code=other, next=request.full_path),
+            "label": NAMES[other], "lang": HTML_LANG[other]}
+
+
+@bp.get("/lang/<code>")
+def switch(code):
+    """Remember the language and go back to the page it was chosen on."""
+    chosen = parse(code) or DEFAULT
+    session["lang"] = chosen
+    g.lang = chosen
+    target = request.args.get("next", "")
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("auth.login")
+    return redirect(target, code=303)

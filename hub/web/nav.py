@@ -1,0 +1,28 @@
+"""The dashboard's navigation bar: each area's page, for the roles that may
+open it. An entry whose endpoint is not registered is left out."""
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+# (endpoint, label, roles besides admin)
+ITEMS = (
+    ("pages.today", _l("Today"), ("office",)),
+    ("events.index", _l("Events"), ("office",)),
+    ("board.tickets", _l("Tickets"), ("office", "dept_reviewer")),
+    ("board.hours", _l("Volunteer hours"), ("office", "dept_reviewer")),
+    ("hotspots.page", _l("Hotspots"), ("office", "dept_reviewer")),
+    ("people.index", _l("People"), ("office", "dept_reviewer")),
+    ("roster.staff", _l("Roster"), ("office",)),
+    ("zones.index", _l("Zones"), ("office",)),
+    ("board.nodes", _l("Nodes"), ("office",)),
+    ("roster.accounts", _l("Accounts"), ()),
+    ("people.me", _l("My record"), ("staff",)),
+)
+
+
+def nav_items() -> list[tuple[str, str]]:
+    if not current_user.is_authenticated:
+        return []
+    return [(endpoint, label) for endpoint, label, roles in ITEMS
+            if endpoint in current_app.view_functions and current_user.may(*roles)]

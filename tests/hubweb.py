@@ -1,0 +1,55 @@
+"""Helpers for tests of the hub's web app: accounts per role, signing in
+through the real login form, and the CSRF token the pages carry."""
+
+import re
+
+from hub import accounts
+from hub.web import create_app
+
+PASSWORD = "correct horse battery"
+_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def make_app(db_path, **config):
+    return create_app({"TESTING": True, "HUB_DB": str(db_path), "SITE": "general-hospital",
+                       **config})
+
+
+def add_account(db, username: str, role: str, *, department: str | None = None,
+                staff_id: str | None = None, password: str = PASSWORD) -> None:
+    with db.conn:
+        accounts.create(db, username, role, password, department=department,
+                        staff_id=staff_id)
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = _META.search(page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def sign_in(client, username: str, password: str = PASSWORD):
+    token = csrf_token(client)
+    return client.post("/login", data={"username": username, "password": password,
+                                       "csrf_token": token})
+
+
+def signed_in(app, db, role: str = "office", **account):
+    """A test client signed in as a new account with ``role``."""
+    username = account.pop("username", f"{role}-user")
+    if role == "dept_reviewer":
+        account.setdefault("department", "environmental_services")
+    if role == "staff":
+        account.setdefault("staff_id", "S001")
+    add_account(db, username, role, **account)
+    client = app.test_client()
+    response = sign_in(client, username)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    client.csrf = csrf_token(client, "/login")
+    return client
+
+
+def post_json(client, path: str, body: dict):
+    """A JSON POST from a signed-in browser session (CSRF token in the header)."""
+    return client.post(path, json=body, headers={"X-CSRFToken": client.csrf})
