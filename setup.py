@@ -7,7 +7,12 @@ rewrite them):
 - sqlite-utils 4.x: SQLite access and its built-in migrations (node and hub).
 - click: the three console scripts.
 - Flask-WTF: CSRF protection of every portal form (CSRFProtect).
-- Flask-Babel (Babel): the portal in zh-CN by default, English on request.
+- Flask-Babel (Babel): the portal and the dashboard in zh-CN by default, English on request.
+- Flask-Login: the dashboard's sessions (login, user loading, session protection);
+  passwords are hashed with werkzeug's scrypt, which Flask already brings.
+- openpyxl: XLSX exports (a real workbook writer rather than hand-made zip/XML).
+- icalendar: the iCalendar feeds of events per zone and department (RFC 5545
+  folding and escaping done right).
 - scapy: libpcap compiles the presence sniffer's kernel BPF filter through it.
 - opencv-python-headless: node camera (VideoCapture) + Haar face cascades in its wheel.
 - Pillow: verifies photos by decoding, reads EXIF, writes clean JPEGs (+ screenshot checks).
@@ -28,7 +33,8 @@ setup(
     include_package_data=True,
     package_data={"edge.portal": ["templates/*.html", "static/*",
                                   "translations/*/LC_MESSAGES/*"],
-                  "hub.web": ["templates/*.html", "static/*"]},
+                  "hub.web": ["templates/*.html", "static/*", "babel.cfg",
+                              "translations/*/LC_MESSAGES/*"]},
     install_requires=[
         "flask>=3.1,<4",
         "gunicorn>=23,<28",
@@ -37,6 +43,9 @@ setup(
         "click>=8.1,<9",
         "Flask-WTF>=1.2,<2",
         "Flask-Babel>=4,<5",
+        "Flask-Login>=0.6.3,<0.7",
+        "openpyxl>=3.1,<4",
+        "icalendar>=6,<8",
         "scapy>=2.5,<3",
         "opencv-python-headless>=4.8,<5",
         "Pillow>=10,<13",
@@ -50,6 +59,8 @@ setup(
             "scikit-image>=0.22,<1",
             "piexif>=1.1,<2",
             "hypothesis>=6,<7",
+            # Checks every /api/v1 response against the OpenAPI document's schemas.
+            "jsonschema>=4.20,<5",
         ],
     },
     entry_points={

@@ -6,13 +6,19 @@ import re
 from hub import accounts
 from hub.web import create_app
 
+from .openapi_check import install
+
 PASSWORD = "correct horse battery"
 _META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def make_app(db_path, **config):
-    return create_app({"TESTING": True, "HUB_DB": str(db_path), "SITE": "general-hospital",
-                       **config})
+    """The hub app on ``db_path``; every /api/v1 response it gives is checked
+    against the OpenAPI document (tests/openapi_check.py)."""
+    app = create_app({"TESTING": True, "HUB_DB": str(db_path), "SITE": "general-hospital",
+                      **config})
+    install(app)
+    return app
 
 
 def add_account(db, username: str, role: str, *, department: str | None = None,

@@ -39,7 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.teardown_appcontext(close_db)
     app.add_template_filter(localtime)
 
-    from . import api, auth, i18n, nav, open311, pages
+    from . import api, auth, i18n, nav, open311, openapi, pages
 
     i18n.init_app(app)
     auth.init_app(app)
@@ -47,9 +47,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(open311.bp)
+    openapi.init_app(app)
+    fragments = app.extensions.setdefault("openapi_fragments", [])
     for area in _AREAS:
         module = importlib.import_module(f"{__name__}.{area}")
         module.init_app(app)
+        fragments.append(module.OPENAPI)
     api.register_error_handlers(app)
     return app
 

@@ -1,0 +1,273 @@
+"""The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json.
+
+Written by hand next to the code it describes: this module holds the paths of
+``api.py``; each dashboard area module holds an ``OPENAPI = {"paths",
+"schemas"}`` fragment for its own routes, and ``document()`` merges them.
+``tests/test_openapi.py`` checks that every /api/v1 route of the app is in the
+document and that real responses match the schemas.
+"""
+
+from flask import Blueprint, current_app, jsonify
+
+from . import api
+
+bp = Blueprint("openapi", __name__, url_prefix=api.PREFIX)
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_response(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def errors(*codes: int) -> dict:
+    """Error responses (``{"error": ...}``) for the given status codes."""
+    reasons = {400: "Bad request (the reason is in error)", 401: "Not signed in",
+               403: "The account's role may not do this", 404: "Not found (or not yours)",
+               409: "Conflicts with the current state", 422: "Input with errors",
+               503: "The hub database is unavailable"}
+    return {str(code): json_response(reasons[code], ERROR) for code in codes}
+
+
+def query(name: str, description: str, schema: dict | None = None,
+          required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def path_param(name: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_NUM = {"type": ["number", "null"]}
+SIGNED_IN = errors(401, 403)
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["error"],
+              "properties": {"error": {"type": "string"}}},
+    "Health": {
+        "type": "object", "required": ["ok", "site", "db"],
+        "properties": {"ok": {"type": "boolean"}, "site": NULLABLE_STR, "db": {"type": "string"},
+                       "nodes": {"type": "object",
+                                 "properties": {"online": {"type": "integer"},
+                                                "offline": {"type": "integer"}}},
+                       "quarantine": {"type": "integer"}}},
+    "EventSummary": {
+        "type": "object",
+        "required": ["id", "title", "kind", "zones", "start", "end", "credit_hours",
+                     "min_presence", "checked_in"],
+        "properties": {
+            "id": {"type": "string"}, "title": {"type": "string"}, "kind": {"type": "string"},
+            "zones": {"type": "array", "items": {"type": "string"}},
+            "start": {"type": "string"}, "end": {"type": "string"},
+            "credit_hours": {"type": "number"}, "min_presence": {"type": "number"},
+            "checked_in": {"type": "integer"}, "present": {"type": "integer"},
+            "partial": {"type": "integer"}, "absent": {"type": "integer"},
+            "expected": {"type": "integer"}}},
+    "Counts": {
+        "type": "object", "required": ["present", "partial", "absent", "expected"],
+        "properties": {k: {"type": "integer"}
+                       for k in ("present", "partial", "absent", "expected")}},
+    "AttendanceRow": {
+        "type": "object",
+        "required": ["staff_id", "name", "department", "status", "checked_in_at", "method",
+                     "node", "first_seen", "last_seen", "dwell_minutes", "late_minutes",
+                     "early_leave_minutes", "expected"],
+        "properties": {
+            "staff_id": {"type": "string"}, "name": NULLABLE_STR, "department": NULLABLE_STR,
+            "status": {"enum": ["present", "partial", "absent"]},
+            "checked_in_at": NULLABLE_STR, "method": NULLABLE_STR, "node": NULLABLE_STR,
+            "first_seen": NULLABLE_STR, "last_seen": NULLABLE_STR,
+            "dwell_minutes": {"type": "number"}, "late_minutes": NULLABLE_NUM,
+            "early_leave_minutes": NULLABLE_NUM, "expected": {"type": "boolean"}}},
+    "AttendanceReport": {
+        "type": "object", "required": ["event", "counts", "attendance"],
+        "properties": {"event": ref("EventSummary"), "counts": ref("Counts"),
+                       "attendance": {"type": "array", "items": ref("AttendanceRow")}}},
+    "Occupancy": {
+        "type": "object", "required": ["zone", "from", "to", "occupancy"],
+        "properties": {
+            "zone": NULLABLE_STR, "from": {"type": "string"}, "to": {"type": "string"},
+            "occupancy": {"type": "array", "items": {
+                "type": "object", "required": ["zone", "minute", "devices"],
+                "properties": {"zone": {"type": "string"}, "minute": {"type": "string"},
+                               "devices": {"type": "integer"}}}}}},
+    "Ticket": {
+        "type": "object",
+        "required": ["id", "report_id", "category", "zone", "department", "state",
+                     "created_at", "reported_at", "due_at", "updated_at", "staff_id",
+                     "reporters", "photos", "open"],
+        "properties": {
+            "id": {"type": "integer"}, "report_id": {"type": "string"},
+            "category": {"type": "string"}, "zone": {"type": "string"},
+            "department": {"type": "string"},
+            "state": {"enum": ["new", "assigned", "in_progress", "resolved", "closed",
+                               "rejected"]},
+            "created_at": {"type": "string"}, "reported_at": {"type": "string"},
+            "due_at": {"type": "string"}, "updated_at": {"type": "string"},
+            "staff_id": {"type": "string"}, "reporters": {"type": "integer"},
+            "lat": NULLABLE_NUM, "lon": NULLABLE_NUM, "note": NULLABLE_STR,
+            "photos": {"type": "array", "items": {"type": "string"}},
+            "source": {"type": "string"}, "open": {"type": "boolean"}}},
+    "TicketDetail": {"allOf": [ref("Ticket"), {
+        "type": "object", "required": ["history", "reports"],
+        "properties": {
+            "history": {"type": "array", "items": {
+                "type": "object", "required": ["at", "who", "from_state", "to_state", "comment"],
+                "properties": {"at": {"type": "string"}, "who": {"type": "string"},
+                               "from_state": NULLABLE_STR, "to_state": {"type": "string"},
+                               "comment": {"type": "string"}}}},
+            "reports": {"type": "array", "items": {
+                "type": "object", "required": ["report_id", "staff_id", "duplicate"],
+                "properties": {"report_id": {"type": "string"}, "staff_id": {"type": "string"},
+                               "duplicate": {"type": "boolean"}, "matched_by": NULLABLE_STR,
+                               "taken_at": NULLABLE_STR}}}}}]},
+    "Transition": {
+        "type": "object", "required": ["to"],
+        "properties": {"to": {"type": "string"}, "comment": {"type": "string", "maxLength": 2000}}},
+    "HoursEntry": {
+        "type": "object",
+        "required": ["id", "staff_id", "ticket_id", "report_id", "hours", "state", "created_at",
+                     "decided_by", "decided_at"],
+        "properties": {
+            "id": {"type": "integer"}, "staff_id": {"type": "string"},
+            "ticket_id": {"type": "integer"}, "report_id": {"type": "string"},
+            "hours": {"type": "number"}, "state": {"enum": ["pending", "approved", "rejected"]},
+            "created_at": {"type": "string"}, "decided_by": NULLABLE_STR,
+            "decided_at": NULLABLE_STR}},
+    "HoursTotals": {
+        "type": "object", "required": ["approved", "pending", "rejected"],
+        "properties": {"staff_id": {"type": "string"}, "department": {"type": "string"},
+                       "approved": {"type": "number"}, "pending": {"type": "number"},
+                       "rejected": {"type": "number"}}},
+    "Hours": {
+        "type": "object", "required": ["staff_id", "totals", "entries", "departments"],
+        "properties": {"staff_id": NULLABLE_STR,
+                       "totals": {"type": "array", "items": ref("HoursTotals")},
+                       "entries": {"type": "array", "items": ref("HoursEntry")},
+                       "departments": {"type": "array", "items": ref("HoursTotals")}}},
+    "Decision": {"type": "object", "required": ["approve"],
+                 "properties": {"approve": {"type": "boolean"}}},
+    "Hotspots": {
+        "type": "object", "required": ["now", "rule", "weekly", "recurring"],
+        "properties": {
+            "now": {"type": "string"}, "rule": {"type": "string"},
+            "weekly": {"type": "array", "items": {
+                "type": "object", "required": ["zone", "category", "week", "count"],
+                "properties": {"zone": {"type": "string"}, "category": {"type": "string"},
+                               "week": {"type": "string"}, "count": {"type": "integer"}}}},
+            "recurring": {"type": "array", "items": {
+                "type": "object",
+                "required": ["zone", "category", "recent", "baseline_weekly", "threshold",
+                             "p_value", "recurring"],
+                "properties": {"zone": {"type": "string"}, "category": {"type": "string"},
+                               "recent": {"type": "integer"},
+                               "baseline_weekly": {"type": "number"},
+                               "threshold": {"type": "number"}, "p_value": {"type": "number"},
+                               "recurring": {"type": "boolean"}}}}}},
+}
+
+
+def _json_body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+PATHS = {
+    "/api/v1/health": {"get": {
+        "summary": "Liveness and counts (no sign-in needed)", "security": [],
+        "responses": {"200": json_response("The hub is up", ref("Health")),
+                      **errors(503)}}},
+    "/api/v1/events": {"get": {
+        "summary": "Events with attendance counts",
+        "parameters": [query("date", "A local day, YYYY-MM-DD", {"type": "string",
+                                                                  "format": "date"})],
+        "responses": {"200": json_response("Events by start",
+                                           {"type": "array", "items": ref("EventSummary")}),
+                      **errors(400), **SIGNED_IN}}},
+    "/api/v1/events/{event_id}/attendance": {"get": {
+        "summary": "One event's attendance: counts and every person",
+        "parameters": [path_param("event_id")],
+        "responses": {"200": json_response("Attendance", ref("AttendanceReport")),
+                      **errors(404), **SIGNED_IN}}},
+    "/api/v1/occupancy": {"get": {
+        "summary": "Devices per zone and minute",
+        "parameters": [query("zone", "Zone id"), query("from", "ISO 8601 with offset"),
+                       query("to", "ISO 8601 with offset")],
+        "responses": {"200": json_response("Occupancy", ref("Occupancy")),
+                      **errors(400), **SIGNED_IN}}},
+    "/api/v1/tickets": {"get": {
+        "summary": "Tickets, newest first (a reviewer: their department's)",
+        "parameters": [query("state", "Comma-separated states"), query("department", ""),
+                       query("category", ""), query("zone", ""),
+                       query("limit", "1..5000, default 500")],
+        "responses": {"200": json_response("Tickets", {"type": "array", "items": ref("Ticket")}),
+                      **errors(400), **SIGNED_IN}}},
+    "/api/v1/tickets/{ticket_id}": {"get": {
+        "summary": "One ticket with its history and reporters",
+        "parameters": [path_param("ticket_id", {"type": "integer"})],
+        "responses": {"200": json_response("The ticket", ref("TicketDetail")),
+                      **errors(404), **SIGNED_IN}}},
+    "/api/v1/tickets/{ticket_id}/transition": {"post": {
+        "summary": "Move a ticket to another state (as the signed-in account)",
+        "parameters": [path_param("ticket_id", {"type": "integer"})],
+        "requestBody": _json_body(ref("Transition")),
+        "responses": {"200": json_response("The ticket after the move", ref("TicketDetail")),
+                      **errors(400, 404, 409), **SIGNED_IN}}},
+    "/api/v1/hours": {"get": {
+        "summary": "Volunteer hours: entries and totals",
+        "parameters": [query("staff_id", ""), query("state", "pending, approved or rejected")],
+        "responses": {"200": json_response("Hours", ref("Hours")),
+                      **errors(400, 404), **SIGNED_IN}}},
+    "/api/v1/hours/{entry_id}/decision": {"post": {
+        "summary": "Approve or reject a pending entry",
+        "parameters": [path_param("entry_id", {"type": "integer"})],
+        "requestBody": _json_body(ref("Decision")),
+        "responses": {"200": json_response("The entry", ref("HoursEntry")),
+                      **errors(400, 404, 409), **SIGNED_IN}}},
+    "/api/v1/hotspots": {"get": {
+        "summary": "Weekly counts and recurring hotspots",
+        "parameters": [query("weeks", "1..52, default 12")],
+        "responses": {"200": json_response("Hotspot analysis", ref("Hotspots")),
+                      **errors(400), **SIGNED_IN}}},
+    "/api/v1/openapi.json": {"get": {
+        "summary": "This document", "security": [],
+        "responses": {"200": json_response("OpenAPI 3.1", {"type": "object"})}}},
+}
+
+
+def document() -> dict:
+    paths, schemas = dict(PATHS), dict(SCHEMAS)
+    for area in current_app.extensions.get("openapi_fragments", ()):
+        for path, item in area.get("paths", {}).items():
+            paths.setdefault(path, {}).update(item)
+        schemas.update(area.get("schemas", {}))
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Rounds hub API", "version": "1",
+                 "description": "Attendance, tickets, volunteer hours, hotspots, roster, "
+                                "zones, events, nodes and exports of one hospital's hub. "
+                                "Sign in (session cookie + X-CSRFToken header on writes) or "
+                                "send Authorization: Bearer <token> (rounds-hub user token)."},
+        "servers": [{"url": "/"}],
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+                "bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"session": []}, {"bearer": []}],
+        "paths": dict(sorted(paths.items())),
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(document())
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,81 @@
+"""A small hospital in a hub database, for tests that walk every route: two
+departments with staff, a zone with a node and a floor plan, an event, a
+ticket per department (one with a photo) and pending volunteer hours.
+
+``world(db, tmp_path)`` answers the example value of every URL parameter the
+dashboard and the API use, by name."""
+
+import hashlib
+import io
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from PIL import Image
+
+from hub import hours, photos, tickets
+from hub.attendance import set_expected
+from hub.store import update_node_status, write_batch
+from protocol.clock import iso
+from protocol.records import validate
+
+REVIEWED = "environmental_services"
+OTHER = "security"
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def world(db, tmp_path) -> dict:
+    now = datetime.now(timezone.utc)
+    photo = _jpeg()
+    digest = hashlib.sha256(photo).hexdigest()
+    path = photos.store(tmp_path / "photos", digest, photo)
+    with db.conn:
+        db["departments"].insert_all([{"department": REVIEWED, "name": "Environmental services"},
+                                      {"department": OTHER, "name": "Security"}])
+        db["staff"].insert_all([
+            {"staff_id": "S001", "name": "Zhang Min", "department": REVIEWED, "role": "staff"},
+            {"staff_id": "S002", "name": "Chen Jie", "department": OTHER, "role": "staff"}])
+        db["devices"].insert({"device": "0123456789abcdef", "staff_id": "S001",
+                              "bound_at": iso(now - timedelta(days=3)), "node": "hall-a-1"})
+        db["zones"].insert({"zone": "hall-a", "name": "Lecture hall A", "campus": "Main",
+                            "building": "Teaching", "floor": "2",
+                            "polygon": json.dumps([[10, 10], [300, 10], [300, 200], [10, 200]])})
+        plan = db["floor_plans"].insert({
+            "campus": "Main", "building": "Teaching", "floor": "2", "kind": "json",
+            "content": json.dumps({"width": 1000, "height": 600,
+                                   "outline": [[0, 0], [1000, 0], [1000, 600], [0, 600]]}),
+            "width": 1000, "height": 600, "updated_at": iso(now)}).last_pk
+        db["nodes"].insert({"node": "hall-a-1", "zone": "hall-a"})
+        db["events"].insert({"id": "ev-1", "title": "Hand hygiene", "kind": "lecture",
+                             "zones": json.dumps(["hall-a"]), "start": iso(now - timedelta(hours=1)),
+                             "end": iso(now + timedelta(hours=1)), "credit_hours": 1})
+        set_expected(db, "ev-1", departments=[REVIEWED])
+        db["photos"].insert({"sha256": digest, "size": len(photo), "path": str(path),
+                             "received_at": iso(now)})
+    update_node_status(db, "hall-a-1", {"state": "online", "version": "0.1.0", "backlog": 0,
+                                        "disk_free": 10**9, "clock_synced": True,
+                                        "ts": iso(now)})
+    records = [
+        validate({"id": str(uuid.uuid4()), "type": "report", "ts": iso(now),
+                  "report_id": str(uuid.uuid4()),
+                  "staff_id": staff, "category": category, "note": "spill by the door",
+                  "zone": "hall-a", "photos": [digest] if n == 1 else [], "taken_at": iso(now)})
+        for n, (staff, category) in enumerate((("S001", "hygiene"), ("S002", "safety")), 1)]
+    write_batch(db, "rounds/v1/test/node/hall-a-1/up/batch", "hall-a-1", records, [])
+    tickets.materialize(db)
+    ids = {t["department"]: t["id"] for t in tickets.list_tickets(db)}
+    tickets.transition(db, ids[REVIEWED], "assigned", "setup")
+    tickets.transition(db, ids[OTHER], "assigned", "setup")
+    entries = {e["staff_id"]: e["id"] for e in hours.entries(db, state="pending")}
+    return {
+        "event_id": "ev-1", "ticket_id": ids[REVIEWED], "other_ticket_id": ids[OTHER],
+        "entry_id": entries["S001"], "other_entry_id": entries["S002"],
+        "staff_id": "S001", "other_staff_id": "S002", "device": "0123456789abcdef",
+        "zone": "hall-a", "node": "hall-a-1", "plan_id": plan, "sha256": digest,
+        "department": REVIEWED, "dept": REVIEWED, "code": "en",
+    }

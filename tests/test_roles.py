@@ -1,0 +1,128 @@
+"""Roles: every role (and nobody signed in) tries every page and API route of
+the hub; only what the policy below allows succeeds.
+
+POLICY is the specification, written out by hand (docs/roles.md says the same
+in prose): a route missing from it fails the test, so a new route cannot ship
+without a decision on who may use it."""
+
+import pytest
+
+from hub.db import open_db
+
+from .hubweb import PASSWORD, csrf_token, make_app, signed_in
+from .hubworld import world
+
+STAFF, REVIEWER, OFFICE, ADMIN = "staff", "dept_reviewer", "office", "admin"
+EVERYONE = {STAFF, REVIEWER, OFFICE, ADMIN}
+OFFICE_UP = {OFFICE, ADMIN}
+REVIEWERS_UP = {REVIEWER, OFFICE, ADMIN}
+
+# Open to anyone who can reach the hub, and why.
+PUBLIC = {
+    "static": "style sheet",
+    "auth.login": "the sign-in page",
+    "auth.logout": "signing out",
+    "i18n.switch": "choosing the language",
+    "api.health": "monitoring: counts only",
+    "openapi.openapi_json": "the API's description",
+}
+PUBLIC_PREFIXES = {
+    "open311.": "Open311 GeoReport v2: reads public per the spec, writes need api_key",
+}
+
+# endpoint -> the roles that may use it.
+POLICY = {
+    "pages.today": OFFICE_UP,
+    "pages.event": OFFICE_UP,
+    "api.events": OFFICE_UP,
+    "api.event_attendance": OFFICE_UP,
+    "api.zone_occupancy": OFFICE_UP,
+    "api.list_tickets": REVIEWERS_UP,
+    "api.ticket": REVIEWERS_UP,
+    "api.ticket_transition": REVIEWERS_UP,
+    "api.volunteer_hours": REVIEWERS_UP,
+    "api.hours_decision": REVIEWERS_UP,
+    "api.hotspot_analysis": REVIEWERS_UP,
+}
+
+
+def example_url(rule, examples: dict) -> str:
+    missing = [arg for arg in rule.arguments if arg not in examples]
+    assert not missing, f"tests/hubworld.py has no example for {missing} ({rule.rule})"
+    return rule.build({arg: examples[arg] for arg in rule.arguments})[1]
+
+
+def _public(endpoint: str) -> bool:
+    return endpoint in PUBLIC or any(endpoint.startswith(p) for p in PUBLIC_PREFIXES)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    db = open_db(tmp_path / "hub.db")
+    examples = world(db, tmp_path)
+    app = make_app(tmp_path / "hub.db", PHOTOS_DIR=str(tmp_path / "photos"))
+    clients = {role: signed_in(app, db, role) for role in sorted(EVERYONE)}
+    clients[None] = app.test_client()
+    clients[None].csrf = csrf_token(clients[None])  # so that CSRF is not what refuses it
+    yield app, clients, examples
+    db.close()
+
+
+def test_every_route_has_a_policy(setup):
+    app, _, _ = setup
+    unknown = sorted({rule.endpoint for rule in app.url_map.iter_rules()
+                      if not _public(rule.endpoint)} - set(POLICY))
+    assert not unknown, f"routes with no decision on who may use them: {unknown}"
+    stale = sorted(set(POLICY) - {rule.endpoint for rule in app.url_map.iter_rules()})
+    assert not stale, f"POLICY names routes that no longer exist: {stale}"
+
+
+def _tries(app):
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if _public(rule.endpoint):
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method
+
+
+def _request(client, method: str, url: str):
+    if method == "GET":
+        return client.get(url)
+    headers = {"X-CSRFToken": client.csrf} if hasattr(client, "csrf") else {}
+    return client.open(url, method=method, json={}, headers=headers)
+
+
+@pytest.mark.parametrize("role", [None, STAFF, REVIEWER, OFFICE, ADMIN])
+def test_each_role_gets_exactly_what_the_policy_allows(setup, role):
+    app, clients, examples = setup
+    client = clients[role]
+    wrong = []
+    tried = 0
+    for rule, method in _tries(app):
+        url = example_url(rule, examples)
+        status = _request(client, method, url).status_code
+        tried += 1
+        allowed = role in POLICY.get(rule.endpoint, set())
+        if role is None:
+            ok = status == 401 if rule.rule.startswith("/api/") else status == 302
+        elif allowed:
+            # Allowed: whatever the answer, it is not a refusal of the person.
+            ok = status not in (401, 403) and status < 500 and (method != "GET" or status < 400)
+        else:
+            ok = status == 403
+        if not ok:
+            wrong.append(f"{method} {url} ({rule.endpoint}) -> {status}")
+    assert tried >= len(POLICY)
+    assert not wrong, f"role {role}: " + "; ".join(wrong)
+
+
+def test_anonymous_pages_send_people_to_sign_in_and_come_back(setup):
+    app, clients, examples = setup
+    response = clients[None].get("/events/ev-1?x=1")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=/events/ev-1?x%3D1"
+    token = csrf_token(clients[None])
+    back = clients[None].post("/login?next=/events/ev-1?x%3D1",
+                              data={"username": "office-user", "password": PASSWORD,
+                                    "csrf_token": token})
+    assert back.status_code == 303 and back.headers["Location"] == "/events/ev-1?x=1"
