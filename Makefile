@@ -5,7 +5,8 @@ VENV        := .venv
 PYTHON      ?= python3
 APT_PACKAGES := mosquitto mosquitto-clients libpcap0.8 sqlite3 python3 python3-venv \
                 chromium chromium-driver fonts-wqy-microhei \
-                dnsmasq-base nftables iproute2 busybox curl util-linux systemd openssl
+                dnsmasq-base nftables iproute2 busybox curl util-linux systemd openssl \
+                zbar-tools shellcheck
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS   ?=
 PYTEST_ARGS ?=

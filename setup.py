@@ -11,6 +11,9 @@ rewrite them):
 - Flask-Login: the dashboard's sessions (login, user loading, session protection);
   passwords are hashed with werkzeug's scrypt, which Flask already brings.
 - openpyxl: XLSX exports (a real workbook writer rather than hand-made zip/XML).
+- cryptography: the site's certificate authority and the broker's TLS certificate
+  (rounds-provision site init), instead of driving the openssl command line.
+- qrcode: the QR code on each node's printed label (Pillow draws the label, PNG and PDF).
 - icalendar: the iCalendar feeds of events per zone and department (RFC 5545
   folding and escaping done right).
 - scapy: libpcap compiles the presence sniffer's kernel BPF filter through it.
@@ -46,6 +49,8 @@ setup(
         "Flask-Login>=0.6.3,<0.7",
         "openpyxl>=3.1,<4",
         "icalendar>=6,<8",
+        "cryptography>=42,<51",
+        "qrcode>=7.4,<9",
         "scapy>=2.5,<3",
         "opencv-python-headless>=4.8,<5",
         "Pillow>=10,<13",

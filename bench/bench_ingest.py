@@ -76,7 +76,7 @@ def measure_real(path: Path, records: list[dict], profile: bool) -> float:
             profiler.enable()
         start = time.perf_counter()
         for payload in payloads:
-            good, bad, _batch = parse_envelope(payload, NODE)
+            good, bad, _batch, _clock = parse_envelope(payload, NODE)
             write_batch(db, TOPIC, NODE, good, bad)
         elapsed = time.perf_counter() - start
         if profiler:

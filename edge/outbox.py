@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from protocol.clock import now_iso
 from protocol.records import validate
 
+from . import health
 from .db import open_db
 
 
@@ -40,10 +41,12 @@ class Outbox:
         return self.append_many([record])[0]
 
     def append_many(self, records: list[dict]) -> list[str]:
-        """Queue several records in one transaction (one fsync)."""
+        """Queue several records in one transaction (one fsync). Records made
+        before NTP has set the clock are marked so (``clock_synced: false`` and
+        the boot id), for the hub to flag or correct."""
         rows = []
         for record in records:
-            record = {"id": str(uuid.uuid4()), "ts": now_iso(), **record}
+            record = health.stamp_unsynced({"id": str(uuid.uuid4()), "ts": now_iso(), **record})
             validate(record)
             rows.append((record["id"], record["type"], json.dumps(record, separators=(",", ":"))))
         with self.db.atomic():

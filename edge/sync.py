@@ -216,7 +216,7 @@ class NodeSync:
             if not items:
                 return
             name = uuid.uuid4().hex
-            payload = join_envelope(self.node, [i.body for i in items], name)
+            payload = join_envelope(self.node, [i.body for i in items], name, health.clock())
             self.current[name] = Batch({i.id: i.seq for i in items})
             self.cursor = items[-1].seq
             self.client.publish(topic, payload, qos=1)
@@ -241,8 +241,9 @@ class NodeSync:
             self.client.publish(topic, payload, qos=1, properties=props)
 
     def _status(self, state: str) -> bytes:
-        status = {"state": state, "version": health.VERSION, "ts": now_iso(),
-                  "clock_synced": health.clock_synced()}
+        status = {"state": state, "version": health.VERSION, "ts": now_iso()}
+        if health.clock_synced() is not None:
+            status["clock_synced"] = health.clock_synced()
         if state == "online":
             status["backlog"] = self.outbox.backlog() + self.spool.count()
             status["disk_free"] = health.disk_free(self.db_path.parent)

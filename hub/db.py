@@ -218,6 +218,18 @@ def m004_dashboard(db):
         db.execute(statement)
 
 
+@migrations()
+def m005_clock_flags(db):
+    """Records a node made before NTP set its clock (``clock_synced`` false):
+    the node's own timestamp, and the offset the hub corrected them by (NULL
+    when it could not: see hub/clockfix.py)."""
+    db.execute("""CREATE TABLE clock_flags (
+        record_id TEXT PRIMARY KEY, node TEXT NOT NULL, type TEXT NOT NULL,
+        node_ts TEXT NOT NULL, offset_seconds REAL, received_at TEXT NOT NULL
+    )""")
+    db.execute("CREATE INDEX clock_flags_node ON clock_flags(node, received_at)")
+
+
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
     return open_database(path, migrations if migrate else None)

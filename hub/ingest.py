@@ -131,11 +131,11 @@ class Ingest:
 
     def _handle_batch(self, topic: str, node: str, payload: bytes) -> None:
         try:
-            good, bad, batch = parse_envelope(payload, node)
+            good, bad, batch, clock = parse_envelope(payload, node)
         except InvalidEnvelope as exc:
             store.quarantine(self.db, topic=topic, node=node, reason=str(exc), payload=payload)
             return
-        ids = store.write_batch(self.db, topic, node, good, bad)
+        ids = store.write_batch(self.db, topic, node, good, bad, clock)
         if any(record["type"] == "report" for record in good):
             with self.db.atomic():
                 tickets.materialize(self.db)

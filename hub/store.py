@@ -8,6 +8,9 @@ siblings, and nothing else. A record id seen before is ignored, except that a
 import json
 
 from protocol.clock import now_iso
+from protocol.records import Clock
+
+from . import clockfix
 
 _COMMON = ("id", "node", "ts", "clock_synced", "received_at")
 _FIELDS = {
@@ -80,13 +83,24 @@ def quarantine_row(topic, node, reason, payload, record_id=None, received_at=Non
             "record_id": record_id, "reason": reason, "payload": payload}
 
 
-def write_batch(db, topic: str, node: str, good: list[dict], bad: list) -> list[str]:
+_FLAG_CLOCK = (
+    "INSERT INTO clock_flags (record_id, node, type, node_ts, offset_seconds, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
+    "node_ts = excluded.node_ts, offset_seconds = excluded.offset_seconds, "
+    "received_at = excluded.received_at")
+
+
+def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
+                clock: Clock | None = None) -> list[str]:
     """Store a batch in one transaction; return the ids to acknowledge.
 
     Quarantined records are acknowledged too: they are durable here, and
-    sending them again would not make them valid.
+    sending them again would not make them valid. Records made with the
+    node's clock unsynchronised are corrected or flagged (hub/clockfix.py)
+    by ``clock``, the node's clock when it sent the batch.
     """
     received_at = now_iso()
+    good, clock_flags = clockfix.correct(good, clock, received_at)
     by_kind: dict[str, list] = {}
     for record in good:
         by_kind.setdefault(record["type"], []).append(_row(record, node, received_at))
@@ -106,6 +120,9 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list) -> list[
                 _apply_binding(conn, row[5], row[6], row[2], node)
         if quarantined:
             db["quarantine"].insert_all(quarantined)
+        if clock_flags:
+            conn.executemany(_FLAG_CLOCK, [(rid, node, kind, node_ts, offset, received_at)
+                                           for rid, kind, node_ts, offset in clock_flags])
     return [r["id"] for r in good] + [q["record_id"] for q in quarantined if q["record_id"]]
 
 

@@ -6,6 +6,8 @@ runs it on every record it ingests, so each check is a plain type test.
 
 import json
 import re
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import PROTOCOL_VERSION
 from .clock import parse_iso
@@ -84,7 +86,8 @@ _staff = _text(64)
 _zone = _text(64)
 
 # type -> {field: (required, check)}; every record also has id, type, ts and
-# may carry clock_synced (false when the node's clock was not yet set).
+# may carry clock_synced (false when the node's clock was not yet set) and
+# boot (the node's boot id, with clock_synced false: see ``Clock``).
 SCHEMAS = {
     "binding": {"device": (True, _device), "staff_id": (True, _staff)},
     "checkin": {
@@ -119,7 +122,10 @@ SCHEMAS = {
         "taken_at": (True, _timestamp),
     },
 }
-_COMMON = {"id", "type", "ts", "clock_synced"}
+_COMMON = {"id", "type", "ts", "clock_synced", "boot"}
+# The time fields of each record type (besides ts): what a clock correction shifts.
+TIME_FIELDS = {"presence": ("first_seen", "last_seen"), "occupancy": ("minute",),
+               "report": ("taken_at",)}
 
 
 def validate(record) -> dict:
@@ -138,6 +144,8 @@ def validate(record) -> dict:
         raise InvalidRecord(f"ts: {exc}") from None
     if "clock_synced" in record and not isinstance(record["clock_synced"], bool):
         raise InvalidRecord("clock_synced: expected true or false")
+    if "boot" in record and not (isinstance(record["boot"], str) and 0 < len(record["boot"]) <= 64):
+        raise InvalidRecord("boot: expected the node's boot id")
     for name, (required, check) in schema.items():
         if name not in record:
             if required:
@@ -153,22 +161,65 @@ def validate(record) -> dict:
     return record
 
 
-def make_envelope(node: str, records: list[dict], batch: str | None = None) -> bytes:
-    return join_envelope(node, [json.dumps(r, separators=(",", ":")) for r in records], batch)
+@dataclass(frozen=True)
+class Clock:
+    """The node's clock when it sent a batch: ``sent_at`` (its wall clock),
+    ``synced`` (set by NTP or not) and ``boot`` (its boot id).
+
+    A node that boots without network has a wrong wall clock until NTP sets
+    it; the records it makes meanwhile carry ``clock_synced: false`` and the
+    boot id. While the clock stays unsynchronised in the same boot, its error
+    is the same for those records as for the batch that carries them, so the
+    hub can correct them by ``received_at - sent_at``.
+    """
+    sent_at: str
+    synced: bool
+    boot: str | None = None
+
+    def head(self) -> dict:
+        return {"sent_at": self.sent_at, "clock_synced": self.synced,
+                **({"boot": self.boot} if self.boot else {})}
+
+    @classmethod
+    def from_envelope(cls, envelope: dict) -> "Clock | None":
+        sent_at, synced, boot = (envelope.get(k) for k in ("sent_at", "clock_synced", "boot"))
+        try:
+            _timestamp(sent_at)
+        except InvalidRecord:
+            return None
+        if not isinstance(synced, bool) or not (boot is None or isinstance(boot, str)):
+            return None
+        return cls(sent_at, synced, boot)
 
 
-def join_envelope(node: str, bodies: list[str], batch: str | None = None) -> bytes:
+class Envelope(NamedTuple):
+    good: list
+    bad: list  # (raw record, reason)
+    batch: str | None
+    clock: Clock | None
+
+
+def make_envelope(node: str, records: list[dict], batch: str | None = None,
+                  clock: Clock | None = None) -> bytes:
+    return join_envelope(node, [json.dumps(r, separators=(",", ":")) for r in records], batch,
+                         clock)
+
+
+def join_envelope(node: str, bodies: list[str], batch: str | None = None,
+                  clock: Clock | None = None) -> bytes:
     """The envelope around records that are already JSON text (the outbox keeps them so)."""
-    head = {"v": PROTOCOL_VERSION, "node": node, **({"batch": batch} if batch else {})}
+    head = {"v": PROTOCOL_VERSION, "node": node, **({"batch": batch} if batch else {}),
+            **(clock.head() if clock else {})}
     return (json.dumps(head, separators=(",", ":"))[:-1]
             + ',"records":[' + ",".join(bodies) + "]}").encode()
 
 
-def parse_envelope(payload: bytes, topic_node: str):
-    """Split a batch payload into ``(good_records, bad, batch)``.
+def parse_envelope(payload: bytes, topic_node: str) -> Envelope:
+    """Split a batch payload into ``Envelope(good, bad, batch, clock)``.
 
     ``bad`` is a list of ``(raw_record, reason)``; ``batch`` is the node's
-    name for this batch (echoed in the ack) or None. Raises InvalidEnvelope when
+    name for this batch (echoed in the ack) or None; ``clock`` the node's
+    ``Clock`` at sending, or None. Raises InvalidEnvelope when
     the payload as a whole is unreadable or names another node than its topic.
     """
     try:
@@ -195,7 +246,8 @@ def parse_envelope(payload: bytes, topic_node: str):
         except InvalidRecord as exc:
             bad.append((record, str(exc)))
     batch = envelope.get("batch")
-    return good, bad, batch if isinstance(batch, str) and len(batch) <= 64 else None
+    return Envelope(good, bad, batch if isinstance(batch, str) and len(batch) <= 64 else None,
+                    Clock.from_envelope(envelope))
 
 
 def validate_status(status) -> dict:

@@ -7,7 +7,7 @@ import pytest
 
 from protocol import topics
 from protocol.pins import device_id, hash_pin, verify_pin
-from protocol.records import (InvalidEnvelope, InvalidRecord, join_envelope, make_envelope,
+from protocol.records import (Clock, InvalidEnvelope, InvalidRecord, join_envelope, make_envelope,
                               parse_envelope, validate)
 
 TS = "2026-11-24T08:00:00.000Z"
@@ -67,8 +67,21 @@ def test_envelope_round_trip_and_join_agree():
     built = make_envelope("n1", records, batch="b1")
     joined = join_envelope("n1", [json.dumps(r) for r in records], "b1")
     assert json.loads(built) == json.loads(joined)
-    good, bad, batch = parse_envelope(built, "n1")
-    assert good == records and bad == [] and batch == "b1"
+    good, bad, batch, clock = parse_envelope(built, "n1")
+    assert good == records and bad == [] and batch == "b1" and clock is None
+
+
+def test_envelope_carries_the_node_clock_and_records_their_boot():
+    unsynced = {**record("checkin"), "clock_synced": False, "boot": "b00t"}
+    clock = Clock("2025-03-10T01:00:00.000Z", False, "b00t")
+    parsed = parse_envelope(make_envelope("n1", [unsynced], clock=clock), "n1")
+    assert parsed.good == [unsynced] and parsed.clock == clock
+    # A malformed clock is ignored (the records still count), never trusted.
+    broken = json.loads(make_envelope("n1", [unsynced], clock=clock))
+    broken["sent_at"] = "yesterday"
+    assert parse_envelope(json.dumps(broken).encode(), "n1").clock is None
+    with pytest.raises(InvalidRecord, match="boot"):
+        validate({**unsynced, "boot": 7})
 
 
 @pytest.mark.parametrize("payload, reason", [
