@@ -1,6 +1,7 @@
 """``rounds-hub``: the hub's processes and tools."""
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -10,8 +11,15 @@ from protocol.settings import MqttSettings
 DEFAULT_CONFIG = "/etc/rounds/hub.json"
 
 
-def _load(ctx) -> dict:
-    return load_config(ctx.obj["config_path"], ("site", "db", "mqtt"))
+def _load(ctx, required=("site", "db", "mqtt")) -> dict:
+    """The hub config, with ``db`` and ``photos_dir`` relative to the config
+    file (as the web app reads them), never to the working directory."""
+    path = Path(ctx.obj["config_path"])
+    config = load_config(path, required)
+    for key in ("db", "photos_dir"):
+        if isinstance(config.get(key), str):
+            config[key] = str(path.parent / config[key])
+    return config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
