@@ -416,7 +416,7 @@ def test_event_page_shows_counts_statuses_markers_and_absent_people(client, db):
     assert "not on the list" in page  # C1 walked in
     assert "09:12" in page and "09:45" in page  # N1 in the room, hospital time
     assert "Expected: Nursing; P1" in page
-    assert '<meta http-equiv="refresh" content="10">' in page
+    assert '<noscript><meta http-equiv="refresh" content="15"></noscript>' in page
 
 
 def test_today_page_shows_each_events_counts_and_statuses(client, db):
