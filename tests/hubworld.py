@@ -77,5 +77,6 @@ def world(db, tmp_path) -> dict:
         "entry_id": entries["S001"], "other_entry_id": entries["S002"],
         "staff_id": "S001", "other_staff_id": "S002", "device": "0123456789abcdef",
         "zone": "hall-a", "node": "hall-a-1", "plan_id": plan, "sha256": digest,
-        "department": REVIEWED, "dept": REVIEWED, "code": "en",
+        "department": REVIEWED, "dept": REVIEWED, "code": "en", "fmt": "csv",
+        "username": "office-user",
     }

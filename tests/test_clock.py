@@ -49,12 +49,13 @@ def stored(hub, record_id):
 
 
 def test_unsynced_records_of_the_same_boot_are_corrected_by_the_batch_offset(hub):
-    node_now = TRUE_NOW + SKEW
+    true_now = datetime.now(timezone.utc)
+    node_now = true_now + SKEW
     record = presence(node_now - timedelta(minutes=50), node_now - timedelta(minutes=5))
     store(hub, [record], Clock(iso(node_now), False, "boot-1"))
     ts, first, last, synced = stored(hub, record["id"])
     # Within a second of the truth (the batch's network latency), dwell intact.
-    true_first = TRUE_NOW - timedelta(minutes=50)
+    true_first = true_now - timedelta(minutes=50)
     assert abs(datetime.fromisoformat(first) - true_first) < timedelta(seconds=2)
     assert (datetime.fromisoformat(last) - datetime.fromisoformat(first)) == timedelta(minutes=45)
     assert synced == 0

@@ -246,6 +246,12 @@ def document() -> dict:
         for path, item in area.get("paths", {}).items():
             paths.setdefault(path, {}).update(item)
         schemas.update(area.get("schemas", {}))
+    for item in paths.values():
+        for method in ("post", "put", "patch", "delete"):
+            if method in item:  # a session request without its CSRF token
+                item[method]["responses"].setdefault(
+                    "400", json_response("Bad request, or a session request without the "
+                                         "X-CSRFToken header", ERROR))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Rounds hub API", "version": "1",
