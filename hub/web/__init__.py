@@ -28,7 +28,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     the ``ROUNDS_HUB_CONFIG`` environment variable."""
     app = Flask(__name__)
     app.config.from_mapping(SITE=None, HUB_DB=None, TIMEZONE=DEFAULT_TIMEZONE, SECRET_KEY=None,
-                            PHOTOS_DIR=None, SECURE_COOKIES=True)
+                            PHOTOS_DIR=None, SECURE_COOKIES=True,
+                            # Floor plans and roster files are the biggest uploads
+                            # (1 MB, 5 MB); refuse anything far larger before the
+                            # CSRF check reads it into a temporary file.
+                            MAX_CONTENT_LENGTH=16 * 1024 * 1024)
     app.config.update(_load_hub_config() if test_config is None else test_config)
     if not app.config["HUB_DB"]:
         raise ConfigError("HUB_DB (the hub database path) is not configured")
