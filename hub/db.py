@@ -246,6 +246,13 @@ def m006_dashboard_indexes(db):
         db.execute(statement)
 
 
+@migrations()
+def m007_site_settings(db):
+    """Site-wide settings the hub pushes to every node (the staff Wi-Fi's SSID
+    and passphrase), as JSON values by key."""
+    db.execute("CREATE TABLE site_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
     return open_database(path, migrations if migrate else None)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from protocol.clock import iso
 
-from . import tickets
+from . import site, tickets
 
 # Events that ended longer ago than this are no longer sent to nodes.
 SCHEDULE_PAST = timedelta(days=1)
@@ -56,7 +56,9 @@ def node_config_document(db, node: str, now: datetime | None = None) -> dict | N
         events.append(event)
     categories = [r[0] for r in db.conn.execute(
         "SELECT category FROM category_settings ORDER BY rowid")]
+    wifi = site.wifi(db)
     return _versioned({"node": node, "zone": zone, "zone_name": zone_name, "events": events,
+                       **({"wifi": wifi} if wifi else {}),
                        "categories": categories,
                        # The state of each ticket reported here, for "my reports".
                        "reports": tickets.reports_for_node(db, node, now)})

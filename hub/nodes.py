@@ -86,3 +86,20 @@ def _parsed(text: str | None) -> datetime | None:
         return parse_iso(text) if text else None
     except ValueError:
         return None
+
+
+class NodeError(ValueError):
+    pass
+
+
+def move(db, node: str, zone: str) -> None:
+    """Put ``node`` in ``zone``; its retained config follows (hub/downlink.py),
+    and the node records in the new zone from then on."""
+    if db.conn.execute("SELECT 1 FROM zones WHERE zone = ?", (zone,)).fetchone() is None:
+        raise NodeError(f"unknown zone: {zone}")
+    row = db.conn.execute("SELECT revoked FROM nodes WHERE node = ?", (node,)).fetchone()
+    if row is None:
+        raise LookupError(f"unknown node: {node}")
+    if row[0]:
+        raise NodeError(f"node {node} is revoked")
+    db.conn.execute("UPDATE nodes SET zone = ? WHERE node = ?", (zone, node))

@@ -73,6 +73,9 @@ POLICY = {
     "board.nodes": OFFICE_UP,
     "board_api.api_nodes": OFFICE_UP,
     "board_api.api_node": OFFICE_UP,
+    "board_api.api_move_node": OFFICE_UP,
+    "board_api.api_wifi": OFFICE_UP,
+    "board_api.api_set_wifi": {ADMIN},
     # people, exports, hotspots
     "people.index": REVIEWERS_UP,
     "people.person": REVIEWERS_UP,

@@ -20,12 +20,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import Conflict
 
-from hub import hours, nodes, tickets
+from hub import hours, nodes, site, tickets
+from hub.db import write_transaction
 from protocol.clock import iso
 
 from . import get_db, hospital_tz
 from .api import decide_hours, move_ticket
-from .auth import department_scope, requires
+from .auth import audited, department_scope, requires
 
 bp = Blueprint("board", __name__)
 api = Blueprint("board_api", __name__, url_prefix="/api/v1")
@@ -373,6 +374,55 @@ def api_node(node):
     return jsonify(found)
 
 
+@api.put("/nodes/<node>")
+@requires("office")
+def api_move_node(node):
+    """Body ``{"zone"}``: move the node to another zone (pushed to it as
+    retained config within seconds)."""
+    body = request.get_json(silent=True)
+    zone = body.get("zone") if isinstance(body, dict) else None
+    if not isinstance(zone, str) or not zone:
+        abort(400, description="expected {\"zone\": \"<zone id>\"}")
+    db = get_db()
+    try:
+        with write_transaction(db):
+            before = nodes.get_node(db, node)
+            nodes.move(db, node, zone)
+            audited("node.move", f"node:{node}", zone=zone,
+                    previous=before["zone"] if before else None)
+    except LookupError as exc:
+        abort(404, description=str(exc))
+    except nodes.NodeError as exc:
+        abort(409, description=str(exc))
+    return jsonify(nodes.get_node(db, node))
+
+
+@api.get("/site/wifi")
+@requires("office")
+def api_wifi():
+    """The staff Wi-Fi every node serves: ``{"ssid", "psk_set"}`` (the
+    passphrase itself is never shown)."""
+    current = site.wifi(get_db()) or {}
+    return jsonify(ssid=current.get("ssid"), psk_set=bool(current.get("psk")))
+
+
+@api.put("/site/wifi")
+@requires()
+def api_set_wifi():
+    """Body ``{"ssid", "psk"}`` (admin): pushed to every node's retained config."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="expected a JSON object body")
+    db = get_db()
+    try:
+        with write_transaction(db):
+            site.set_wifi(db, body.get("ssid"), body.get("psk"))
+            audited("site.wifi", "site", ssid=body.get("ssid"))
+    except site.SettingsError as exc:
+        abort(400, description=str(exc))
+    return jsonify(ssid=body.get("ssid"), psk_set=bool(body.get("psk")))
+
+
 def _ago(seconds: int | None) -> str:
     if seconds is None:
         return ""
@@ -422,9 +472,35 @@ OPENAPI = {
             "parameters": [{"name": "node", "in": "path", "required": True,
                             "schema": {"type": "string"}}],
             "responses": {"200": _ok("the node", _NODE), "401": _ERROR, "403": _ERROR,
-                          "404": _ERROR}}},
+                          "404": _ERROR}},
+            "put": {
+            "summary": "Move the node to another zone (office, admin)",
+            "operationId": "moveNode", "tags": ["nodes"],
+            "parameters": [{"name": "node", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["zone"],
+                "properties": {"zone": {"type": "string"}}}}}},
+            "responses": {"200": _ok("the node", _NODE), "400": _ERROR, "401": _ERROR,
+                          "403": _ERROR, "404": _ERROR, "409": _ERROR}}},
+        "/api/v1/site/wifi": {
+            "get": {"summary": "The staff Wi-Fi's SSID (office, admin)",
+                    "operationId": "getWifi", "tags": ["nodes"],
+                    "responses": {"200": _ok("the Wi-Fi", {"$ref": "#/components/schemas/Wifi"}),
+                                  "401": _ERROR, "403": _ERROR}},
+            "put": {"summary": "Set the staff Wi-Fi on every node (admin)",
+                    "operationId": "setWifi", "tags": ["nodes"],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"type": "object", "required": ["ssid"],
+                                   "properties": {"ssid": {"type": "string"},
+                                                  "psk": {"type": ["string", "null"]}}}}}},
+                    "responses": {"200": _ok("the Wi-Fi", {"$ref": "#/components/schemas/Wifi"}),
+                                  "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
     },
     "schemas": {
+        "Wifi": {"type": "object", "required": ["ssid", "psk_set"],
+                 "properties": {"ssid": {"type": ["string", "null"]},
+                                "psk_set": {"type": "boolean"}}},
         "Node": {
             "type": "object",
             "description": "A node as its retained up/status last described it; health is "
