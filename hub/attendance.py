@@ -223,12 +223,17 @@ def _presence(db: Database, zones: list[str], start: datetime, end: datetime) ->
 def _presence_sources(db: Database, event_id: str, zones: Iterable[str], start: datetime,
                       end: datetime) -> set[str]:
     """Which of ``zones`` had a presence source during the event: a presence
-    interval or an occupancy minute there, or a presence check-in to it."""
+    interval or an occupancy minute there, or a presence check-in to it.
+
+    One EXISTS probe per zone stops at the first interval or minute found; a
+    UNION of the zones of every row in the window read them all (the hall's
+    thousands of intervals during a big lecture)."""
     sql = """
-        SELECT zone FROM presence WHERE zone IN (SELECT value FROM json_each(:zones))
-            AND last_seen >= :lo AND first_seen <= :hi
-        UNION SELECT zone FROM occupancy WHERE zone IN (SELECT value FROM json_each(:zones))
-            AND minute >= :lo_minute AND minute < :hi_minute
+        SELECT z.value FROM json_each(:zones) z
+        WHERE EXISTS (SELECT 1 FROM presence p WHERE p.zone = z.value
+                        AND p.last_seen >= :lo AND p.first_seen <= :hi)
+           OR EXISTS (SELECT 1 FROM occupancy o WHERE o.zone = z.value
+                        AND o.minute >= :lo_minute AND o.minute < :hi_minute)
         UNION SELECT zone FROM checkins WHERE event_id = :event AND method = 'presence'
     """
     params = {"zones": json.dumps(sorted(set(zones))), "event": event_id,
@@ -238,7 +243,7 @@ def _presence_sources(db: Database, event_id: str, zones: Iterable[str], start: 
 
 
 def _minutes(delta: timedelta) -> float:
-    return round(delta.total_seconds() / 60, 1)
+    return round(delta.total_seconds() / 60, 1) if delta else 0.0
 
 
 def _staff_names(db: Database, staff_ids: Iterable[str]) -> dict[str, tuple]:
@@ -278,13 +283,24 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
     people = expected | checkins.keys() | presence.keys()
     names = _staff_names(db, people)
 
+    # Most people are seen in one interval, and many from before the start to
+    # after the end: skip the sort and re-format the event's own bounds once.
+    stamps = {start: iso(start), end: iso(end)}
+    zero = timedelta(0)
     rows = []
     for staff_id in people:
         checkin = checkins.get(staff_id)
-        intervals = presence.get(staff_id, [])
-        merged = merge_intervals((max(first, start), min(last, end))
-                                 for first, last, _ in intervals)
-        dwell = sum((hi - lo for lo, hi in merged), timedelta(0))
+        intervals = presence.get(staff_id)
+        if not intervals:
+            merged, dwell = (), zero
+        elif len(intervals) == 1:
+            first, last, _ = intervals[0]
+            merged = ((first if first > start else start, last if last < end else end),)
+            dwell = merged[0][1] - merged[0][0]
+        else:
+            merged = merge_intervals((max(first, start), min(last, end))
+                                     for first, last, _ in intervals)
+            dwell = sum((hi - lo for lo, hi in merged), zero)
         seen = bool(merged)
         unwatched = checkin is not None and bool(checkin["zones"] - sources)
         if checkin is not None and (unwatched or (seen and dwell >= required)):
@@ -298,8 +314,8 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
         if status != "absent":
             arrival = merged[0][0] if seen else parse_time(checkin["checked_in_at"])
             arrival = min(max(arrival, start), end)
-            late = arrival - start if arrival - start > GRACE else timedelta(0)
-            early = timedelta(0)
+            late = arrival - start if arrival - start > GRACE else zero
+            early = zero
             if seen:
                 latest = max(last for _, last, _ in intervals)
                 closed = all(c for _, last, c in intervals if last == latest)
@@ -307,14 +323,18 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
                     early = end - merged[-1][1]
 
         name, department = names.get(staff_id, (None, None))
+        first_seen = last_seen = None
+        if seen:
+            lo, hi = merged[0][0], merged[-1][1]
+            first_seen = stamps[lo] if lo in stamps else iso(lo)
+            last_seen = stamps[hi] if hi in stamps else iso(hi)
         rows.append({
             "staff_id": staff_id, "name": name, "department": department,
             "status": status,
             "checked_in_at": checkin["checked_in_at"] if checkin else None,
             "method": checkin["method"] if checkin else None,
             "node": checkin["node"] if checkin else None,
-            "first_seen": iso(merged[0][0]) if seen else None,
-            "last_seen": iso(merged[-1][1]) if seen else None,
+            "first_seen": first_seen, "last_seen": last_seen,
             "dwell_minutes": _minutes(dwell),
             "late_minutes": None if late is None else _minutes(late),
             "early_leave_minutes": None if early is None else _minutes(early),

@@ -1,5 +1,6 @@
-"""Mosquitto configuration for a site: config file, ACL and password file,
-rendered from the templates in ``firmware-config/mosquitto``."""
+"""Mosquitto for a site: config file, ACL and password file (rendered from
+the templates in ``firmware-config/mosquitto``), reloading a running broker
+by SIGHUP, and a broker process for the demo and the tests."""
 
 import base64
 import getpass
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -32,6 +34,34 @@ def _write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+def render_acl(site: str, hub_user: str, nodes) -> str:
+    """The ACL text: the hub reads and writes the whole site; each node (MQTT
+    user = node id) gets its own ``user`` block and nothing else. A node not
+    listed here (revoked) has no topic at all."""
+    node_template = Template((TEMPLATES / "acl-node.tmpl").read_text())
+    blocks = "".join(node_template.substitute(site=site, node=node) for node in nodes)
+    return Template((TEMPLATES / "acl.tmpl").read_text()).substitute(
+        site=site, hub_user=hub_user, node_blocks=blocks)
+
+
+def render_conf(*, site: str, port: int, bind: str, password_file, acl_file, data_dir,
+                persistence: bool = True, log_dest: str = "stderr", run_as: str | None = None,
+                pid_file=None, tls: dict | None = None) -> str:
+    """The mosquitto.conf text. ``tls`` (cafile, certfile, keyfile) makes the
+    listener TLS-only (TLS 1.2 or later); ``pid_file`` lets a change be
+    applied by SIGHUP (``reload``)."""
+    tls_lines = "" if not tls else "".join([
+        "# TLS only on this listener (TLS 1.2 or later); clients check the site CA.\n",
+        f"cafile {tls['cafile']}\n", f"certfile {tls['certfile']}\n",
+        f"keyfile {tls['keyfile']}\n", "tls_version tlsv1.2\n"])
+    return Template((TEMPLATES / "mosquitto.conf.tmpl").read_text()).substitute(
+        site=site, port=port, bind=bind, password_file=password_file, acl_file=acl_file,
+        persistence="true" if persistence else "false", data_dir=data_dir,
+        log_dest=log_dest, tls_lines=tls_lines, run_as=run_as or getpass.getuser(),
+        pid_line=f"pid_file {pid_file}\n" if pid_file else "",
+    )
+
+
 def render_broker(directory, *, site: str, port: int, users: dict[str, str],
                   hub_user: str = "hub", bind: str = "127.0.0.1", persistence: bool = True,
                   log_dest: str = "stderr", run_as: str | None = None) -> Path:
@@ -40,36 +70,89 @@ def render_broker(directory, *, site: str, port: int, users: dict[str, str],
     ``users`` maps MQTT user names (the hub's and each node's) to passwords.
     ``run_as`` is the account the broker drops to when started as root
     (default: the current one, so the files written here stay readable).
+    Plain MQTT, for the demo, the tests and the benchmarks; a real site's
+    broker (TLS, pid file) is written by ``rounds-provision site init``.
     """
     directory = Path(directory)
     (directory / "data").mkdir(parents=True, exist_ok=True)
     password_file, acl_file = directory / "passwd", directory / "acl"
     _write_private(password_file,
                    "".join(f"{user}:{password_hash(pw)}\n" for user, pw in users.items()))
-    acl = Template((TEMPLATES / "acl.tmpl").read_text()).substitute(site=site, hub_user=hub_user)
-    _write_private(acl_file, acl)
-    conf = Template((TEMPLATES / "mosquitto.conf.tmpl").read_text()).substitute(
-        site=site, port=port, bind=bind, password_file=password_file, acl_file=acl_file,
-        persistence="true" if persistence else "false", data_dir=directory / "data",
-        log_dest=log_dest, tls_lines="", run_as=run_as or getpass.getuser(),
-    )
+    _write_private(acl_file, render_acl(site, hub_user, [u for u in users if u != hub_user]))
+    conf = render_conf(site=site, port=port, bind=bind, password_file=password_file,
+                       acl_file=acl_file, data_dir=directory / "data", persistence=persistence,
+                       log_dest=log_dest, run_as=run_as)
     conf_path = directory / "mosquitto.conf"
     conf_path.write_text(conf)
     return conf_path
+
+
+def read_passwords(path) -> dict[str, str]:
+    """User -> hash lines of a Mosquitto password file (empty when absent)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return {}
+    entries = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            user, _, hashed = line.partition(":")
+            entries[user] = hashed
+    return entries
+
+
+def format_passwords(entries: dict[str, str]) -> str:
+    return "".join(f"{user}:{hashed}\n" for user, hashed in entries.items())
+
+
+@dataclass(frozen=True)
+class Reload:
+    """What ``reload`` did: ``pid`` signalled (None: no broker running), in words."""
+    pid: int | None
+    message: str
+
+
+def reload(pid_file) -> Reload:
+    """Apply a changed password file and ACL: SIGHUP to the broker named by
+    ``pid_file``, never a restart (clients stay connected; Mosquitto 2.0
+    drops only those whose user is gone). The pid is signalled only when it
+    is a running mosquitto, so a stale pid file signals nobody."""
+    later = "the change applies when it starts"
+    try:
+        pid = int(Path(pid_file).read_text().strip())
+    except FileNotFoundError:
+        return Reload(None, f"broker not running (no {pid_file}); {later}")
+    except ValueError:
+        return Reload(None, f"broker not running ({pid_file} holds no pid); {later}")
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        name = None
+    if name != "mosquitto":
+        return Reload(None, f"broker not running (stale {pid_file}: pid {pid} is not "
+                            f"mosquitto); {later}")
+    os.kill(pid, signal.SIGHUP)
+    return Reload(pid, f"broker reloaded (SIGHUP to pid {pid}, not restarted)")
 
 
 class Mosquitto:
     """A Mosquitto process for a rendered config: the demo, the tests and the
     benchmarks start their broker with it. Usable as a context manager."""
 
-    def __init__(self, conf: Path, port: int):
-        self.conf, self.port, self.proc = Path(conf), port, None
+    def __init__(self, conf: Path, port: int, *, log: Path | None = None):
+        """``log``: append the broker's own output there (default: discarded)."""
+        self.conf, self.port, self.proc, self.log = Path(conf), port, None, log
 
     def start(self, timeout: float = 10.0) -> "Mosquitto":
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([binary, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=out,
+                                         stderr=subprocess.STDOUT if self.log else out,
+                                         start_new_session=True)
+        finally:
+            if self.log:
+                out.close()
         deadline = time.monotonic() + timeout
         while not self._accepting():
             if self.proc.poll() is not None:

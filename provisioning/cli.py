@@ -1,23 +1,364 @@
-"""``rounds-provision``: site, node and zone provisioning for the facilities team."""
+"""``rounds-provision``: site, node and zone provisioning for the facilities team.
+
+Domain errors are ``ProvisioningError``s (and ``NodeConfigError``s) raised
+by the modules; only here do they become ``click.ClickException`` (exit 1,
+the message on stderr).
+"""
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+DEFAULT_SITE_DIR = "/etc/rounds/site"
+
+
+@contextmanager
+def _domain_errors():
+    from . import ProvisioningError
+    from .nodeconfig import NodeConfigError
+
+    try:
+        yield
+    except (ProvisioningError, NodeConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _step(message: str) -> None:
+    click.echo(f"  - {message}")
+
+
+def _site(ctx):
+    from .site import load_site
+
+    with _domain_errors():
+        return load_site(ctx.obj["site_dir"])
+
+
+@contextmanager
+def _hub_db(ctx):
+    from hub.db import open_db
+
+    site = _site(ctx)
+    with _domain_errors():
+        db = open_db(site.hub_db_path())
+    try:
+        yield db
+    finally:
+        db.close()
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main():
-    """Provision a Rounds site and its nodes.
+@click.option("--site-dir", envvar="ROUNDS_SITE_DIR", default=DEFAULT_SITE_DIR,
+              show_default=True, type=click.Path(file_okay=False),
+              help="The site directory (secrets, CA, broker config, bundles). "
+                   "Env: ROUNDS_SITE_DIR.")
+@click.pass_context
+def main(ctx, site_dir):
+    """Provision a Rounds site, its zones and its nodes.
 
-    The site and node commands come with the provisioning work; today it
-    renders a node's OS configuration from its JSON config.
+    Run `site init` once, then `zone add` for each place a node watches, then
+    `node add` for each node: it writes the node's bundle for its SD card.
 
     Example:
 
-        rounds-provision render-node /etc/rounds/node.json ./hall-a-1
+    \b
+        rounds-provision --site-dir /etc/rounds/site node add ward-3-a --zone ward-3
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["site_dir"] = Path(site_dir)
+
+
+# --- site ----------------------------------------------------------------------
+
+@main.group()
+def site():
+    """The site: secret, certificate authority, broker and hub configs.
+
+    Example:
+
+    \b
+        rounds-provision site init --site st-mary --name "St Mary" --hub-host hub.hosp.local
     """
 
+
+@site.command("init")
+@click.option("--site", "site_id", required=True, help="Site id (a slug; in every MQTT topic).")
+@click.option("--name", required=True, help="The site's name (on labels).")
+@click.option("--hub-host", required=True,
+              help="Host name or IP address the nodes reach the hub's broker at.")
+@click.option("--mqtt-port", type=int, default=None, help="Broker TLS port [8883].")
+@click.option("--bind", default=None, help="Address the broker listens on [0.0.0.0].")
+@click.option("--hub-db", type=click.Path(dir_okay=False), default=None,
+              help="The hub database [/var/lib/rounds/hub.db].")
+@click.option("--timezone", default=None, help="The site's time zone [Asia/Shanghai].")
+@click.option("--broker-user", default=None,
+              help="Account Mosquitto runs as; it gets the broker's files [current user].")
+@click.option("--force", is_flag=True, help="Regenerate the CA, broker certificate, hub "
+              "credentials and configs (every node then needs a new bundle).")
+@click.option("--new-site-secret", is_flag=True, help="With --force: also a new site secret "
+              "(every phone must bind again).")
+@click.pass_context
+def site_init(ctx, site_id, name, hub_host, mqtt_port, bind, hub_db, timezone, broker_user,
+              force, new_site_secret):
+    """Make the site: secret, CA, broker TLS certificate, hub credentials and configs.
+
+    Writes into --site-dir with safe modes (directories 0700, secrets and
+    keys 0600, certificates 0644): site_secret, ca/, broker/mosquitto.conf
+    (TLS listener, no anonymous clients, password file, ACL, pid file for
+    reloads), hub.json (for rounds-hub --config). Running it again with the
+    same values changes nothing. --force regenerates the CA, the broker's
+    certificate, the hub's MQTT password and the configs, and keeps the site
+    secret and the nodes' credentials; restart the broker and re-run
+    `node add <node> --force` for every node afterwards.
+
+    Example:
+
+    \b
+        rounds-provision site init --site st-mary --name "St Mary" --hub-host hub.hosp.local
+    """
+    from .site import init_site
+
+    if new_site_secret and not force:
+        raise click.ClickException("--new-site-secret needs --force")
+    site_dir = ctx.obj["site_dir"]
+    with _domain_errors():
+        result = init_site(site_dir, site=site_id, name=name, hub_host=hub_host,
+                           mqtt_port=mqtt_port, bind=bind, hub_db=hub_db, timezone=timezone,
+                           broker_user=broker_user, force=force, new_secret=new_site_secret,
+                           step=_step)
+    s = result.site
+    if not result.changed:
+        click.echo(f"Site {s.site!r} in {s.dir} is already initialised with these values: "
+                   "nothing changed.")
+        return
+    click.echo(f"Site {s.site!r} written to {s.dir} ({len(result.written)} files).")
+    click.echo(f"  Broker: mosquitto -c {s.broker_conf}  (TLS on {s.bind}:{s.mqtt_port}; "
+               f"reload with SIGHUP, pid in {s.pid_file})")
+    click.echo(f"  Hub:    rounds-hub --config {s.hub_json} ingest")
+    if result.regenerated:
+        click.echo("  Restart the broker: its certificate is new (a reload does not load it).")
+    if result.nodes:
+        click.echo(f"  Give every node a new bundle (its CA copy is outdated): "
+                   f"{', '.join(result.nodes)} (rounds-provision node add <node> --zone <zone> "
+                   "--force).")
+    click.echo("Next: rounds-provision zone add <zone> --name <name>, then node add.")
+
+
+# --- zones ---------------------------------------------------------------------
+
+@main.group()
+def zone():
+    """Zones in the hub database: campus / building / floor / name.
+
+    Example:
+
+    \b
+        rounds-provision zone add ward-3 --name "Ward 3" --building "Inpatient" --floor 3
+    """
+
+
+@zone.command("add")
+@click.argument("zone_id")
+@click.option("--name", required=True, help="The zone's name (shown on labels and the hub).")
+@click.option("--campus", default=None)
+@click.option("--building", default=None)
+@click.option("--floor", default=None)
+@click.option("--lat", type=float, default=None, help="Latitude (with --lon).")
+@click.option("--lon", type=float, default=None, help="Longitude (with --lat).")
+@click.pass_context
+def zone_add(ctx, zone_id, name, campus, building, floor, lat, lon):
+    """Add a zone, or update the fields given of an existing one.
+
+    ZONE_ID is a slug (lower-case letters, digits, - and _).
+
+    Example:
+
+    \b
+        rounds-provision zone add ward-3 --name "Ward 3" --campus main --building B --floor 3
+    """
+    from .zones import add_zone
+
+    with _hub_db(ctx) as db, _domain_errors():
+        what = add_zone(db, zone_id, name=name, campus=campus, building=building, floor=floor,
+                        lat=lat, lon=lon)
+    click.echo(f"Zone {zone_id} {what}.")
+
+
+@zone.command("list")
+@click.pass_context
+def zone_list(ctx):
+    """List the zones of the hub.
+
+    Example:
+
+    \b
+        rounds-provision zone list
+    """
+    from .zones import list_zones
+
+    with _hub_db(ctx) as db:
+        rows = list_zones(db)
+    _table(["zone", "name", "campus", "building", "floor", "lat", "lon"], rows)
+
+
+# --- nodes ---------------------------------------------------------------------
+
+@main.group()
+def node():
+    """Nodes: add (credentials, ACL, hub registration, bundle), list, revoke, replace.
+
+    Example:
+
+    \b
+        rounds-provision node add ward-3-a --zone ward-3 --ssid Rounds-Staff
+    """
+
+
+def _bundle_options(command):
+    for option in reversed([
+        click.option("--wheels", type=click.Path(exists=True, file_okay=False), default=None,
+                     help="A directory of wheels (Rounds and its dependencies) to put in the "
+                          "bundle; the node installs from them, offline."),
+        click.option("--force", is_flag=True,
+                     help="Re-provision an existing node: new credentials, new bundle."),
+    ]):
+        command = option(command)
+    return command
+
+
+@node.command("add")
+@click.argument("node_id")
+@click.option("--zone", "zone_id", required=True, help="The zone it watches (zone add first).")
+@click.option("--shape", type=click.Choice(["ward", "hall"]), default="ward", show_default=True,
+              help="ward: the Pi's radio is the access point; hall: gateway of the APs' VLAN.")
+@click.option("--ssid", default=None, help="Staff SSID (ward) [Rounds-Staff]; the same on "
+              "every node.")
+@click.option("--psk", envvar="ROUNDS_WIFI_PSK", default=None,
+              help="WPA2 passphrase (ward; none: open). Env: ROUNDS_WIFI_PSK.")
+@click.option("--interface", default=None,
+              help="Interface phones arrive on [wlan0]; a hall node's VLAN, e.g. eth0.42.")
+@click.option("--uplink", type=click.Choice(["none", "intranet"]), default="none",
+              show_default=True, help="Forward released phones to the hospital network?")
+@click.option("--upstream-dns", default=None, help="Hospital DNS server (with --uplink intranet).")
+@click.option("--uplink-interface", default="eth0", show_default=True)
+@click.option("--country", default="CN", show_default=True, help="Wi-Fi country code.")
+@click.option("--channel", type=int, default=6, show_default=True, help="2.4 GHz channel.")
+@click.option("--pip-index", default=None,
+              help="The hospital's pip mirror the node installs Rounds from (no --wheels).")
+@_bundle_options
+@click.pass_context
+def node_add(ctx, node_id, zone_id, shape, ssid, psk, interface, uplink, upstream_dns,
+             uplink_interface, country, channel, pip_index, wheels, force):
+    """Provision a node: credentials, ACL, hub registration, bundle and label.
+
+    Writes <site-dir>/bundles/NODE_ID/ and NODE_ID.tar.gz: the node config
+    with its secrets, the rendered OS config, the CA, first-boot.sh and the
+    label (PNG, PDF). Then reloads the broker (SIGHUP).
+
+    Example:
+
+    \b
+        rounds-provision node add ward-3-a --zone ward-3 --pip-index https://pypi.hosp/simple
+    """
+    from .nodes import add_node, node_settings
+
+    site_ = _site(ctx)
+    with _domain_errors():
+        settings = node_settings(node_id, zone_id, shape=shape, ssid=ssid, psk=psk,
+                                 interface=interface, uplink=uplink, upstream_dns=upstream_dns,
+                                 uplink_interface=uplink_interface, country=country,
+                                 channel=channel, pip_index=pip_index)
+        added = add_node(site_, settings, force=force, wheels=wheels, step=_step)
+    _report_added(added, pip_index, wheels)
+
+
+@node.command("list")
+@click.pass_context
+def node_list(ctx):
+    """List the nodes: zone, state at the hub, revoked, credentials at the broker.
+
+    Example:
+
+    \b
+        rounds-provision node list
+    """
+    from .nodes import list_nodes
+
+    site_ = _site(ctx)
+    with _domain_errors():
+        rows = list_nodes(site_)
+    _table(["node", "zone", "state", "revoked", "credentials"],
+           [{**row, "revoked": "yes" if row["revoked"] else "no",
+             "credentials": "yes" if row["credentials"] else "no"} for row in rows])
+
+
+@node.command("revoke")
+@click.argument("node_id")
+@click.pass_context
+def node_revoke(ctx, node_id):
+    """Cut a node off: its credentials and ACL go, the broker reloads, the hub marks it revoked.
+
+    The broker drops the node's connection at the reload and refuses its
+    next connect; other nodes stay connected. Its bundle is deleted.
+
+    Example:
+
+    \b
+        rounds-provision node revoke ward-3-a
+    """
+    from .nodes import revoke_node
+
+    site_ = _site(ctx)
+    with _domain_errors():
+        result = revoke_node(site_, node_id, step=_step)
+    click.echo(f"Node {node_id} revoked; {result.message}.")
+
+
+@node.command("replace")
+@click.argument("old")
+@click.argument("new")
+@_bundle_options
+@click.pass_context
+def node_replace(ctx, old, new, wheels, force):
+    """Replace node OLD by NEW: same zone and settings, new credentials; OLD is revoked.
+
+    Example:
+
+    \b
+        rounds-provision node replace ward-3-a ward-3-b
+    """
+    from .nodes import replace_node
+
+    site_ = _site(ctx)
+    with _domain_errors():
+        added = replace_node(site_, old, new, force=force, wheels=wheels, step=_step)
+    click.echo(f"Node {old} revoked.")
+    _report_added(added, None, wheels)
+
+
+def _report_added(added, pip_index, wheels) -> None:
+    click.echo(f"Node {added.node} provisioned; {added.reload.message}.")
+    click.echo(f"  Bundle: {added.bundle}/  and  {added.tarball}")
+    click.echo(f"  Label:  {added.bundle / 'label.pdf'}")
+    if not wheels and not pip_index:
+        click.echo("  Note: no --wheels and no --pip-index: the node installs Rounds from "
+                   "the index its /etc/pip.conf names.")
+
+
+def _table(columns: list[str], rows: list[dict]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for r in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+# --- the OS configuration alone --------------------------------------------------
 
 @main.command("render-node")
 @click.argument("node_config", type=click.Path(exists=True, dir_okay=False))
@@ -26,10 +367,12 @@ def render_node_command(node_config, out_dir):
     """Render a node's OS configuration (hostapd, dnsmasq, nftables, units).
 
     NODE_CONFIG is the node's JSON config; the files go to OUT_DIR, and the
-    place each is installed on the node is printed beside it.
+    place each is installed on the node is printed beside it. (`node add`
+    does this for you and packs a bundle.)
 
     Example:
 
+    \b
         rounds-provision render-node /etc/rounds/node.json ./hall-a-1
     """
     from .nodeconfig import NodeConfigError, destinations, render_node

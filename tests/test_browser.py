@@ -19,6 +19,7 @@ from PIL import Image
 from edge.db import open_db as open_node_db
 from edge.outbox import Outbox
 from edge.state import NodeState
+from hub import accounts
 from hub.db import open_db as open_hub_db
 from protocol.clock import iso
 from protocol.pins import hash_pin
@@ -40,6 +41,7 @@ def event(event_id, title, minutes_ago=5):
 LECTURE = event("ev1", "Hand hygiene lecture")
 # PINs no log line could contain by chance (not a port, not a time).
 PINS = {"D001": "864297", "N002": "517306"}
+OFFICE, OFFICE_PASSWORD = "civility-office", "office-pass-2468"
 # One walk per language: who, from which MAC, binding during one event and
 # tapping in to the next (the schedule moves on between the two).
 WALKS = {
@@ -220,6 +222,8 @@ def test_phone_binds_taps_and_reads_its_record_and_the_dashboard_shows_it(browse
     # The record as the hub stores it after ingest (the spine tests cover transport).
     hub_db = tmp_path / "hub.db"
     hub = open_hub_db(hub_db)
+    with hub.conn:
+        accounts.create(hub, OFFICE, "office", OFFICE_PASSWORD)
     hub["staff"].insert({"staff_id": "D001", "name": "Dr. Li", "department": "cardiology"})
     hub["events"].insert({**LECTURE, "zones": json.dumps(LECTURE["zones"])})
     hub["checkins"].insert({"id": record["id"], "node": "n1", "ts": record["ts"],
@@ -235,6 +239,9 @@ def test_phone_binds_taps_and_reads_its_record_and_the_dashboard_shows_it(browse
         wait_for(lambda: _up(web_url + "/api/v1/health"), message="dashboard up")
         browser.set_window_size(1200, 900)
         browser.get(web_url + "/")
+        sign_in(browser, OFFICE, OFFICE_PASSWORD)
+        wait_for(lambda: urlsplit(browser.current_url).path == "/", timeout=15,
+                 message="the dashboard after signing in")
         section = browser.find_element(By.XPATH, "//*[contains(., 'Hand hygiene lecture')]"
                                                  "/ancestor-or-self::section")
         assert "Dr. Li" in section.text and record["ts"][11:16] in section.text
@@ -243,6 +250,14 @@ def test_phone_binds_taps_and_reads_its_record_and_the_dashboard_shows_it(browse
         web.terminate()
         web.wait(30)
     assert_not_blank(tmp_path / "dashboard.png")
+
+
+def sign_in(browser, username: str, password: str) -> None:
+    """Sign in through the dashboard's form (the page it redirected to)."""
+    wait_for(lambda: "/login" in browser.current_url, timeout=10, message="the sign-in page")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
 
 
 def _up(url: str) -> bool:
