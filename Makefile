@@ -11,7 +11,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench system-deps venv clean
+.PHONY: demo test bench faults load system-deps venv clean
 
 demo: venv
 	$(VENV)/bin/rounds-hub demo $(DEMO_ARGS)
@@ -21,6 +21,14 @@ test: venv
 
 bench: venv
 	$(VENV)/bin/python bench/run_all.py
+
+# The fault and load suites at full size (make test runs them reduced); each
+# writes its counts to reliability/<suite>.json for the README.
+faults: venv
+	ROUNDS_SCALE=full $(VENV)/bin/pytest -q -s tests/faults
+
+load: venv
+	ROUNDS_SCALE=full $(VENV)/bin/pytest -q -s tests/load
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
