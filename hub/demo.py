@@ -2,12 +2,14 @@
 (sync + portal) and scripted phones that check in to a lecture happening now.
 
 Everything lives in a fresh data directory; every process is a real one,
-started the way a node or hub starts it, and Ctrl-C stops them all.
+started the way a node or hub starts it, and Ctrl-C stops them all. The
+hub's database is seeded first (``hub.demo_seed``: three months of history,
+so every dashboard page has data) and the sign-in names are printed.
 """
 
 import http.client
-import io
 import http.cookiejar
+import io
 import json
 import random
 import re
@@ -22,100 +24,20 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
-from protocol.clock import iso
-from protocol.pins import device_id, hash_pin
 from provisioning.broker import Mosquitto, render_broker
 
-from . import accounts
-from .attendance import set_expected
-from .store import write_batch
-from .tickets import materialize
-from .db import open_db
+from .demo_seed import (DEMO_ACCOUNTS, DEPARTMENT_NAMES, NAMES, NODE, SITE, STAFF_LOGIN, ZONE,
+                        demo_pin, phone_of, seed_hub, staff_name)
 
-SITE, NODE, ZONE = "demo", "hall-a-1", "hall-a"
-LECTURE_ID = "lecture-hand-hygiene"
 # Bound phones whose owners never open the portal: the node's presence sees
 # them arrive (hostapd's AP-STA-CONNECTED) and checks them in by itself. Two of
 # them leave early and end up partial.
 PRESENCE_ONLY = (1, 3, 5, 9, 11, 13)
 LEAVE_EARLY = (5, 13)
 VISITORS = 4  # unbound devices: only counted in the per-minute occupancy
-DEPARTMENTS = ["cardiology", "nursing", "emergency", "pharmacy", "administration"]
-NAMES = ["Li Wei", "Wang Fang", "Zhang Min", "Liu Yang", "Chen Jing", "Yang Lei", "Zhao Li",
-         "Huang Qiang", "Zhou Xin", "Wu Hui", "Xu Tao", "Sun Na", "Ma Jun", "Zhu Yan",
-         "Hu Bin", "Guo Ping", "He Jie", "Lin Hong", "Gao Feng", "Luo Mei"]
-
-
-def demo_pin(staff_id: str) -> str:
-    """Demo PINs are derivable so a visitor can try the portal: D007 -> 0007."""
-    return staff_id[1:].zfill(4)
-
-
-def phone_of(n: int) -> tuple[str, str]:
-    """(loopback address, MAC) of the phone of staff member n: each scripted
-    phone talks from its own address, and the node's lease file (as dnsmasq
-    writes it on a real node) maps that address to the phone's MAC."""
-    return f"127.0.0.{10 + n}", f"02:de:00:00:00:{n:02x}"
-
-
-# Demo accounts (printed when the demo starts): username, role, department, password.
-DEMO_ACCOUNTS = (
-    ("admin", "admin", None, "rounds-admin-demo"),
-    ("office", "office", None, "rounds-office-demo"),
-    ("cleaning-lead", "dept_reviewer", "environmental_services", "rounds-review-demo"),
-)
-
-
-def seed_accounts(db) -> str:
-    """The demo's accounts; answers an API token of the office account (the
-    scripted civility office uses it)."""
-    with db.conn:
-        for username, role, department, password in DEMO_ACCOUNTS:
-            accounts.create(db, username, role, password, department=department)
-        return accounts.issue_token(db, "office", "demo script")
-
-
-def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> str:
-    """Seed the demo hub; answers the office's API token."""
-    db = open_db(db_path)
-    db["zones"].insert_all([
-        {"zone": ZONE, "name": "Lecture hall A", "campus": "Main", "building": "Teaching",
-         "floor": "2"},
-        {"zone": "ward-3e", "name": "Ward 3 East", "campus": "Main", "building": "Inpatient",
-         "floor": "3"},
-    ])
-    db["nodes"].insert({"node": NODE, "zone": ZONE})
-    db["staff"].insert_all([
-        {"staff_id": f"D{i:03d}", "name": name, "department": DEPARTMENTS[i % len(DEPARTMENTS)],
-         "pin_hash": hash_pin(demo_pin(f"D{i:03d}"))}
-        for i, name in enumerate(NAMES, start=1)
-    ])
-    # Every other phone was bound at an earlier lecture: it checks in with one tap.
-    db["devices"].insert_all([
-        {"device": device_id(site_secret, phone_of(i)[1]), "staff_id": f"D{i:03d}",
-         "bound_at": iso(now - timedelta(days=7)), "node": NODE}
-        for i in range(1, len(NAMES) + 1, 2)
-    ])
-    db["events"].insert_all([
-        # Starts as the scripted phones arrive (check-in opens 30 minutes early);
-        # attendance is judged on the time so far, so those who came at the start
-        # show as present and those who leave early as partial.
-        {"id": LECTURE_ID, "title": "Hand hygiene and infection control", "kind": "lecture",
-         "zones": json.dumps([ZONE]), "start": iso(now + timedelta(seconds=15)),
-         "end": iso(now + timedelta(minutes=60)), "credit_hours": 1},
-        {"id": "training-cpr", "title": "CPR refresher", "kind": "training",
-         "zones": json.dumps([ZONE]), "start": iso(now + timedelta(hours=3)),
-         "end": iso(now + timedelta(hours=4)), "credit_hours": 1.5},
-    ])
-    _seed_report_history(db, now)
-    set_expected(db, LECTURE_ID, departments=["nursing", "cardiology"], staff=["D007"])
-    set_expected(db, "training-cpr", departments=["emergency"])
-    token = seed_accounts(db)
-    db.close()
-    return token
 
 
 def _demo_photo(seed: int) -> bytes:
@@ -221,21 +143,6 @@ class _FromAddress(urllib.request.HTTPHandler):
             host, source_address=(self.address, 0), **kw), req)
 
 
-def _seed_report_history(db, now: datetime) -> None:
-    """Nine weeks of past reports from a ward node: Ward 3 East had a hygiene
-    problem now and then, and five in the last week, so the hotspot analysis
-    flags it as recurring."""
-    days_ago = [60, 45, 31, 17] + [6, 5, 3, 2, 1]
-    records = [{
-        "id": str(uuid.uuid4()), "type": "report", "ts": iso(now - timedelta(days=d)),
-        "report_id": f"history-{d}", "staff_id": f"D{2 + d % 18:03d}", "category": "hygiene",
-        "note": "Overflowing bin by the nurses' station", "zone": "ward-3e", "photos": [],
-        "taken_at": iso(now - timedelta(days=d))} for d in days_ago]
-    write_batch(db, "demo/history", "ward-3e-1", records, [])
-    with db.atomic():
-        materialize(db, now)
-
-
 def _free(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
@@ -282,9 +189,12 @@ class Demo:
             "presence": {"sniff": False, "hostapd_ctrl": str(self.ap_path), "refresh": 5,
                          "hostapd_poll": 5},
             "mqtt": {**mqtt, "username": NODE, "password": node_pw}})
-        self.echo("Seeding the hub: 2 zones, 1 node, 20 staff, a lecture on now ...")
+        self.echo("Seeding the hub: 7 zones on 4 floor plans, 3 nodes, 24 staff, 12 weeks of "
+                  "reports and tickets, yesterday's training, a lecture on now ...")
+        started = time.monotonic()
         self.token = seed_hub(self.dir / "hub.db", datetime.now(timezone.utc),
                               bytes.fromhex(site_secret))
+        self.echo(f"  seeded in {time.monotonic() - started:.1f} s")
         token_file = self.dir / "office.token"  # for scripts and tests; 0600
         token_file.touch(0o600)
         token_file.write_text(self.token)
@@ -442,6 +352,25 @@ class Demo:
             self.ap.stop()
 
 
+ROLE_NOTES = {"admin": "everything, accounts too", "office": "every page, every department",
+              "dept_reviewer": "only {department} tickets and the hours of its staff"}
+
+
+def credentials(web_port: int) -> list[str]:
+    """The sign-in lines the demo prints: one account per line, as
+    ``  <username> / <password>  (<role>: what it sees)``."""
+    lines = [f"Sign in at http://127.0.0.1:{web_port}/login as:"]
+    for username, role, department, staff_id, password in DEMO_ACCOUNTS:
+        note = ROLE_NOTES[role].format(department=DEPARTMENT_NAMES.get(department))
+        if staff_id:
+            note += f"; {staff_name(staff_id)}, {staff_id}"
+        lines.append(f"  {username} / {password}  ({role}: {note})")
+    lines.append(f"  {STAFF_LOGIN} / {demo_pin(STAFF_LOGIN)}  (staff: {staff_name(STAFF_LOGIN)}'s "
+                 "own record; every staff number signs in with its portal PIN, on the portal "
+                 "too)")
+    return lines
+
+
 def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phones=14,
              echo=print) -> None:
     demo = Demo(data_dir, web_port, portal_port, broker_port, phones, echo)
@@ -458,10 +387,8 @@ def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phone
         demo.wait_until_ready()
         echo(f"Dashboard: http://127.0.0.1:{web_port}   "
              f"Node portal: http://127.0.0.1:{portal_port}   (Ctrl-C stops everything)")
-        echo("Sign in to the dashboard as: " + ", ".join(
-            f"{user} / {password} ({role})" for user, role, _d, password in DEMO_ACCOUNTS))
-        echo(f"Staff sign in with their staff number and portal PIN: D007 / {demo_pin('D007')}"
-             " (on the portal too).")
+        for line in credentials(web_port):
+            echo(line)
         echo("Scripted phones are checking in to 'Hand hygiene and infection control':")
         demo.run_phones()
         echo("All scripted phones are done; the demo keeps running until Ctrl-C.")

@@ -1,14 +1,23 @@
 """The README's first command: `make demo` starts, the dashboard shows
-attendance from the scripted phones, and Ctrl-C stops every process."""
+attendance from the scripted phones, every dashboard page has data for the
+printed demo accounts, and Ctrl-C stops every process."""
 
+import http.cookiejar
 import json
 import os
+import re
 import signal
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from .conftest import ROOT, free_port, wait_for
+
+CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+# "  office / rounds-office-demo  (office: ...)": one printed account per line.
+CREDENTIALS = re.compile(r"^\s+(\S+) / (\S+)\s+\((\w+):", re.M)
+CLEANING_TEAM = {"D021", "D022"}  # the environmental_services staff of the demo roster
 
 
 def get_json(url, token=None):
@@ -19,6 +28,91 @@ def get_json(url, token=None):
             return json.load(response)
     except (urllib.error.URLError, ConnectionError, ValueError):
         return None
+
+
+class Browser:
+    """A person at the dashboard: signs in through the real /login form (with
+    the CSRF token of the page) and keeps the session cookie."""
+
+    def __init__(self, base: str, username: str, password: str):
+        self.base = base
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        login = self.get("/login")
+        form = {"csrf_token": CSRF.search(login).group(1), "username": username,
+                "password": password}
+        with self.opener.open(f"{base}/login", data=urllib.parse.urlencode(form).encode(),
+                              timeout=10) as response:  # 303 to the role's home page
+            self.home = urllib.parse.urlsplit(response.geturl()).path
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.base + path, timeout=10) as response:
+            assert response.status == 200, path
+            return response.read().decode()
+
+    def status(self, path: str) -> int:
+        try:
+            with self.opener.open(self.base + path, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+
+def printed_accounts(output_file) -> dict:
+    """role -> (username, password) as the demo printed them."""
+    text = output_file.read_text()
+    return {role: (user, password) for user, password, role in CREDENTIALS.findall(text)}
+
+
+def check_office_pages(office: Browser, attendee: str) -> None:
+    """Every page of the office's navigation answers with the seeded data."""
+    assert office.home == "/"
+    today = office.get("/")
+    assert "Hand hygiene and infection control" in today and attendee in today
+    events = office.get("/events/")
+    assert "Fire safety training" in events and "CPR refresher" in events  # past and coming
+    board = office.get("/tickets/")
+    assert "overdue-marker" in board  # an open ticket past its due time
+    assert {"Ward 3 East", "Outpatient hall", "Lecture hall A"} <= set(
+        re.findall(r"<td>([^<]+)</td>", board))
+    assert 'class="state-rejected' in office.get("/tickets/?f=1&state=rejected")
+    hours = office.get("/hours/")
+    assert len(re.findall(r'<tr id="entry-\d+">', hours)) >= 3  # pending decisions
+    assert "Feng Lan" in hours and "Environmental services" in hours
+    hotspots = office.get("/hotspots/")
+    recurring = hotspots[hotspots.index('id="recurring"'):hotspots.index('id="heatmap"')]
+    assert "Ward 3 East" in recurring
+    heatmap = hotspots[hotspots.index('id="heatmap"'):hotspots.index('id="floor-plan"')]
+    assert len(re.findall(r'class="cell"', heatmap)) >= 5 * 12  # zones x 12 weeks
+    floor = hotspots[hotspots.index('id="floor-plan"'):]
+    assert 'data-zone="ward-3e"' in floor and "<polygon" in floor
+    people = office.get("/people/")
+    assert "Qian Hao" in people and "Zhao Li" in people
+    staff = office.get("/staff/")
+    assert "Feng Lan" in staff and "Environmental services" in staff
+    zones = office.get("/zones/")
+    assert "Ward 5 West" in zones and "Outpatient hall" in zones
+    plans = sorted(set(re.findall(r"/zones/plans/\d+\.svg", zones)))
+    assert len(plans) == 4 and "<rect" in office.get(plans[0])
+    editor = office.get("/zones/ward-3e/edit")
+    assert re.search(r'id="plan-polygon" points="680,20 1220,20 [^"]+"', editor)
+    fleet = office.get("/nodes/")
+    health = dict(re.findall(r'<tr id="node-([^"]+)" data-health="([^"]+)"', fleet))
+    assert health == {"hall-a-1": "online", "ward-3e-1": "silent", "outpatient-1": "offline"}
+
+
+def check_reviewer_pages(reviewer: Browser, api_get, spill_id: int) -> None:
+    """The cleaning lead sees their department's tickets and their staff's hours only."""
+    assert reviewer.home == "/tickets/"
+    departments = {t["id"]: t["department"] for t in api_get("/tickets?limit=5000")}
+    shown = {int(i) for i in re.findall(r'data-ticket="(\d+)"', reviewer.get("/tickets/?f=1"))}
+    assert spill_id in shown and len(shown) > 10
+    assert {departments[i] for i in shown} == {"environmental_services"}
+    other = next(i for i, d in departments.items() if d != "environmental_services")
+    assert reviewer.status(f"/tickets/{other}") == 404
+    hours = reviewer.get("/hours/")
+    assert set(re.findall(r'data-staff="([^"]+)"', hours)) == CLEANING_TEAM
+    assert "Feng Lan" in hours
 
 
 def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
@@ -69,6 +163,17 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
         with urllib.request.urlopen(home, timeout=5) as page:
             html = page.read().decode()
         assert "Hand hygiene and infection control" in html and rows[0]["name"] in html
+        # The printed accounts sign in through the login form; every page has data.
+        accounts = wait_for(lambda: printed_accounts(tmp_path / "demo.out").get("staff")
+                            and printed_accounts(tmp_path / "demo.out"),
+                            message="the printed demo credentials")
+        base = f"http://127.0.0.1:{web}"
+        check_office_pages(Browser(base, *accounts["office"]), rows[0]["name"])
+        check_reviewer_pages(Browser(base, *accounts["dept_reviewer"]),
+                             lambda path: get_json(api + path, token), spill["id"])
+        staff = Browser(base, *accounts["staff"])
+        assert staff.home == "/me"
+        assert "Fire safety training" in staff.get("/me")  # yesterday's attendance
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         proc.wait(30)

@@ -1,0 +1,399 @@
+"""The demo hub's data: what a civility office would find after three months
+of use, so that every dashboard page has something to show.
+
+* a roster of 24 (20 clinical staff with scripted phones, a cleaning team, a
+  facilities technician and a guard) in named departments, PINs derived from
+  the staff number (D007 -> 0007);
+* four floors with JSON-outline floor plans and seven zones drawn on them;
+* three nodes: the demo's running lecture-hall node, a ward node that went
+  silent 20 minutes ago and an outpatient node that said goodbye;
+* events: a lecture happening now, a CPR training later, a fire-safety
+  training yesterday with its attendance;
+* twelve weeks of reports in several zones and categories, turned into
+  tickets the way ingest does it (``hub.store.write_batch`` then
+  ``hub.tickets.materialize``, each at its own time), moved through their
+  states with volunteer hours approved, rejected or still pending; Ward 3
+  East's hygiene comes back often enough in the last week to be a recurring
+  hotspot, and two open tickets are past their due time;
+* accounts: admin, office (with an API token for the scripted office) and
+  the cleaning lead, a department reviewer who is on the roster too.
+
+It is deterministic apart from ``now`` and the secrets, and quick: the slow
+part, scrypt for 24 PINs, runs on every core while the accounts are made.
+"""
+
+import json
+import os
+import random
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from protocol import topics
+from protocol.clock import iso
+from protocol.pins import device_id, hash_pin
+
+from . import accounts, hours, roster, tickets, zones
+from .attendance import set_expected
+from .db import open_db
+from .store import write_batch
+
+SITE, NODE, ZONE = "demo", "hall-a-1", "hall-a"
+LECTURE_ID = "lecture-hand-hygiene"
+PAST_EVENT_ID = "training-fire-safety"
+HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")  # the hub's default time zone
+HOTSPOT = ("ward-3e", "hygiene")
+
+DEPARTMENT_NAMES = {
+    "administration": "Administration", "cardiology": "Cardiology",
+    "civility_office": "Civility office", "emergency": "Emergency",
+    "environmental_services": "Environmental services", "facilities": "Facilities",
+    "nursing": "Nursing", "pharmacy": "Pharmacy", "security": "Security",
+}
+DEPARTMENTS = ["cardiology", "nursing", "emergency", "pharmacy", "administration"]
+# The 20 people with scripted phones: D001..D020, department by number.
+NAMES = ["Li Wei", "Wang Fang", "Zhang Min", "Liu Yang", "Chen Jing", "Yang Lei", "Zhao Li",
+         "Huang Qiang", "Zhou Xin", "Wu Hui", "Xu Tao", "Sun Na", "Ma Jun", "Zhu Yan",
+         "Hu Bin", "Guo Ping", "He Jie", "Lin Hong", "Gao Feng", "Luo Mei"]
+# The people tickets are routed to (no scripted phone): staff id, name, department, role.
+SUPPORT = (("D021", "Qian Hao", "environmental_services", "dept_reviewer"),
+           ("D022", "Feng Lan", "environmental_services", "staff"),
+           ("D023", "Deng Wei", "facilities", "staff"),
+           ("D024", "Cao Rui", "security", "staff"))
+CLEANERS = ("D021", "D022")
+
+# Demo accounts (printed when the demo starts):
+# username, role, department, linked staff number, password.
+DEMO_ACCOUNTS = (
+    ("admin", "admin", None, None, "rounds-admin-demo"),
+    ("office", "office", None, None, "rounds-office-demo"),
+    ("cleaning-lead", "dept_reviewer", "environmental_services", "D021", "rounds-review-demo"),
+)
+STAFF_LOGIN = "D007"
+
+
+def demo_pin(staff_id: str) -> str:
+    """Demo PINs are derivable so a visitor can try the portal: D007 -> 0007."""
+    return staff_id[1:].zfill(4)
+
+
+def staff_name(staff_id: str) -> str:
+    number = int(staff_id[1:])
+    if number <= len(NAMES):
+        return NAMES[number - 1]
+    return next(name for sid, name, _d, _r in SUPPORT if sid == staff_id)
+
+
+def phone_of(n: int) -> tuple[str, str]:
+    """(loopback address, MAC) of the phone of staff member n: each scripted
+    phone talks from its own address, and the node's lease file (as dnsmasq
+    writes it on a real node) maps that address to the phone's MAC."""
+    return f"127.0.0.{10 + n}", f"02:de:00:00:00:{n:02x}"
+
+
+# -- floors and zones -------------------------------------------------------------
+
+def _rect(x, y, w, h):
+    return [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
+
+
+def _ward_floor(floor: str) -> dict:
+    """An inpatient floor: two wings either side of the lifts, rooms along a corridor."""
+    rooms = [{"type": "rect", "x": x, "y": 380, "width": 110, "height": 180,
+              "label": f"{floor}{n + 1:02d}"}
+             for n, x in enumerate((40, 170, 300, 430, 700, 830, 960, 1090))]
+    return {"width": 1240, "height": 600, "outline": _rect(0, 0, 1240, 600), "shapes": [
+        {"type": "rect", "x": 20, "y": 20, "width": 540, "height": 260},  # west wing
+        {"type": "rect", "x": 680, "y": 20, "width": 540, "height": 260},  # east wing
+        {"type": "rect", "x": 0, "y": 290, "width": 1240, "height": 70, "label": "Corridor"},
+        {"type": "rect", "x": 580, "y": 20, "width": 80, "height": 120, "label": "Lifts"},
+        {"type": "rect", "x": 580, "y": 160, "width": 80, "height": 110, "label": "Stairs"},
+        {"type": "rect", "x": 560, "y": 380, "width": 120, "height": 180, "label": "Station"},
+        *rooms,
+        {"type": "text", "x": 620, "y": 585, "text": "South"}]}
+
+
+FLOORS = {
+    ("Main", "Teaching", "2"): {"width": 1000, "height": 600, "outline": _rect(0, 0, 1000, 600),
+                                "shapes": [
+        {"type": "rect", "x": 40, "y": 40, "width": 520, "height": 340},
+        *({"type": "polyline", "points": [[90, y], [510, y]]} for y in range(90, 300, 35)),
+        {"type": "rect", "x": 230, "y": 320, "width": 140, "height": 40, "label": "Lectern"},
+        {"type": "rect", "x": 600, "y": 40, "width": 360, "height": 340},
+        {"type": "rect", "x": 680, "y": 160, "width": 200, "height": 100},
+        {"type": "rect", "x": 0, "y": 400, "width": 1000, "height": 60, "label": "Corridor"},
+        {"type": "rect", "x": 40, "y": 480, "width": 120, "height": 100, "label": "Stairs"},
+        {"type": "rect", "x": 840, "y": 480, "width": 120, "height": 100, "label": "Lifts"},
+        {"type": "text", "x": 500, "y": 540, "text": "Entrance"}]},
+    ("Main", "Inpatient", "3"): _ward_floor("3"),
+    ("Main", "Inpatient", "5"): _ward_floor("5"),
+    ("Main", "Outpatient", "1"): {"width": 1000, "height": 700, "outline": _rect(0, 0, 1000, 700),
+                                  "shapes": [
+        {"type": "polygon", "points": [[20, 20], [720, 20], [720, 620], [380, 620], [380, 320],
+                                       [20, 320]]},
+        {"type": "rect", "x": 760, "y": 20, "width": 220, "height": 200},
+        {"type": "rect", "x": 420, "y": 60, "width": 260, "height": 60, "label": "Registration"},
+        {"type": "rect", "x": 20, "y": 360, "width": 160, "height": 160, "label": "Toilets"},
+        {"type": "rect", "x": 200, "y": 360, "width": 160, "height": 160, "label": "Triage"},
+        {"type": "rect", "x": 760, "y": 260, "width": 200, "height": 340, "label": "Clinics"},
+        {"type": "rect", "x": 420, "y": 640, "width": 160, "height": 60, "label": "Entrance"},
+        {"type": "text", "x": 500, "y": 12, "text": "North"}]},
+}
+# zone, name, (campus, building, floor), polygon on that floor's plan
+ZONES = (
+    ("hall-a", "Lecture hall A", ("Main", "Teaching", "2"),
+     [[40, 40], [560, 40], [560, 380], [40, 380]]),
+    ("seminar-2", "Seminar room 2", ("Main", "Teaching", "2"),
+     [[600, 40], [960, 40], [960, 380], [600, 380]]),
+    ("ward-3w", "Ward 3 West", ("Main", "Inpatient", "3"),
+     [[20, 20], [560, 20], [560, 280], [20, 280]]),
+    ("ward-3e", "Ward 3 East", ("Main", "Inpatient", "3"),
+     [[680, 20], [1220, 20], [1220, 280], [680, 280]]),
+    ("ward-5w", "Ward 5 West", ("Main", "Inpatient", "5"),
+     [[20, 20], [560, 20], [560, 280], [20, 280]]),
+    ("outpatient-hall", "Outpatient hall", ("Main", "Outpatient", "1"),
+     [[20, 20], [720, 20], [720, 620], [380, 620], [380, 320], [20, 320]]),
+    ("pharmacy-counter", "Pharmacy counter", ("Main", "Outpatient", "1"),
+     [[760, 20], [980, 20], [980, 220], [760, 220]]),
+)
+
+
+def _seed_places(db, now: datetime) -> None:
+    """Floor plans and zones through the checks the dashboard uses."""
+    for (campus, building, floor), outline in FLOORS.items():
+        zones.save_plan(db, campus, building, floor, f"{building}-{floor}.json".lower(),
+                        json.dumps(outline).encode(), now)
+    for zone, name, (campus, building, floor), polygon in ZONES:
+        zones.create_zone(db, zones.check_zone(db, {
+            "zone": zone, "name": name, "campus": campus, "building": building,
+            "floor": floor, "polygon": polygon}))
+
+
+def _seed_nodes(db, now: datetime) -> None:
+    """The demo's own node (its status arrives once it runs) and two others:
+    one that said it was online 20 minutes ago and then nothing (silent), one
+    whose last word was offline."""
+    db.conn.execute("INSERT INTO nodes (node, zone) VALUES (?, ?)", (NODE, ZONE))
+    for node, zone, state, ago, backlog, version in (
+            ("ward-3e-1", "ward-3e", "online", 20, 37, "0.1.0"),
+            ("outpatient-1", "outpatient-hall", "offline", 190, 0, "0.0.9")):
+        seen = iso(now - timedelta(minutes=ago))
+        db.conn.execute(
+            "INSERT INTO nodes (node, zone, state, version, backlog, disk_free, clock_synced, "
+            "status_ts, last_seen) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+            (node, zone, state, version, backlog, 11_800_000_000, seen, seen))
+
+
+# -- roster and accounts ---------------------------------------------------------
+
+def _people() -> list[tuple[str, str, str, str]]:
+    people = [(f"D{i:03d}", name, DEPARTMENTS[i % len(DEPARTMENTS)], "staff")
+              for i, name in enumerate(NAMES, start=1)]
+    return people + list(SUPPORT)
+
+
+def _seed_roster_and_accounts(db, now: datetime) -> str:
+    """Departments, staff with their PINs, accounts; answers the office's API
+    token. The PINs are hashed on every core while the accounts' passwords
+    are hashed here (scrypt frees the GIL)."""
+    for department, name in DEPARTMENT_NAMES.items():
+        roster.add_department(db, department, name)
+    people = _people()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        pin_hashes = pool.map(hash_pin, [demo_pin(p[0]) for p in people])
+        for username, role, department, staff_id, password in DEMO_ACCOUNTS:
+            accounts.create(db, username, role, password, department=department,
+                            staff_id=staff_id, now=now)
+        token = accounts.issue_token(db, "office", "demo script", now=now)
+        db.conn.executemany(
+            "INSERT INTO staff (staff_id, name, department, role, pin_hash) "
+            "VALUES (?, ?, ?, ?, ?)", [(*person, digest)
+                                       for person, digest in zip(people, pin_hashes)])
+    return token
+
+
+# -- events and yesterday's attendance ---------------------------------------------
+
+def _local(day, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), HOSPITAL_TZ)
+
+
+def _seed_events(db, now: datetime, site_secret: bytes) -> None:
+    yesterday = now.astimezone(HOSPITAL_TZ).date() - timedelta(days=1)
+    start = _local(yesterday, 14)
+    rows = [
+        # Starts as the scripted phones arrive (check-in opens 30 minutes early);
+        # attendance is judged on the time so far, so those who came at the start
+        # show as present and those who leave early as partial.
+        (LECTURE_ID, "Hand hygiene and infection control", "lecture", [ZONE],
+         now + timedelta(seconds=15), now + timedelta(minutes=60), 1),
+        ("training-cpr", "CPR refresher", "training", [ZONE], now + timedelta(hours=3),
+         now + timedelta(hours=4), 1.5),
+        (PAST_EVENT_ID, "Fire safety training", "training", [ZONE], start,
+         start + timedelta(hours=1), 1),
+        ("duty-ward-3e-round", "Ward 3 East hygiene round", "volunteer_duty", ["ward-3e"],
+         _local(yesterday + timedelta(days=2), 9), _local(yesterday + timedelta(days=2), 10, 30),
+         1),
+    ]
+    db.conn.executemany(
+        'INSERT INTO events (id, title, kind, zones, start, "end", credit_hours) '
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(i, title, kind, json.dumps(where), iso(begin), iso(end), credit)
+         for i, title, kind, where, begin, end, credit in rows])
+    set_expected(db, LECTURE_ID, departments=["nursing", "cardiology"], staff=["D007"])
+    set_expected(db, "training-cpr", departments=["emergency"])
+    set_expected(db, PAST_EVENT_ID, departments=["nursing", "emergency"], staff=["D007"])
+    set_expected(db, "duty-ward-3e-round", departments=["environmental_services"])
+    _seed_past_attendance(db, start, site_secret)
+
+
+# Yesterday's fire-safety training (14:00-15:00): staff number, check-in
+# method, minutes after the start they were first and last seen. D016 and
+# D017 (expected) stayed away; D003 came without being expected; D012 left
+# half-way (partial); D011 came 12 minutes late.
+PAST_ATTENDANCE = ((1, "presence", -5, 62), (2, "portal", -3, 60), (3, "presence", -4, 60),
+                   (6, "portal", 2, 59), (7, "presence", -10, 65), (11, "presence", 12, 61),
+                   (12, "portal", -2, 30))
+
+
+def _seed_past_attendance(db, start: datetime, site_secret: bytes) -> None:
+    records = []
+    for n, method, arrived, left in PAST_ATTENDANCE:
+        staff_id, device = f"D{n:03d}", device_id(site_secret, phone_of(n)[1])
+        first, last = start + timedelta(minutes=arrived), start + timedelta(minutes=left)
+        checked_in = first + timedelta(minutes=1)
+        records.append({"id": str(uuid.uuid4()), "type": "checkin", "ts": iso(checked_in),
+                        "staff_id": staff_id, "event_id": PAST_EVENT_ID, "zone": ZONE,
+                        "method": method, "device": device})
+        records.append({"id": str(uuid.uuid4()), "type": "presence", "ts": iso(last),
+                        "device": device, "staff_id": staff_id, "zone": ZONE,
+                        "first_seen": iso(first), "last_seen": iso(last), "closed": True})
+    write_batch(db, topics.node_up(SITE, NODE, "batch"), NODE, records, [])
+
+
+# -- twelve weeks of reports and tickets ---------------------------------------------
+
+NOTES = {
+    "hygiene": ("Overflowing bin by the nurses' station", "Dirty floor in the corridor",
+                "Toilet out of paper and soap", "Spill by the lifts"),
+    "facilities": ("Light flickering in the corridor", "Door closer broken",
+                   "Tap leaking in the sluice room"),
+    "safety": ("Wet floor without a warning sign", "Fire exit blocked by beds"),
+    "signage": ("Exit sign dark", "Sign to the lifts points the wrong way"),
+    "service": ("Visitor complains of a rude reply at the desk",),
+    "queue": ("Queue jumping at the counter", "Crowding at the registration windows"),
+}
+# Weekly chance of a report before the last week, per zone and category.
+BACKGROUND = (("ward-3w", "hygiene", .6), ("ward-3w", "facilities", .3),
+              ("ward-5w", "hygiene", .5), ("ward-5w", "safety", .25),
+              ("outpatient-hall", "queue", .8), ("outpatient-hall", "hygiene", .6),
+              ("outpatient-hall", "service", .3), ("pharmacy-counter", "queue", .7),
+              ("hall-a", "signage", .2), ("seminar-2", "facilities", .25))
+# Ward 3 East's hygiene before the last week: now and then (days ago).
+HOTSPOT_BEFORE = (80, 60, 45, 31, 17)
+# The last week, by hand: (hours ago, zone, category, reporter, final state, note).
+# Hygiene in Ward 3 East five times (the hotspot; one spill reported twice),
+# two open tickets past due, a rejected one, hours waiting for review (two of
+# them the cleaning team's, for their reviewer).
+RECENT = (
+    (6 * 24 - 3, "ward-3e", "hygiene", "D004", "closed", None),
+    (5 * 24 - 2, "ward-3e", "hygiene", "D021", "resolved", None),
+    (4 * 24, "ward-3w", "facilities", "D009", "resolved", None),
+    (3 * 24 + 1, "ward-3e", "hygiene", "D022", "resolved", None),
+    (3 * 24 - 4, "ward-5w", "facilities", "D014", "in_progress",
+     "Call button in room 512 does not work"),
+    (2 * 24 + 5, "ward-3e", "hygiene", "D008", "resolved", "Spill by the lifts"),
+    (2 * 24 + 4.8, "ward-3e", "hygiene", "D018", "resolved", "Spill by the lifts"),
+    (2 * 24 - 3, "outpatient-hall", "queue", "D010", "rejected",
+     "Queue jumping at window 3"),
+    (30, "ward-5w", "signage", "D021", "assigned", "Sign to the lifts points the wrong way"),
+    (28, "pharmacy-counter", "queue", "D015", "assigned", None),
+    (6, "outpatient-hall", "safety", "D020", "new", "Wet floor by the main entrance, no sign"),
+    (5, "outpatient-hall", "hygiene", "D022", "assigned", None),
+    (3, "ward-3e", "hygiene", "D006", "new", None),
+)
+PATHS = {"new": (), "assigned": ("assigned",), "in_progress": ("assigned", "in_progress"),
+         "resolved": ("assigned", "in_progress", "resolved"),
+         "closed": ("assigned", "in_progress", "resolved", "closed"), "rejected": ("rejected",)}
+COMMENTS = {"assigned": "Sent to the team", "in_progress": "On it",
+            "resolved": "Done, checked on site", "closed": "Confirmed by the ward",
+            "rejected": "Not a problem for the civility office: handled on the spot"}
+
+
+def _history(now: datetime) -> list[tuple[datetime, str, str, str, str, str]]:
+    """Every past report as (when, zone, category, reporter, final state, note), oldest first."""
+    rng = random.Random(2024)
+    staff = [p[0] for p in _people()]
+    found = []
+    for week in range(1, 12):
+        for zone, category, chance in BACKGROUND:
+            if rng.random() < chance:
+                day = 7 * week + rng.randint(1, 5)
+                at = now - timedelta(days=day, hours=rng.randint(0, 9))
+                state = "rejected" if rng.random() < .08 else rng.choice(("closed", "closed",
+                                                                           "resolved"))
+                found.append((at, zone, category, rng.choice(staff), state,
+                               rng.choice(NOTES[category])))
+    for n, day in enumerate(HOTSPOT_BEFORE):
+        found.append((now - timedelta(days=day, hours=2), *HOTSPOT, rng.choice(staff),
+                      "closed", NOTES["hygiene"][n % len(NOTES["hygiene"])]))
+    for hours_ago, zone, category, reporter, state, note in RECENT:
+        found.append((now - timedelta(hours=hours_ago), zone, category, reporter, state,
+                       note or NOTES[category][0]))
+    return sorted(found)
+
+
+def _seed_reports(db, now: datetime) -> None:
+    """Each report as a node sends it, made a ticket (or attached to an open one)
+    at its time; then each ticket is moved along. The hours of finished tickets
+    are approved, open ones' wait for a decision."""
+    made = []
+    for n, (at, zone, category, reporter, state, note) in enumerate(_history(now)):
+        node = f"{zone}-1"  # each zone's node (not all of them are registered here)
+        write_batch(db, topics.node_up(SITE, node, "batch"), node, [{
+            "id": str(uuid.uuid4()), "type": "report", "ts": iso(at),
+            "report_id": f"history-{n:03d}", "staff_id": reporter, "category": category,
+            "note": note, "zone": zone, "photos": [], "taken_at": iso(at)}], [])
+        created = at + timedelta(minutes=2)
+        made += [(int(ticket_id), state, created)
+                 for ticket_id in tickets.materialize(db, created)]
+    for ticket_id, state, created in made:
+        _move(db, ticket_id, state, created, now)
+
+
+def _move(db, ticket_id: int, state: str, created: datetime, now: datetime) -> None:
+    """The office accepts or rejects; the department works on it (the cleaning
+    lead for the cleaning team's tickets)."""
+    team = "cleaning-lead" if tickets.get_ticket(db, ticket_id)["department"] == \
+        "environmental_services" else "office"
+    at = created
+    for step, to in enumerate(PATHS[state]):
+        at = min(at + timedelta(minutes=40 + 90 * step), now - timedelta(minutes=1))
+        tickets.transition(db, ticket_id, to, "office" if to in ("assigned", "rejected")
+                           else team, COMMENTS[to], now=at)
+    if state in ("resolved", "closed"):
+        for entry in hours.entries(db, state="pending"):
+            if entry["ticket_id"] == ticket_id:
+                hours.decide(db, entry["id"], True, "office", now=at)
+
+
+def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> str:
+    """Seed the demo hub in one transaction; answers the office's API token."""
+    db = open_db(db_path)
+    try:
+        with db.atomic():
+            _seed_places(db, now)
+            _seed_nodes(db, now)
+            token = _seed_roster_and_accounts(db, now)
+            # Every other phone was bound at an earlier lecture: it checks in with one tap.
+            db.conn.executemany(
+                "INSERT INTO devices (device, staff_id, bound_at, node) VALUES (?, ?, ?, ?)",
+                [(device_id(site_secret, phone_of(i)[1]), f"D{i:03d}",
+                  iso(now - timedelta(days=7)), NODE) for i in range(1, len(NAMES) + 1, 2)])
+            _seed_events(db, now, site_secret)
+            _seed_reports(db, now)
+    finally:
+        db.close()
+    return token
