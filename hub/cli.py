@@ -92,13 +92,24 @@ def web(ctx, bind, workers):
 def demo(data_dir, web_port, portal_port, broker_port, phones):
     """Run the whole system on this machine, on 127.0.0.1 only.
 
-    Starts Mosquitto with a config of its own (no system service needed), the
-    hub (ingest + dashboard on --web-port), and one simulated lecture-hall
-    node (sync + portal on --portal-port) in a demo site with a seeded roster
-    of 20 staff and a lecture happening now. Scripted phones then check in
-    through the portal over HTTP, exactly as a person's phone would, and the
-    dashboard shows attendance within seconds. Ctrl-C stops everything. Logs
-    are in DATA_DIR/logs.
+    Provisions a demo site in DATA_DIR/site as a technician does, printing
+    each command: `rounds-provision site init` (CA, broker TLS certificate,
+    hub.json, Mosquitto config) and, with Mosquitto running that config (TLS
+    only, on --broker-port; no system service needed), `rounds-provision
+    node add hall-a-1 --zone hall-a` (credentials, ACL, hub registration,
+    bundle). Then starts the hub (ingest + dashboard on --web-port) with the
+    site's hub.json, and the simulated lecture-hall node (sync, presence,
+    portal on --portal-port) with its bundle's node.json, the keys changed
+    for this machine printed with the reason.
+
+    The hub is seeded with 24 staff, 7 zones on 4 floor plans, 3 nodes, 12
+    weeks of reports and tickets, yesterday's training, volunteer hours
+    waiting for review and a lecture happening now. Scripted phones then
+    check in (by presence or through the portal over HTTP, exactly as a
+    person's phone would) and report problems with photos, and the dashboard
+    shows it within seconds. The sign-ins are printed: admin, office, the
+    cleaning lead (a department reviewer) and staff D007 with PIN 0007.
+    Ctrl-C stops everything. Logs are in DATA_DIR/logs.
 
     Example:
 

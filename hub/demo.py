@@ -1,19 +1,26 @@
 """One-machine demo: Mosquitto, the hub (ingest + web), one simulated node
-(sync + portal) and scripted phones that check in to a lecture happening now.
+(sync + portal + presence) and scripted phones that check in to a lecture
+happening now.
 
 Everything lives in a fresh data directory; every process is a real one,
-started the way a node or hub starts it, and Ctrl-C stops them all. The
-hub's database is seeded first (``hub.demo_seed``: three months of history,
-so every dashboard page has data) and the sign-in names are printed.
+started the way a node or hub starts it, and Ctrl-C stops them all. The site
+is provisioned as a technician provisions one: ``rounds-provision site init``
+(site secret, CA, Mosquitto over TLS, hub.json), then, once the hub's history
+is seeded (``hub.demo_seed``: three months of it, so every dashboard page has
+data) and the broker runs, ``rounds-provision node add`` for the demo's node.
+The hub runs with the site's hub.json and the node with its bundle's
+node.json; the few keys the demo changes (Pi paths that become demo paths,
+the simulated radio) are printed with the reason.
 """
 
 import http.client
 import http.cookiejar
 import io
 import json
+import os
 import random
 import re
-import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -27,7 +34,9 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from provisioning.broker import Mosquitto, render_broker
+from provisioning.broker import Mosquitto
+from provisioning.files import SECRET, write_file
+from provisioning.site import load_site
 
 from .demo_seed import (DEMO_ACCOUNTS, DEPARTMENT_NAMES, NAMES, NODE, SITE, STAFF_LOGIN, ZONE,
                         demo_pin, phone_of, seed_hub, staff_name)
@@ -38,6 +47,9 @@ from .demo_seed import (DEMO_ACCOUNTS, DEPARTMENT_NAMES, NAMES, NODE, SITE, STAF
 PRESENCE_ONLY = (1, 3, 5, 9, 11, 13)
 LEAVE_EARLY = (5, 13)
 VISITORS = 4  # unbound devices: only counted in the per-minute occupancy
+# What `rounds-provision` runs (the console script may not be on PATH).
+PROVISION = (sys.executable, "-m", "provisioning.cli")
+SITE_NAME = "Demo Hospital"
 
 
 def _demo_photo(seed: int) -> bytes:
@@ -148,10 +160,39 @@ def _free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def _shown(path) -> str:
+    """A path as the demo prints it (and passes it to rounds-provision):
+    relative to the working directory when it is inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _shown_value(value) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, str) and value.startswith("/"):
+        return _shown(value)
+    return json.dumps(value)
+
+
+def _set(config: dict, key: str, value):
+    """Set a dotted ``key`` of ``config``; answers the old value (None: unset)."""
+    *parents, leaf = key.split(".")
+    for parent in parents:
+        config = config.setdefault(parent, {})
+    old, config[leaf] = config.get(leaf), value
+    return old
+
+
 class Demo:
     def __init__(self, data_dir: Path, web_port: int, portal_port: int, broker_port: int,
                  phones: int, echo=print):
         self.dir, self.echo = Path(data_dir).resolve(), echo
+        self.site_dir = self.dir / "site"  # rounds-provision --site-dir
+        self.site = None  # the provisioned Site, after prepare()
+        self.ap_path = self.dir / "hostapd" / "wlan0"  # the simulated AP's control socket
         self.web_port, self.portal_port, self.broker_port = web_port, portal_port, broker_port
         self.phones = phones
         self.procs: list[tuple[str, subprocess.Popen]] = []
@@ -159,56 +200,59 @@ class Demo:
         self.ap: _AccessPoint | None = None
 
     def prepare(self) -> None:
+        """A fresh data directory, the site (``site init``) and the hub's seeded history."""
         busy = [p for p in (self.web_port, self.portal_port, self.broker_port) if not _free(p)]
         if busy:
             raise RuntimeError(f"port(s) {busy} already in use on 127.0.0.1")
         shutil.rmtree(self.dir, ignore_errors=True)
         (self.dir / "logs").mkdir(parents=True)
-        hub_pw, node_pw = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-        self.broker_conf = render_broker(self.dir / "broker", site=SITE, port=self.broker_port,
-                                         users={"hub": hub_pw, NODE: node_pw},
-                                         log_dest=f"file {self.dir / 'logs' / 'mosquitto.log'}")
-        mqtt = {"host": "127.0.0.1", "port": self.broker_port}
-        self.hub_config = self._write("hub.json", {
-            "site": SITE, "db": str(self.dir / "hub.db"), "secret_key": secrets.token_hex(16),
-            # Plain HTTP on 127.0.0.1 only: cookies without the Secure flag.
-            "web": {"secure_cookies": False},
-            "mqtt": {**mqtt, "username": "hub", "password": hub_pw}})
-        site_secret = secrets.token_hex(32)
-        self.ap_path = self.dir / "hostapd" / "wlan0"
-        leases = self.dir / "node" / "dnsmasq.leases"
-        leases.parent.mkdir()
-        leases.write_text("".join(f"0 {phone_of(n)[1]} {phone_of(n)[0]} phone-{n} *\n"
-                                  for n in range(1, len(NAMES) + 1)))
-        self.node_config = self._write("node.json", {
-            "site": SITE, "node": NODE, "zone": ZONE, "db": str(self.dir / "node" / "node.db"),
-            "site_secret": site_secret, "sync": {"ack_timeout": 5},
-            "timezone": "Asia/Shanghai", "portal": {"leases_file": str(leases)},
-            # No radio here: a simulated access point speaks hostapd's control
-            # protocol, as hostapd does on a ward node.
-            "presence": {"sniff": False, "hostapd_ctrl": str(self.ap_path), "refresh": 5,
-                         "hostapd_poll": 5},
-            "mqtt": {**mqtt, "username": NODE, "password": node_pw}})
-        self.echo("Seeding the hub: 7 zones on 4 floor plans, 3 nodes, 24 staff, 12 weeks of "
-                  "reports and tickets, yesterday's training, a lecture on now ...")
+        self.echo("Provisioning the demo site as a technician does:")
+        self.provision("site", "init", "--site", SITE, "--name", SITE_NAME,
+                       "--hub-host", "localhost", "--mqtt-port", self.broker_port,
+                       "--bind", "127.0.0.1", "--hub-db", _shown(self.dir / "hub.db"))
+        self.site = load_site(self.site_dir)
+        self.echo("Seeding the hub with three months of use: 24 staff, 7 zones on 4 floor "
+                  "plans (hall-a among them, for node add), two other nodes (one silent, one "
+                  "offline), 12 weeks of reports and tickets, yesterday's training, pending "
+                  "hours, a lecture on now ...")
         started = time.monotonic()
-        self.token = seed_hub(self.dir / "hub.db", datetime.now(timezone.utc),
-                              bytes.fromhex(site_secret))
+        self.token = seed_hub(self.site.hub_db_path(), datetime.now(timezone.utc),
+                              bytes.fromhex(self.site.secret()))
         self.echo(f"  seeded in {time.monotonic() - started:.1f} s")
         token_file = self.dir / "office.token"  # for scripts and tests; 0600
         token_file.touch(0o600)
         token_file.write_text(self.token)
 
-    def _write(self, name: str, document: dict) -> Path:
-        path = self.dir / name
-        path.write_text(json.dumps(document, indent=2))
-        path.chmod(0o600)
-        return path
+    def provision(self, *args) -> None:
+        """Run ``rounds-provision --site-dir <site> ARGS`` (argv, no shell) and
+        print the command and its output as it goes."""
+        argv = ["--site-dir", _shown(self.site_dir), *map(str, args)]
+        self.echo(f"$ {shlex.join(['rounds-provision', *argv])}")
+        proc = subprocess.Popen([*PROVISION, *argv], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        with proc.stdout:
+            for line in proc.stdout:
+                self.echo(f"  {line.rstrip()}")
+        if proc.wait() != 0:
+            raise RuntimeError(f"`rounds-provision {' '.join(map(str, args[:2]))}` failed "
+                               f"(exit {proc.returncode}); its output is above")
 
     def start(self) -> None:
+        """Mosquitto with the site's config, ``node add`` (which reloads it), then
+        the hub and the node with the configs provisioning wrote."""
+        site = self.site
+        self.echo(f"$ mosquitto -c {_shown(site.broker_conf)}   (TLS only, on "
+                  f"127.0.0.1:{self.broker_port}; log in {_shown(self.dir / 'logs')})")
+        self.broker = Mosquitto(site.broker_conf, self.broker_port,
+                                log=self.dir / "logs" / "mosquitto.log").start()
+        self.provision("node", "add", NODE, "--zone", ZONE)
+        hub_config = self._hub_config()
+        node_config = self._node_config(site.bundles_dir / NODE)
         py = sys.executable
-        self.broker = Mosquitto(self.broker_conf, self.broker_port).start()
-        hub, node = ["--config", str(self.hub_config)], ["--config", str(self.node_config)]
+        hub, node = ["--config", str(hub_config)], ["--config", str(node_config)]
+        self.echo(f"Starting the hub (ingest, web) and the node (sync, presence, portal); "
+                  f"logs in {_shown(self.dir / 'logs')}")
         self._spawn("ingest", [py, "-m", "hub.cli", *hub, "ingest"])
         self._spawn("web", [py, "-m", "hub.cli", *hub, "web", "--bind",
                             f"127.0.0.1:{self.web_port}"])
@@ -217,6 +261,48 @@ class Demo:
         self._spawn("presence", [py, "-m", "edge.cli", *node, "presence"])
         self._spawn("portal", [py, "-m", "edge.cli", *node, "portal", "--bind",
                                f"127.0.0.1:{self.portal_port}", "--workers", "2"])
+
+    def _hub_config(self) -> Path:
+        """The site's hub.json, with cookies that plain HTTP can carry."""
+        path = self.site.hub_json
+        config = json.loads(path.read_text())
+        _set(config, "web.secure_cookies", False)
+        write_file(path, json.dumps(config, indent=2) + "\n", SECRET)
+        self.echo(f"The hub runs with the site's {_shown(path)}, plus web.secure_cookies = "
+                  "false (the demo's dashboard is plain HTTP on 127.0.0.1)")
+        return path
+
+    def _node_config(self, bundle: Path) -> Path:
+        """The bundle's node.json, where a Pi path must become a path here and
+        the radio a simulated one; every change is printed with its reason."""
+        config = json.loads((bundle / "node.json").read_text())
+        node_dir = self.dir / "node"
+        node_dir.mkdir()
+        leases = node_dir / "dnsmasq.leases"
+        leases.write_text("".join(f"0 {phone_of(n)[1]} {phone_of(n)[0]} phone-{n} *\n"
+                                  for n in range(1, len(NAMES) + 1)))
+        changes = (
+            ("db", node_dir / "node.db", "the node's state directory"),
+            ("mqtt.tls_ca", bundle / "ca.crt",
+             "the bundle's CA, which first-boot.sh installs on a Pi"),
+            ("portal.leases_file", leases,
+             "dnsmasq writes it on a Pi; here the demo, for its scripted phones"),
+            ("presence.sniff", False, "no radio here ..."),
+            ("presence.hostapd_ctrl", self.ap_path,
+             "... but a simulated access point speaking hostapd's control protocol"),
+            ("presence.refresh", 5, "quicker than on a node, for the demo"),
+            ("presence.hostapd_poll", 5, "quicker than on a node, for the demo"),
+            ("sync.ack_timeout", 5, "resend sooner than a node does, for the demo"),
+        )
+        path = node_dir / "node.json"
+        self.echo(f"The node runs with its bundle's {_shown(bundle / 'node.json')}, copied to "
+                  f"{_shown(path)} with these keys changed:")
+        for key, value, why in changes:
+            value = str(value) if isinstance(value, Path) else value
+            old = _set(config, key, value)
+            self.echo(f"  {key}: {_shown_value(old)} -> {_shown_value(value)}   ({why})")
+        write_file(path, json.dumps(config, indent=2) + "\n", SECRET)
+        return path
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.dir / "logs" / f"{name}.log", "ab")

@@ -5,8 +5,9 @@ of use, so that every dashboard page has something to show.
   facilities technician and a guard) in named departments, PINs derived from
   the staff number (D007 -> 0007);
 * four floors with JSON-outline floor plans and seven zones drawn on them;
-* three nodes: the demo's running lecture-hall node, a ward node that went
-  silent 20 minutes ago and an outpatient node that said goodbye;
+* two nodes besides the demo's own (which ``rounds-provision node add``
+  registers, hub/demo.py): a ward node that went silent 20 minutes ago and an
+  outpatient node that said goodbye;
 * events: a lecture happening now, a CPR training later, a fire-safety
   training yesterday with its attendance;
 * twelve weeks of reports in several zones and categories, turned into
@@ -172,10 +173,9 @@ def _seed_places(db, now: datetime) -> None:
 
 
 def _seed_nodes(db, now: datetime) -> None:
-    """The demo's own node (its status arrives once it runs) and two others:
-    one that said it was online 20 minutes ago and then nothing (silent), one
+    """Two nodes besides the demo's own (``node add`` registers that one): one
+    that said it was online 20 minutes ago and then nothing (silent), one
     whose last word was offline."""
-    db.conn.execute("INSERT INTO nodes (node, zone) VALUES (?, ?)", (NODE, ZONE))
     for node, zone, state, ago, backlog, version in (
             ("ward-3e-1", "ward-3e", "online", 20, 37, "0.1.0"),
             ("outpatient-1", "outpatient-hall", "offline", 190, 0, "0.0.9")):

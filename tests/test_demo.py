@@ -1,12 +1,16 @@
 """The README's first command: `make demo` starts, the dashboard shows
 attendance from the scripted phones, every dashboard page has data for the
-printed demo accounts, and Ctrl-C stops every process."""
+printed demo accounts, and Ctrl-C stops every process. Its site and node are
+provisioned with `rounds-provision`: the broker speaks only TLS, and the node
+runs with its bundle's config."""
 
 import http.cookiejar
 import json
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import urllib.error
 import urllib.parse
@@ -115,6 +119,50 @@ def check_reviewer_pages(reviewer: Browser, api_get, spill_id: int) -> None:
     assert "Feng Lan" in hours
 
 
+def check_broker_speaks_only_tls(site_dir, port: int) -> None:
+    """A CONNECT in the clear gets no CONNACK; a TLS client that trusts the
+    site's CA (from site init) is served for the name nodes use."""
+    connect = b"\x00\x04MQTT\x04\x02\x00\x3c\x00\x04anon"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(b"\x10" + bytes([len(connect)]) + connect)
+        try:
+            answer = raw.recv(16)
+        except (ConnectionResetError, socket.timeout):
+            answer = b""
+    assert not answer.startswith(b"\x20"), "a plain-text client got a CONNACK"
+    context = ssl.create_default_context(cafile=str(site_dir / "ca" / "ca.crt"))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def check_provisioned(demo_dir, broker_port: int, output: str) -> None:
+    """The technician's commands ran (and were printed); the node's config is
+    its bundle's, with only Pi paths and the simulated radio changed; the hub
+    runs with the site's hub.json."""
+    site_dir = demo_dir / "site"
+    assert f"$ rounds-provision --site-dir {site_dir} site init --site demo" in output
+    assert f"$ rounds-provision --site-dir {site_dir} node add hall-a-1 --zone hall-a" in output
+    bundle = site_dir / "bundles" / "hall-a-1"
+    for name in ("node.json", "ca.crt", "first-boot.sh", "label.png", "label.pdf"):
+        assert (bundle / name).is_file(), name
+    assert (site_dir / "bundles" / "hall-a-1.tar.gz").is_file()
+    assert "hall-a-1:" in (site_dir / "broker" / "passwd").read_text()
+    packed = json.loads((bundle / "node.json").read_text())
+    running = json.loads((demo_dir / "node" / "node.json").read_text())
+    assert packed["mqtt"]["tls_ca"] == "/etc/rounds/ca.crt"  # a Pi path in the bundle
+    assert running["mqtt"] == {**packed["mqtt"], "tls_ca": str(bundle / "ca.crt")}
+    assert running["mqtt"]["port"] == broker_port and running["mqtt"]["username"] == "hall-a-1"
+    assert running["db"] == str(demo_dir / "node" / "node.db")
+    unchanged = ("site", "node", "zone", "site_secret", "timezone", "shape", "wifi")
+    assert {k: running[k] for k in unchanged} == {k: packed[k] for k in unchanged}
+    assert running["zone"] == "hall-a"
+    assert "mqtt.tls_ca: /etc/rounds/ca.crt -> " in output  # the changes are printed
+    hub = json.loads((site_dir / "hub.json").read_text())
+    assert hub["db"] == str(demo_dir / "hub.db") and hub["web"] == {"secure_cookies": False}
+    assert hub["mqtt"]["tls_ca"] == str(site_dir / "ca" / "ca.crt")
+
+
 def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
     web, portal, broker = free_port(), free_port(), free_port()
     args = (f"--data-dir {tmp_path / 'demo'} --web-port {web} --portal-port {portal} "
@@ -135,6 +183,9 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
         rows = wait_for(lambda: checked_in()[4:] and checked_in(), timeout=120,
                         message="attendance on the dashboard")
         assert all(r["node"] == "hall-a-1" for r in rows)
+        # The node reached the hub through the provisioned broker, which only speaks TLS.
+        check_broker_speaks_only_tls(tmp_path / "demo" / "site", broker)
+        check_provisioned(tmp_path / "demo", broker, (tmp_path / "demo.out").read_text())
         assert {r["method"] for r in rows} <= {"portal", "presence"}
         # Bound phones that never open the portal are checked in by presence alone,
         # and the two who leave early end up partial with the minutes they missed.
