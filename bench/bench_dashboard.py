@@ -9,8 +9,11 @@ in through the login form (office role):
 
 * ``dashboard``: GET /events/<id>, the attendance page of an event that
   expects 2,000 people (8 departments), held mid-year in the busiest zone;
-  beside it the same page for such an event on the last day, and the live
-  fragment the page polls (GET /events/<id>/live) when it exists;
+  beside it the same page for such an event on the last day, the live
+  fragment the page polls (GET /events/<id>/live) when it exists, and page 2
+  of the "present" tab (the page shows at most hub.web.pages.PER_PAGE rows,
+  and every response is checked to show a page of rows and counts that cover
+  everyone expected);
 * ``dashboard_attendance_api``: GET /api/v1/events/<id>/attendance;
 * ``dashboard_tickets``: GET /api/v1/tickets?department=<d>&state=new,assigned,in_progress;
 * ``dashboard_tickets_page``: GET /tickets/?department=<d> when the board page exists.
@@ -31,6 +34,7 @@ import json
 import os
 import pstats
 import random
+import re
 import shutil
 import sqlite3
 import statistics
@@ -46,6 +50,7 @@ from _common import RESULTS, machine
 from hub import accounts, attendance, tickets
 from hub.db import open_db
 from hub.web import create_app
+from hub.web.pages import PER_PAGE
 from protocol.clock import iso
 
 CACHE = Path(tempfile.gettempdir()) / "rounds-bench-dashboard"
@@ -79,6 +84,7 @@ DASHBOARD_INDEXES = ("tickets_department", "presence_zone_last_first", "checkins
 BIG_DEPARTMENTS = DEPARTMENTS[:8]  # what the big events expect: 2,000 people
 EXPECTED = len(BIG_DEPARTMENTS) * PER_DEPARTMENT
 BIG_TABLES = ("presence", "checkins", "tickets", "staff")
+FILTER_STATUS = "present"  # the status tab measured on its page 2 (filtered_page)
 
 
 # --- the database -----------------------------------------------------------------
@@ -400,16 +406,26 @@ def write(name: str, timing: Timing, peer: tuple, limit: tuple, **extra) -> dict
     return result
 
 
-def attendance_check(event_id: str):
-    """The API must list everyone expected; a page or fragment must show a row
-    of the event's people."""
+def attendance_check(event_id: str, status: str | None = None):
+    """The API must list everyone expected. A page or fragment shows one page
+    of rows (``hub.web.pages.PER_PAGE``, all of ``status`` when given) of the
+    event's people, and status counts that cover everyone expected."""
     def check(response):
         if response.is_json:
             rows = len(response.get_json()["attendance"])
             if rows < EXPECTED:
                 raise RuntimeError(f"{rows} attendance rows, expected >= {EXPECTED}")
-        elif "S00001" not in response.get_data(as_text=True):
-            raise RuntimeError(f"the page of {event_id} does not list S00001")
+            return
+        html = response.get_data(as_text=True)
+        rows = html.count('<tr class="row-')
+        if not 0 < rows <= PER_PAGE or "<td>S0" not in html:
+            raise RuntimeError(f"the page of {event_id} shows {rows} rows of staff")
+        if status is not None and html.count(f'<tr class="row-{status}">') != rows:
+            raise RuntimeError(f"the page of {event_id} shows rows other than {status}")
+        counts = [re.search(rf'status-{s}"><strong class="count">(\d+)<', html)
+                  for s in attendance.STATUSES]
+        if not all(counts) or sum(int(m.group(1)) for m in counts) < EXPECTED:
+            raise RuntimeError(f"the page of {event_id} does not count everyone expected")
     return check
 
 
@@ -463,6 +479,8 @@ def measure_attendance(db_path, client, peer_client, runs: int, profile: bool) -
                                     attendance_check(LATE_EVENT)).summary()}
     if has_endpoint(client.application, "pages.event_live"):  # what the page polls
         extra["live_fragment"] = Timing(client, f"{page_url}/live", runs, check).summary()
+    extra["filtered_page"] = Timing(client, f"{page_url}?status={FILTER_STATUS}&page=2", runs,
+                                    attendance_check(BIG_EVENT, FILTER_STATUS)).summary()
     write("dashboard", page, (PEER_NAME, peer), limit, **extra, **common)
     api_url = f"/api/v1/events/{BIG_EVENT}/attendance"
     api = Timing(client, api_url, runs, check)

@@ -18,8 +18,11 @@ never stored, from three sources:
 
 The rules, for an event from ``start`` to ``end`` looked at ``now``:
 
-* Intervals with ``last_seen < first_seen`` (a node clock that jumped) are
-  ignored. The others are clipped to [start, end] and merged where they
+* Intervals whose times the hub could not trust are ignored: those flagged
+  in ``clock_flags`` without a correction (made with a node clock that was
+  not set, in a boot the hub has no reference for; or ending before they
+  start, which the hub stores as a moment: hub/clockfix.py), and any with
+  ``last_seen < first_seen``. The others are clipped to [start, end] and merged where they
   overlap (two nodes in one hall see the same phone), so time is never
   counted twice. ``dwell`` is the length of the merged intervals;
   ``first_seen``/``last_seen`` are the clipped ends (the time in the event).
@@ -49,6 +52,7 @@ The rules, for an event from ``start`` to ``end`` looked at ``now``:
 
 import json
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from operator import itemgetter
 from typing import Iterable
 
 from sqlite_utils import Database
@@ -204,6 +208,8 @@ def _presence(db: Database, zones: list[str], start: datetime, end: datetime) ->
         FROM presence p LEFT JOIN devices d ON d.device = p.device
         WHERE p.zone IN (SELECT value FROM json_each(:zones))
           AND p.last_seen >= :lo AND p.first_seen <= :hi
+          AND NOT EXISTS (SELECT 1 FROM clock_flags f
+                          WHERE f.record_id = p.id AND f.offset_seconds IS NULL)
     """
     params = {"zones": json.dumps(zones), "lo": iso(start - _SLACK), "hi": iso(end + _SLACK)}
     found: dict[str, list] = {}
@@ -240,6 +246,19 @@ def _presence_sources(db: Database, event_id: str, zones: Iterable[str], start: 
               "lo": iso(start - _SLACK), "hi": iso(end + _SLACK)}
     params["lo_minute"], params["hi_minute"] = minute_bounds(start, end)
     return {row[0] for row in db.conn.execute(sql, params)}
+
+
+def _left(intervals: list[tuple]) -> bool:
+    """Whether the interval(s) holding the latest ``last_seen`` are closed."""
+    latest = max(last for _, last, _ in intervals)
+    return all(closed for _, last, closed in intervals if last == latest)
+
+
+def _wire(dt: datetime) -> str:
+    """``protocol.clock.iso``, twice as fast for the UTC datetimes read back."""
+    if dt.tzinfo is timezone.utc:
+        return dt.isoformat(timespec="milliseconds")[:-6] + "Z"
+    return iso(dt)
 
 
 def _minutes(delta: timedelta) -> float:
@@ -287,7 +306,8 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
     # after the end: skip the sort and re-format the event's own bounds once.
     stamps = {start: iso(start), end: iso(end)}
     zero = timedelta(0)
-    rows = []
+    rank = {status: n for n, status in enumerate(STATUSES)}
+    keyed = []  # (sort key, row): present, partial, absent; check-in time, name
     for staff_id in people:
         checkin = checkins.get(staff_id)
         intervals = presence.get(staff_id)
@@ -316,22 +336,21 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
             arrival = min(max(arrival, start), end)
             late = arrival - start if arrival - start > GRACE else zero
             early = zero
-            if seen:
-                latest = max(last for _, last, _ in intervals)
-                closed = all(c for _, last, c in intervals if last == latest)
-                if (now >= end or closed) and end - merged[-1][1] > GRACE:
-                    early = end - merged[-1][1]
+            if seen and end - merged[-1][1] > GRACE and (now >= end or _left(intervals)):
+                early = end - merged[-1][1]
 
         name, department = names.get(staff_id, (None, None))
         first_seen = last_seen = None
         if seen:
             lo, hi = merged[0][0], merged[-1][1]
-            first_seen = stamps[lo] if lo in stamps else iso(lo)
-            last_seen = stamps[hi] if hi in stamps else iso(hi)
-        rows.append({
+            first_seen = stamps[lo] if lo in stamps else _wire(lo)
+            last_seen = stamps[hi] if hi in stamps else _wire(hi)
+        checked_in_at = checkin["checked_in_at"] if checkin else None
+        keyed.append(((rank[status], checked_in_at is None, checked_in_at or "", name or "",
+                       staff_id), {
             "staff_id": staff_id, "name": name, "department": department,
             "status": status,
-            "checked_in_at": checkin["checked_in_at"] if checkin else None,
+            "checked_in_at": checked_in_at,
             "method": checkin["method"] if checkin else None,
             "node": checkin["node"] if checkin else None,
             "first_seen": first_seen, "last_seen": last_seen,
@@ -339,11 +358,9 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
             "late_minutes": None if late is None else _minutes(late),
             "early_leave_minutes": None if early is None else _minutes(early),
             "expected": staff_id in expected,
-        })
-    order = {status: n for n, status in enumerate(STATUSES)}
-    rows.sort(key=lambda r: (order[r["status"]], r["checked_in_at"] is None,
-                             r["checked_in_at"] or "", r["name"] or "", r["staff_id"]))
-    return rows
+        }))
+    keyed.sort(key=itemgetter(0))
+    return [row for _, row in keyed]
 
 
 def event_attendance(db: Database, event_id: str, now: datetime | None = None) -> list[dict]:

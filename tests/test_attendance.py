@@ -362,3 +362,26 @@ def test_merge_intervals():
 def test_grace_and_default_are_the_documented_ones():
     assert attendance.GRACE == timedelta(minutes=5)
     assert attendance.DEFAULT_MIN_PRESENCE == 0.75
+
+
+# --- which zones had a presence source -----------------------------------------------------
+
+
+def test_a_zone_counts_as_watched_only_by_a_source_during_the_event(db):
+    # One ward talk per zone at the same hour, S1 checks in to each by portal
+    # and is never seen: partial where a source watched, present where none did.
+    for ward in ("ward-1", "ward-2", "ward-3", "ward-4", "ward-5"):
+        add_event(db, ward, zones=(ward,))
+        ingest(db, checkin("S1", 5, method="portal", event_id=ward, zone=ward))
+    ingest(db, presence("S9", -30, 90, zone="ward-1"),  # someone else, across the whole talk
+           occupancy("ward-2", 30, 4),
+           checkin("S8", 2, event_id="ward-3", zone="ward-3"),  # a presence check-in there
+           presence("S9", -50, -10, zone="ward-4"), occupancy("ward-4", 75, 3),  # before, after
+           checkin("S8", 2, event_id="ev", zone="ward-5"))  # by presence, to another event
+
+    status = {ward: rows_by_id(db, event_id=ward)["S1"]["status"]
+              for ward in ("ward-1", "ward-2", "ward-3", "ward-4", "ward-5")}
+
+    assert status == {
+        "ward-1": "partial", "ward-2": "partial", "ward-3": "partial", "ward-4": "present",
+        "ward-5": "present"}

@@ -1,6 +1,7 @@
 """The hub web app against a real SQLite file: JSON API and dashboard pages."""
 
 import json
+import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -44,6 +45,13 @@ def app(db_path, db):
 @pytest.fixture
 def client(app, db):
     return signed_in(app, db, "office")
+
+
+@pytest.fixture
+def english(client):
+    """The office client with English chosen (zh-CN is the default language)."""
+    client.get("/lang/en")
+    return client
 
 
 def add_event(db, event_id, title, start, end, zones=("hall-a",), **extra):
@@ -398,10 +406,10 @@ def test_create_app_without_config_fails_clearly(monkeypatch):
 # --- attendance on the pages ------------------------------------------------------------
 
 
-def test_event_page_shows_counts_statuses_markers_and_absent_people(client, db):
+def test_event_page_shows_counts_statuses_markers_and_absent_people(english, db):
     seed_lecture(db)
 
-    page = client.get("/events/ev").get_data(as_text=True)
+    page = english.get("/events/ev").get_data(as_text=True)
 
     assert '<strong class="count">2</strong> present' in page
     assert '<strong class="count">1</strong> partial' in page
@@ -419,10 +427,10 @@ def test_event_page_shows_counts_statuses_markers_and_absent_people(client, db):
     assert '<noscript><meta http-equiv="refresh" content="15"></noscript>' in page
 
 
-def test_today_page_shows_each_events_counts_and_statuses(client, db):
+def test_today_page_shows_each_events_counts_and_statuses(english, db):
     seed_lecture(db)
 
-    page = client.get("/?date=2025-03-10").get_data(as_text=True)
+    page = english.get("/?date=2025-03-10").get_data(as_text=True)
 
     assert "Hand hygiene" in page
     assert '<strong class="count">2</strong> absent' in page
@@ -431,16 +439,141 @@ def test_today_page_shows_each_events_counts_and_statuses(client, db):
     assert '<meta http-equiv="refresh" content="10">' in page
 
 
-def test_absent_names_and_expected_departments_are_escaped(client, db):
+def test_absent_names_and_expected_departments_are_escaped(english, db):
     add_lecture(db)
     add_staff(db, "S1", "<b>Bold</b>", "<i>Ward</i>")
     set_expected(db, "ev", departments=["<i>Ward</i>"], staff=["<script>x</script>"])
 
-    page = client.get("/events/ev").get_data(as_text=True)
-    today = client.get("/?date=2025-03-10").get_data(as_text=True)
+    page = english.get("/events/ev").get_data(as_text=True)
+    today = english.get("/?date=2025-03-10").get_data(as_text=True)
 
     for html in (page, today):
         assert "<b>Bold</b>" not in html and "&lt;b&gt;Bold&lt;/b&gt;" in html
         assert "<i>Ward</i>" not in html and "&lt;i&gt;Ward&lt;/i&gt;" in html
         assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
         assert 'status-absent">absent<' in html
+
+
+# --- a big event: status tabs and pages ------------------------------------------------------
+
+
+def seed_big_lecture(db):
+    """The lecture "ev" expecting Nursing's 450 people P000-P449 (names in the same order):
+    P000-P249 present, P250-P369 partial (left after 20 minutes), P370-P449 absent."""
+    add_lecture(db)
+    db["staff"].insert_all({"staff_id": f"P{i:03d}", "name": f"Person {i:03d}",
+                            "department": "Nursing"} for i in range(450))
+    set_expected(db, "ev", departments=["Nursing"])
+    ingest(db, *[record for i in range(370) for record in (
+        checkin(f"P{i:03d}", 0), presence(f"P{i:03d}", 0, 60 if i < 250 else 20))])
+
+
+def shown(page: str) -> list[tuple[str, str]]:
+    """(staff id, status) of the rows of an attendance table, in order."""
+    return re.findall(r'<tr class="row-(\w+)">\s*<td>[^<]*</td>\s*<td>([^<]+)</td>', page)
+
+
+def test_event_page_shows_200_rows_a_page_with_counts_of_everyone(english, db):
+    seed_big_lecture(db)
+
+    pages = [english.get(f"/events/ev?page={n}") for n in (1, 2, 3)]
+    first, second, third = (p.get_data(as_text=True) for p in pages)
+
+    assert [p.status_code for p in pages] == [200, 200, 200]
+    assert [len(shown(p)) for p in (first, second, third)] == [200, 200, 50]
+    ids = [sid for page in (first, second, third) for _, sid in shown(page)]
+    assert ids == [f"P{i:03d}" for i in range(450)]  # present, partial, absent; by name
+    for page in (first, second, third):  # the counts cover everyone on every page
+        assert '<strong class="count">250</strong> present' in page
+        assert '<strong class="count">120</strong> partial' in page
+        assert '<strong class="count">80</strong> absent' in page
+        assert "450 expected" in page
+        assert 'href="/events/ev/export.csv"' in page and 'href="/events/ev/export.xlsx"' in page
+    assert 'rel="prev"' not in first and 'rel="next" href="/events/ev?page=2"' in first
+    assert 'rel="prev" href="/events/ev?page=1"' in second
+    assert 'rel="next" href="/events/ev?page=3"' in second
+    assert 'rel="next"' not in third and "Page 3 of 3, people 401–450 of 450" in third
+    assert 'data-src="/events/ev/live?page=3"' in third
+
+
+def test_event_page_status_tab_shows_only_that_status_and_keeps_the_counts(english, db):
+    seed_big_lecture(db)
+
+    partial = english.get("/events/ev?status=partial").get_data(as_text=True)
+    present_2 = english.get("/events/ev?status=present&page=2").get_data(as_text=True)
+    beyond = english.get("/events/ev?status=absent&page=9").get_data(as_text=True)
+
+    assert [sid for _, sid in shown(partial)] == [f"P{i:03d}" for i in range(250, 370)]
+    assert {status for status, _ in shown(partial)} == {"partial"}
+    assert '<strong class="count">250</strong> present' in partial  # not only the tab's
+    assert ('href="/events/ev?status=partial" aria-current="page"><span class="status '
+            'status-partial"><strong class="count">120</strong> partial') in partial
+    assert 'rel="next"' not in partial  # 120 rows: one page
+    assert 'data-src="/events/ev/live?status=partial"' in partial
+    assert [sid for _, sid in shown(present_2)] == [f"P{i:03d}" for i in range(200, 250)]
+    assert 'rel="prev" href="/events/ev?status=present&amp;page=1"' in present_2
+    assert 'data-src="/events/ev/live?status=present&amp;page=2"' in present_2
+    # a page past the last one (the status shrank since the link was made) shows the last
+    assert [sid for _, sid in shown(beyond)] == [f"P{i:03d}" for i in range(370, 450)]
+
+
+def test_live_fragment_keeps_the_status_and_page_of_the_page(english, db):
+    seed_big_lecture(db)
+
+    everyone = english.get("/events/ev/live")
+    third = english.get("/events/ev/live?page=3").get_data(as_text=True)
+    absent = english.get("/events/ev/live?status=absent").get_data(as_text=True)
+
+    assert everyone.status_code == 200 and everyone.headers["Cache-Control"] == "no-store"
+    assert "<html" not in everyone.get_data(as_text=True)  # the fragment alone
+    assert len(shown(everyone.get_data(as_text=True))) == 200
+    assert [sid for _, sid in shown(third)] == [f"P{i:03d}" for i in range(400, 450)]
+    assert {status for status, _ in shown(absent)} == {"absent"} and len(shown(absent)) == 80
+    for fragment in (third, absent):
+        assert '<strong class="count">120</strong> partial' in fragment
+        # its links go to the page, not to the fragment
+        assert 'href="/events/ev?status=present"' in fragment and "/live?" not in fragment
+    assert 'rel="prev" href="/events/ev?page=2"' in third
+
+
+@pytest.mark.parametrize("query, reason", [
+    ("status=gone", "status must be one of: present, partial, absent"),
+    ("page=0", "page must be a whole number from 1"),
+    ("page=two", "page must be a whole number from 1"),
+    ("page=%C2%B2", "page must be a whole number from 1"),  # "²" is a digit to str.isdigit
+    ("page=" + "9" * 7, "page must be a whole number from 1"),
+])
+@pytest.mark.parametrize("path", ["/events/ev", "/events/ev/live"])
+def test_event_page_and_fragment_refuse_a_bad_status_or_page(client, db, path, query, reason):
+    add_lecture(db)
+
+    response = client.get(f"{path}?{query}")
+
+    assert response.status_code == 400
+    assert reason in response.get_data(as_text=True)
+
+
+def test_a_small_event_has_no_pages_and_no_export_note(english, db):
+    seed_lecture(db)
+
+    page = english.get("/events/ev").get_data(as_text=True)
+    absent = english.get("/events/ev/live?status=absent&page=1").get_data(as_text=True)
+    db["staff"].delete_where("staff_id IN ('N3', 'P1')")
+    set_expected(db, "ev", departments=["Nursing"])  # N3 gone from the roster: nobody absent
+    none_absent = english.get("/events/ev?status=absent").get_data(as_text=True)
+
+    assert 'class="pages"' not in page and "export.csv" not in page
+    assert 'data-src="/events/ev/live"' in page
+    assert [sid for _, sid in shown(absent)] == ["P1", "N3"]  # Sun Na, Zhang Min
+    assert shown(none_absent) == [] and "Nobody with this status." in none_absent
+    assert '<strong class="count">0</strong> absent' in none_absent
+
+
+def test_today_page_shows_the_first_200_of_a_big_event_and_links_to_the_rest(english, db):
+    seed_big_lecture(db)
+
+    page = english.get("/?date=2025-03-10").get_data(as_text=True)
+
+    assert [sid for _, sid in shown(page)] == [f"P{i:03d}" for i in range(200)]
+    assert '<strong class="count">80</strong> absent' in page
+    assert '<a href="/events/ev">250 more on the event page</a>' in page

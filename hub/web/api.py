@@ -15,6 +15,7 @@ from protocol.clock import iso
 
 from . import get_db, hospital_tz, open311
 from .auth import actor, audited, department_scope, requires
+from .params import number
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
@@ -129,7 +130,7 @@ def list_tickets():
     if bad:
         abort(400, description=f"unknown state(s): {', '.join(sorted(bad))}")
     limit = request.args.get("limit", "500")
-    if not limit.isdigit() or not 0 < int(limit) <= 5000:
+    if not 0 < (number(limit) or 0) <= 5000:
         abort(400, description="limit must be 1..5000")
     return jsonify(tickets.list_tickets(get_db(), limit=int(limit), **filters))
 
@@ -232,7 +233,7 @@ def decide_hours(entry_id: int, approve: bool) -> dict:
 def hotspot_analysis():
     """``?weeks=`` (1..52, default 12): ``hub.hotspots.hotspots``."""
     weeks = request.args.get("weeks", "12")
-    if not weeks.isdigit() or not 0 < int(weeks) <= 52:
+    if not 0 < (number(weeks) or 0) <= 52:
         abort(400, description="weeks must be 1..52")
     return jsonify(hotspots.hotspots(get_db(), weeks=int(weeks)))
 

@@ -27,6 +27,7 @@ from protocol.clock import iso
 from . import get_db, hospital_tz
 from .api import decide_hours, move_ticket
 from .auth import audited, department_scope, requires
+from .params import number
 
 bp = Blueprint("board", __name__)
 api = Blueprint("board_api", __name__, url_prefix="/api/v1")
@@ -105,7 +106,7 @@ def _filters(args) -> tuple[dict, dict, int]:
         query["until"] = iso(datetime.combine(end + timedelta(days=1), time(), tz)
                              - timedelta(milliseconds=1))
     page = args.get("page", "1")
-    if not page.isdigit() or not 0 < int(page) <= MAX_PAGE:
+    if not 0 < (number(page) or 0) <= MAX_PAGE:
         raise BadFilter(_("Page must be a number from 1 to %(max)d.", max=MAX_PAGE))
     return shown, query, int(page)
 
@@ -508,7 +509,7 @@ OPENAPI = {
                            "(online but unheard for over 10 minutes) or online.",
             "required": ["node", "zone", "zone_name", "state", "version", "backlog",
                          "disk_free", "clock_synced", "status_ts", "last_seen",
-                         "last_seen_age", "revoked", "health"],
+                         "last_seen_age", "revoked", "health", "unsynced_records"],
             "additionalProperties": False,
             "properties": {
                 "node": {"type": "string"},
@@ -528,6 +529,11 @@ OPENAPI = {
                                   "description": "seconds since last_seen"},
                 "revoked": {"type": "boolean"},
                 "health": {"enum": list(nodes.HEALTH)},
+                "unsynced_records": {
+                    "type": "integer", "minimum": 0,
+                    "description": "records the node made before its clock was set (NTP), "
+                                   "received in the last 7 days: corrected where the hub "
+                                   "could, flagged either way (clock_flags)"},
             },
         },
     },

@@ -28,6 +28,7 @@ from protocol.clock import iso
 
 from . import get_db
 from .auth import requires
+from .params import number
 
 bp = Blueprint("hotspots", __name__)
 api = Blueprint("hotspots_api", __name__, url_prefix="/api/v1")
@@ -128,7 +129,7 @@ def _chosen_plan(plans: list[dict]) -> dict | None:
     wanted = request.args.get("plan", "").strip()
     if not wanted:
         return plans[0] if plans else None
-    if not wanted.isdigit():
+    if number(wanted) is None:
         abort(400, description="plan must be a floor plan id (a number)")
     for plan in plans:
         if plan["id"] == int(wanted):

@@ -48,6 +48,7 @@ from protocol.clock import iso, now_iso
 from protocol.records import InvalidRecord, validate
 
 from . import get_db
+from .params import number
 
 PREFIX = "/open311/v2"
 bp = Blueprint("open311", __name__, url_prefix=PREFIX)
@@ -171,7 +172,7 @@ def get_requests(fmt):
     ids = request.args.get("service_request_id")
     if ids:
         wanted = [i.strip() for i in ids.split(",") if i.strip()]
-        if not all(i.isdigit() for i in wanted):
+        if not all(number(i) is not None for i in wanted):
             abort(400, description="service_request_id must be a comma-separated list of ids")
         found = tickets.list_tickets(db, ids=[int(i) for i in wanted], limit=MAX_REQUESTS)
         return jsonify([_service_request(db, t, names) for t in found])
@@ -199,7 +200,7 @@ def get_requests(fmt):
 def get_request(request_id, fmt):
     _json_only(fmt)
     db = get_db()
-    ticket = tickets.get_ticket(db, int(request_id)) if request_id.isdigit() else None
+    ticket = tickets.get_ticket(db, number(request_id)) if number(request_id) else None
     if ticket is None:
         abort(404, description=f"service_request_id {request_id!r} not found")
     return jsonify([_service_request(db, ticket, _names(db))])
