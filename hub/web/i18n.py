@@ -4,14 +4,27 @@ The language is a choice kept in the session cookie (``/lang/en``,
 ``/lang/zh``, or ``?lang=`` on any URL); the browser's Accept-Language is not
 consulted, as on the portal. Messages are English in code and templates; the
 Chinese catalogue is ``translations/zh_Hans_CN/LC_MESSAGES/messages.po`` with
-its compiled ``.mo`` committed beside it (a test keeps them in step). After
-changing messages::
+its compiled ``.mo`` committed beside it. Messages are marked with ``_()`` /
+``gettext`` (translated now), ``_l()`` / ``lazy_gettext`` (module-level labels,
+translated when shown) and ``N_()`` (a no-op in the domain modules such as
+hub/roster.py, hub/events.py, hub/zones.py and hub/exports.py, translated where
+the message is shown); the extraction needs all of these keywords (``KEYWORDS``
+below, which tests/test_hub_i18n.py uses too: it fails if a message is missing
+from the catalogue, untranslated, fuzzy or has other placeholders than its
+English). After changing messages::
 
-    .venv/bin/pybabel extract -F hub/web/babel.cfg --no-location -o /tmp/hub.pot .
+    .venv/bin/pybabel extract -F hub/web/babel.cfg --no-location -k _l -k lazy_gettext \\
+        -k N_ -w 100 -o /tmp/hub.pot .
     .venv/bin/pybabel update -i /tmp/hub.pot -d hub/web/translations -N \\
         --ignore-obsolete -w 100
     (translate the new entries, remove "fuzzy" flags)
     .venv/bin/pybabel compile -d hub/web/translations
+
+Terms used in the catalogue: 工单 ticket, 志愿时长 volunteer hours, 学时 credit
+hours, 热点 hotspot, 考勤 attendance, 在场 / 部分在场 / 缺席, 签到 check-in,
+迟到 / 早退, 科室 department, 科室审核人 department reviewer, 文明办 civility
+office, 名册 roster, 区域 zone, 平面图 floor plan, 节点 node, 工号 staff number,
+PIN 码 PIN, 导出 export.
 """
 
 from pathlib import Path
@@ -23,6 +36,8 @@ LOCALES = {"zh": "zh_Hans_CN", "en": "en"}
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 NAMES = {"zh": "中文", "en": "English"}
 DEFAULT = "zh"
+# pybabel keywords beyond its defaults (which include _, gettext, ngettext and N_)
+KEYWORDS = ("_l", "lazy_gettext", "N_")
 
 bp = Blueprint("i18n", __name__)
 
