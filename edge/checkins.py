@@ -16,6 +16,20 @@ NO_EVENT = "day:"  # local_checkins key prefix (+ UTC date) while no event is on
 METHODS = ("portal", "presence")
 
 
+def event_now(state, now: datetime, synced: bool | None) -> dict | None:
+    """The event a check-in made at ``now`` (the node's wall clock) counts
+    for: the zone's event on then (``NodeState.active_event``), but none
+    while the node knows its wall clock is not set (``synced`` False, see
+    ``edge.health.NodeClock``). A Pi that boots without network at 09:00
+    believing it is yesterday evening would otherwise check people in to
+    yesterday's lecture (or, set ahead, to tomorrow's). Such check-ins go out
+    without an event, flagged with the clock state, and the hub matches them
+    to the event on at their corrected time (hub/clockfix.py)."""
+    if synced is False:
+        return None
+    return state.active_event(now)
+
+
 def checkin_key(event: dict | None, ts: str) -> str:
     """The ``local_checkins`` key: the event id, or the UTC day while none is on."""
     return event["id"] if event else NO_EVENT + ts[:10]

@@ -2,6 +2,8 @@
 processes (WAL, so readers never block the writer; synchronous=FULL, so a
 committed record survives a power cut)."""
 
+import errno
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,6 +90,18 @@ def m007_local_reports(db):
     db["local_reports"].create({"report_id": str, "staff_id": str, "category": str,
                                 "note": str, "photos": int, "ts": str}, pk="report_id")
     db["local_reports"].create_index(["staff_id", "ts"])
+
+_SQLITE_FULL = 13  # primary result code; extended codes keep it in the low byte
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the node's storage is full: SQLite's SQLITE_FULL
+    ("database or disk is full", what it returns when a write meets ENOSPC)
+    or an OSError with ENOSPC/EDQUOT from writing a file."""
+    if isinstance(exc, sqlite3.Error):
+        return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == _SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
 
 def open_db(path: str | Path) -> sqlite_utils.Database:
     """Open (and migrate) the node database at ``path``."""

@@ -1,10 +1,13 @@
-"""Facts about the node that its status message and its records report."""
+"""Facts about the node that its status message and its records report,
+and the node's clocks."""
 
 import os
 import shutil
+import time
+from datetime import datetime, timezone
 from functools import lru_cache
 
-from protocol.clock import now_iso
+from protocol.clock import iso
 from protocol.records import Clock
 
 VERSION = "0.1.0"
@@ -37,17 +40,57 @@ def boot_id() -> str:
         return "unknown"
 
 
-def clock() -> Clock | None:
+class NodeClock:
+    """The node's clocks, in one place so that tests can drive them.
+
+    A Pi has no battery-backed clock: it boots with a wrong wall clock, which
+    jumps when NTP sets it (and may be set by hand, backwards or forwards).
+    ``wall()`` is that clock (epoch seconds); ``monotonic()`` counts seconds
+    since boot, never jumps and is the same for every process of one boot
+    (CLOCK_MONOTONIC); ``synced()`` says whether NTP has set the wall clock.
+
+    A record made while the wall clock is unsynchronised carries its
+    ``monotonic()`` reading as ``mono`` with the boot id: the hub, given any
+    later batch of the same boot (which carries its own ``mono`` and wall
+    clock), knows how long before that batch the record was made, whatever
+    the wall clock did in between (hub/clockfix.py).
+    """
+
+    def wall(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def synced(self) -> bool | None:
+        return clock_synced()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall(), timezone.utc)
+
+    def now_iso(self) -> str:
+        return iso(self.now())
+
+
+SYSTEM_CLOCK = NodeClock()
+
+
+def clock(node_clock: NodeClock = SYSTEM_CLOCK) -> Clock | None:
     """This node's clock now, for a batch envelope (None when unknown)."""
-    synced = clock_synced()
-    return None if synced is None else Clock(now_iso(), synced, boot_id())
+    synced = node_clock.synced()
+    if synced is None:
+        return None
+    return Clock(node_clock.now_iso(), synced, boot_id(), round(node_clock.monotonic(), 3))
 
 
-def stamp_unsynced(record: dict) -> dict:
-    """Mark a record made while the clock is not yet set (see protocol Clock)."""
-    if clock_synced() is False:
+def stamp_unsynced(record: dict, node_clock: NodeClock = SYSTEM_CLOCK) -> dict:
+    """Mark a record made while the clock is not yet set (see protocol
+    Clock): ``clock_synced: false``, the boot id, and the monotonic clock
+    now (``mono``: the record is being made now, so its ``ts`` is now)."""
+    if node_clock.synced() is False:
         record.setdefault("clock_synced", False)
         record.setdefault("boot", boot_id())
+        record.setdefault("mono", round(node_clock.monotonic(), 3))
     return record
 
 

@@ -10,7 +10,6 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from protocol.clock import now_iso
 from protocol.records import validate
 
 from . import health
@@ -29,9 +28,12 @@ class Item:
 
 
 class Outbox:
-    def __init__(self, path):
+    def __init__(self, path, clock: health.NodeClock = health.SYSTEM_CLOCK):
+        """``clock``: the node's clocks (``edge.health.NodeClock``), which fill
+        in ``ts`` and mark records made before NTP has set the wall clock."""
         self.db = open_db(path)
         self.conn = self.db.conn
+        self.clock = clock
 
     def close(self):
         self.db.close()
@@ -42,11 +44,12 @@ class Outbox:
 
     def append_many(self, records: list[dict]) -> list[str]:
         """Queue several records in one transaction (one fsync). Records made
-        before NTP has set the clock are marked so (``clock_synced: false`` and
-        the boot id), for the hub to flag or correct."""
+        before NTP has set the clock are marked so (``clock_synced: false``,
+        the boot id and the monotonic clock), for the hub to flag or correct."""
         rows = []
         for record in records:
-            record = health.stamp_unsynced({"id": str(uuid.uuid4()), "ts": now_iso(), **record})
+            record = health.stamp_unsynced(
+                {"id": str(uuid.uuid4()), "ts": self.clock.now_iso(), **record}, self.clock)
             validate(record)
             rows.append((record["id"], record["type"], json.dumps(record, separators=(",", ":"))))
         with self.db.atomic():

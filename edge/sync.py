@@ -7,12 +7,19 @@ reconnect or when an ack is overdue. paho keeps its own queue in memory and
 re-sends all of it on reconnect, so it is handed a bounded window of batches,
 never the backlog. All database work happens on the calling thread; paho's
 network thread only puts messages on a queue.
+
+When the node's storage is full, deleting acknowledged records (or storing a
+new roster) fails: the loop keeps what it could not apply in memory and
+applies it once space returns, rather than dying. Records stay queued until
+then, so nothing is lost either way (and after a restart they are sent again;
+the hub ignores ids it has seen).
 """
 
 import json
 import logging
 import queue
 import re
+import sqlite3
 import threading
 import time
 import uuid
@@ -23,12 +30,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from protocol import topics
-from protocol.clock import now_iso
 from protocol.mqttclient import is_fatal, make_client
 from protocol.records import join_envelope
 from protocol.settings import MqttSettings
 
 from . import health
+from .db import is_disk_full
 from .outbox import Outbox
 from .photos import PhotoSpool
 from .state import CONFIG, ROSTER, NodeState
@@ -50,7 +57,7 @@ class Batch:
 class NodeSync:
     def __init__(self, *, site, node, db_path, mqtt: MqttSettings, batch_size=500,
                  window=8, ack_timeout=15.0, status_interval=30.0, poll_interval=0.2,
-                 photo_dir=None, photo_window=2):
+                 photo_dir=None, photo_window=2, clock: health.NodeClock = health.SYSTEM_CLOCK):
         self.site, self.node, self.db_path = site, node, Path(db_path)
         self.batch_size, self.window = batch_size, window
         self.ack_timeout, self.status_interval = ack_timeout, status_interval
@@ -58,6 +65,7 @@ class NodeSync:
         self.outbox = self.state = self.spool = None  # opened on the thread that runs the loop
         self.photo_dir = Path(photo_dir) if photo_dir else self.db_path.parent / "photos"
         self.photo_window = photo_window
+        self.clock = clock  # the node's clocks, for the batch envelopes and the status
         self.photos_inflight: dict[str, float] = {}  # sha256 -> when sent
         self.inbox: queue.Queue = queue.Queue()
         self.wake = threading.Event()
@@ -65,6 +73,11 @@ class NodeSync:
         self.current: dict[str, Batch] = {}  # batches of this connection
         self.stale: dict[str, Batch] = {}  # sent before a reset; their acks still count
         self.cursor = 0  # highest outbox seq handed to paho since the last reset
+        # What a full disk kept us from writing, applied when space returns:
+        self.unapplied_acks: list[tuple[str, int]] = []  # (record id, seq) the hub acked
+        self.unapplied_photo_acks: list[str] = []
+        self.unapplied_state: dict[str, dict] = {}  # roster/config documents
+        self._full_since = None  # monotonic time the disk was first found full
         self.client = make_client(
             f"rounds-{site}-{node}", mqtt,
             will=(topics.node_up(site, node, "status"), self._status("offline")),
@@ -105,15 +118,17 @@ class NodeSync:
 
     def run(self, stop: threading.Event) -> None:
         """Sync until ``stop`` is set; raises SyncFatal when refused for good."""
-        self.outbox = Outbox(self.db_path)
+        self.outbox = Outbox(self.db_path, self.clock)
         self.state = NodeState(self.outbox.db)
         self.spool = PhotoSpool(self.outbox.db, self.photo_dir)
+        self._sweep_spool()
         self.client.connect_async(self._mqtt.host, self._mqtt.port, keepalive=30)
         self.client.loop_start()
         next_status = 0.0
         try:
             while not stop.is_set():
                 self.wake.clear()  # before draining, so a message arriving now wakes the next wait
+                self._apply_unapplied()
                 self._drain_inbox()
                 if self.connected:
                     self._expire_overdue()
@@ -121,6 +136,7 @@ class NodeSync:
                     self._send_photos()
                     if time.monotonic() >= next_status:
                         self._publish_status()
+                        self._sweep_spool()
                         next_status = time.monotonic() + self.status_interval
                 self.wake.wait(self.poll_interval)
         finally:
@@ -165,15 +181,16 @@ class NodeSync:
         if topic.endswith("/down/ack"):
             self._handle_ack(document)
         elif topic.endswith("/down/roster"):
-            self.state.put(ROSTER, document)
+            self.unapplied_state[ROSTER] = document
         elif topic.endswith("/down/config"):
-            self.state.put(CONFIG, document)
+            self.unapplied_state[CONFIG] = document
+        self._apply_unapplied()
 
     def _handle_ack(self, ack: dict) -> None:
         ids = ack.get("ids") or []
         photos = [i for i in ids if isinstance(i, str) and _SHA256.match(i)]
         if photos:
-            self.spool.ack(photos)
+            self.unapplied_photo_acks += photos
             for sha in photos:
                 self.photos_inflight.pop(sha, None)
         names = [ack["batch"]] if ack.get("batch") else list(self.current) + list(self.stale)
@@ -189,8 +206,45 @@ class NodeSync:
             if not batch.items:
                 self.current.pop(name, None)
                 self.stale.pop(name, None)
-        if done:
-            self.outbox.ack_sent(done)
+        self.unapplied_acks += done
+
+    def _apply_unapplied(self) -> None:
+        """Write the acks and documents received (now, or while the disk was full)."""
+        if not (self.unapplied_acks or self.unapplied_photo_acks or self.unapplied_state):
+            return
+        try:
+            if self.unapplied_photo_acks:
+                self.spool.ack(self.unapplied_photo_acks)
+                self.unapplied_photo_acks = []
+            if self.unapplied_acks:
+                self.outbox.ack_sent(self.unapplied_acks)
+                self.unapplied_acks = []
+            for key, document in list(self.unapplied_state.items()):
+                self.state.put(key, document)
+                del self.unapplied_state[key]
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+            if self._full_since is None:
+                self._full_since = time.monotonic()
+                log.warning("node storage full: %d acknowledged record(s) stay queued until "
+                            "there is space again (%s)", len(self.unapplied_acks), exc)
+            return
+        if self._full_since is not None:
+            log.info("node storage has space again; acks applied")
+            self._full_since = None
+
+    def _sweep_spool(self) -> None:
+        """Give back the space of spool files a killed portal left behind
+        (``PhotoSpool.sweep``): at start and with every status message."""
+        try:
+            removed = self.spool.sweep()
+        except (sqlite3.OperationalError, OSError) as exc:  # housekeeping: try next time
+            log.warning("spool sweep skipped: %s", exc)
+            return
+        if removed:
+            log.info("removed %d photo file(s) no report names (left by a killed writer)",
+                     removed)
 
     def _reset(self) -> None:
         """Send every unacknowledged record again, from the oldest."""
@@ -216,7 +270,8 @@ class NodeSync:
             if not items:
                 return
             name = uuid.uuid4().hex
-            payload = join_envelope(self.node, [i.body for i in items], name, health.clock())
+            payload = join_envelope(self.node, [i.body for i in items], name,
+                                    health.clock(self.clock))
             self.current[name] = Batch({i.id: i.seq for i in items})
             self.cursor = items[-1].seq
             self.client.publish(topic, payload, qos=1)
@@ -241,9 +296,10 @@ class NodeSync:
             self.client.publish(topic, payload, qos=1, properties=props)
 
     def _status(self, state: str) -> bytes:
-        status = {"state": state, "version": health.VERSION, "ts": now_iso()}
-        if health.clock_synced() is not None:
-            status["clock_synced"] = health.clock_synced()
+        status = {"state": state, "version": health.VERSION, "ts": self.clock.now_iso()}
+        synced = self.clock.synced()
+        if synced is not None:
+            status["clock_synced"] = synced
         if state == "online":
             status["backlog"] = self.outbox.backlog() + self.spool.count()
             status["disk_free"] = health.disk_free(self.db_path.parent)

@@ -18,7 +18,7 @@ from pathlib import Path
 from protocol import topics
 from protocol.clock import now_iso
 from protocol.mqttclient import is_fatal, make_client, session_properties
-from protocol.records import InvalidEnvelope, InvalidRecord, parse_envelope, validate_status
+from protocol.records import InvalidEnvelope, parse_envelope, validate_status
 from protocol.settings import MqttSettings
 
 from . import downlink, photos, store, tickets
@@ -172,7 +172,7 @@ class Ingest:
             return  # a cleared retained status
         try:
             status = validate_status(json.loads(payload))
-        except (UnicodeDecodeError, json.JSONDecodeError, InvalidRecord) as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8; InvalidRecord
             store.quarantine(self.db, topic=topic, node=node, reason=f"status: {exc}",
                              payload=payload)
             return

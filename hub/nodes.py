@@ -17,13 +17,21 @@ never connected has neither.
   agent, a dead broker link the broker has not noticed yet, or a hub that
   stopped ingesting;
 * ``online``: the rest.
+
+``unsynced_records`` counts the records the node made with its wall clock not
+yet set (``clock_flags``, hub/clockfix.py) that reached the hub in the last
+``UNSYNCED_WINDOW`` (7 days): a node that keeps booting without a clock shows
+here before its attendance goes wrong.
 """
 
 from datetime import datetime, timedelta, timezone
 
 from protocol.clock import parse_iso
 
+from .clockfix import unsynced_counts
+
 SILENT_AFTER = timedelta(minutes=10)
+UNSYNCED_WINDOW = timedelta(days=7)
 HEALTH = ("online", "offline", "silent", "revoked", "never_seen")
 
 _SQL = ("SELECT n.node, n.zone, z.name, n.state, n.version, n.backlog, n.disk_free, "
@@ -36,18 +44,22 @@ _COLUMNS = ("node", "zone", "zone_name", "state", "version", "backlog", "disk_fr
 def fleet(db, now: datetime | None = None) -> list[dict]:
     """Every node, by name, each as ``describe`` makes it."""
     now = now or datetime.now(timezone.utc)
-    return [describe(row, now) for row in db.conn.execute(_SQL + " ORDER BY n.node")]
+    unsynced = unsynced_counts(db, now - UNSYNCED_WINDOW)
+    return [describe(row, now, unsynced) for row in db.conn.execute(_SQL + " ORDER BY n.node")]
 
 
 def get_node(db, node: str, now: datetime | None = None) -> dict | None:
+    now = now or datetime.now(timezone.utc)
     row = db.conn.execute(_SQL + " WHERE n.node = ?", (node,)).fetchone()
-    return describe(row, now or datetime.now(timezone.utc)) if row else None
+    return describe(row, now, unsynced_counts(db, now - UNSYNCED_WINDOW)) if row else None
 
 
-def describe(row, now: datetime) -> dict:
+def describe(row, now: datetime, unsynced: dict | None = None) -> dict:
     """A ``nodes`` row as a dict with booleans, ``last_seen_age`` (whole
-    seconds since the hub last heard from it, None if never) and ``health``."""
+    seconds since the hub last heard from it, None if never), ``health`` and
+    ``unsynced_records`` (from ``unsynced``, ``clockfix.unsynced_counts``)."""
     node = dict(zip(_COLUMNS, row))
+    node["unsynced_records"] = ((unsynced or {}).get(node["node"]) or {}).get("flagged", 0)
     node["revoked"] = bool(node["revoked"])
     if node["clock_synced"] is not None:
         node["clock_synced"] = bool(node["clock_synced"])

@@ -12,7 +12,11 @@ import io
 import os
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+
+# The node's limit (edge/camera/pipeline.py sends at most 1600 px a side).
+MAX_PIXELS = 50_000_000
 
 
 class BadPhoto(ValueError):
@@ -29,9 +33,18 @@ def verify(payload: bytes, claimed_sha256: str | None) -> str:
                        f"bytes hash to {actual[:16]}…")
     try:
         with Image.open(io.BytesIO(payload)) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise BadPhoto(f"photo has too many pixels ({image.width} × {image.height})")
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise BadPhoto(f"photo does not decode as an image: {exc}") from None
+        # verify() checks little of a JPEG: decode it all, so that a
+        # truncated one is refused here rather than failing dhash() later.
+        with Image.open(io.BytesIO(payload)) as image:
+            image.load()
+    except BadPhoto:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder complaint means "not an image"
+        raise BadPhoto(f"photo does not decode as an image: {type(exc).__name__}: {exc}") \
+            from None
     return actual
 
 

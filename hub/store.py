@@ -74,11 +74,18 @@ def _row(record: dict, node: str, received_at: str) -> tuple:
     return tuple(values)
 
 
+def _storable(text: str) -> str:
+    """``text`` as SQLite can store it: a lone surrogate (valid in JSON
+    strings, not in UTF-8) becomes its ``\\udXXX`` escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def quarantine_row(topic, node, reason, payload, record_id=None, received_at=None) -> dict:
     if not isinstance(payload, bytes):
         payload = json.dumps(payload, default=str).encode()
-    if not isinstance(record_id, str) or len(record_id) > 64:
+    if not isinstance(record_id, str) or len(record_id) > 64 or _storable(record_id) != record_id:
         record_id = None
+    reason = _storable(reason)
     return {"received_at": received_at or now_iso(), "topic": topic, "node": node,
             "record_id": record_id, "reason": reason, "payload": payload}
 
@@ -97,10 +104,13 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
     Quarantined records are acknowledged too: they are durable here, and
     sending them again would not make them valid. Records made with the
     node's clock unsynchronised are corrected or flagged (hub/clockfix.py)
-    by ``clock``, the node's clock when it sent the batch.
+    by ``clock``, the node's clock when it sent the batch; their check-ins
+    are matched to the event on at their corrected time, and no presence
+    interval is stored ending before it starts.
     """
     received_at = now_iso()
     good, clock_flags = clockfix.correct(good, clock, received_at)
+    good = clockfix.match_events(db.conn, good, clock_flags)
     by_kind: dict[str, list] = {}
     for record in good:
         by_kind.setdefault(record["type"], []).append(_row(record, node, received_at))

@@ -7,6 +7,7 @@ runs it on every record it ingests, so each check is a plain type test.
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import NamedTuple
 
 from . import PROTOCOL_VERSION
@@ -16,6 +17,14 @@ MAX_RECORDS_PER_BATCH = 1000
 _HEX16 = re.compile(r"[0-9a-f]{16}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+# The one timestamp form (protocol.clock.iso): the hub compares stored
+# timestamps as text, which orders them only when all share it.
+_WIRE_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z")
+# Timestamps a node can mean: from the epoch (a Pi without a real-time clock
+# boots there) to well before datetime's end, so the hub's date arithmetic
+# (duplicate windows, clock corrections) never overflows.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
 class InvalidRecord(ValueError):
@@ -26,10 +35,22 @@ class InvalidEnvelope(ValueError):
     """A batch payload that cannot be read as an envelope at all."""
 
 
+def _unicode(v: str) -> bool:
+    """True unless ``v`` holds a lone surrogate (JSON allows ``"\\ud800"``),
+    which no UTF-8 database column can store."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text(limit):
     def check(v):
         if not isinstance(v, str) or not v or len(v) > limit:
             raise InvalidRecord(f"expected text of 1..{limit} characters")
+        if not _unicode(v):
+            raise InvalidRecord("text is not valid Unicode (a lone surrogate)")
     return check
 
 
@@ -41,10 +62,15 @@ def _opt(check):
 
 
 def _timestamp(v):
+    if not isinstance(v, str) or not _WIRE_TS.match(v):
+        raise InvalidRecord(f"expected an ISO 8601 UTC time with milliseconds "
+                            f"(2025-03-10T08:00:00.000Z), not {v!r:.40}")
     try:
-        parse_iso(v)
-    except (TypeError, ValueError) as exc:
+        moment = parse_iso(v)
+    except ValueError as exc:
         raise InvalidRecord(str(exc)) from None
+    if not EARLIEST <= moment < LATEST:
+        raise InvalidRecord(f"timestamp out of range ({EARLIEST.year}..{LATEST.year - 1})")
 
 
 def _device(v):
@@ -86,8 +112,9 @@ _staff = _text(64)
 _zone = _text(64)
 
 # type -> {field: (required, check)}; every record also has id, type, ts and
-# may carry clock_synced (false when the node's clock was not yet set) and
-# boot (the node's boot id, with clock_synced false: see ``Clock``).
+# may carry clock_synced (false when the node's clock was not yet set), boot
+# (the node's boot id) and mono (its monotonic clock, seconds since boot, when
+# the record was made), both with clock_synced false: see ``Clock``.
 SCHEMAS = {
     "binding": {"device": (True, _device), "staff_id": (True, _staff)},
     "checkin": {
@@ -122,7 +149,7 @@ SCHEMAS = {
         "taken_at": (True, _timestamp),
     },
 }
-_COMMON = {"id", "type", "ts", "clock_synced", "boot"}
+_COMMON = {"id", "type", "ts", "clock_synced", "boot", "mono"}
 # The time fields of each record type (besides ts): what a clock correction shifts.
 TIME_FIELDS = {"presence": ("first_seen", "last_seen"), "occupancy": ("minute",),
                "report": ("taken_at",)}
@@ -135,7 +162,8 @@ def validate(record) -> dict:
     rid = record.get("id")
     if not isinstance(rid, str) or not _UUID.match(rid):
         raise InvalidRecord("id: expected a UUID (lower-case hex, 8-4-4-4-12)")
-    schema = SCHEMAS.get(record.get("type"))
+    kind = record.get("type")
+    schema = SCHEMAS.get(kind) if isinstance(kind, str) else None  # a list is unhashable
     if schema is None:
         raise InvalidRecord(f"type: unknown record type {record.get('type')!r}")
     try:
@@ -144,8 +172,11 @@ def validate(record) -> dict:
         raise InvalidRecord(f"ts: {exc}") from None
     if "clock_synced" in record and not isinstance(record["clock_synced"], bool):
         raise InvalidRecord("clock_synced: expected true or false")
-    if "boot" in record and not (isinstance(record["boot"], str) and 0 < len(record["boot"]) <= 64):
+    boot = record.get("boot")
+    if "boot" in record and not (isinstance(boot, str) and 0 < len(boot) <= 64 and _unicode(boot)):
         raise InvalidRecord("boot: expected the node's boot id")
+    if "mono" in record and not _is_mono(record["mono"]):
+        raise InvalidRecord("mono: expected seconds since boot (a number >= 0)")
     for name, (required, check) in schema.items():
         if name not in record:
             if required:
@@ -161,35 +192,48 @@ def validate(record) -> dict:
     return record
 
 
+def _is_mono(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and 0 <= v < 1e10)  # also refuses NaN and infinity
+
+
 @dataclass(frozen=True)
 class Clock:
     """The node's clock when it sent a batch: ``sent_at`` (its wall clock),
-    ``synced`` (set by NTP or not) and ``boot`` (its boot id).
+    ``synced`` (set by NTP or not), ``boot`` (its boot id) and ``mono`` (its
+    monotonic clock, seconds since boot, which never jumps).
 
     A node that boots without network has a wrong wall clock until NTP sets
-    it; the records it makes meanwhile carry ``clock_synced: false`` and the
-    boot id. While the clock stays unsynchronised in the same boot, its error
-    is the same for those records as for the batch that carries them, so the
-    hub can correct them by ``received_at - sent_at``.
+    it; the records it makes meanwhile carry ``clock_synced: false``, the
+    boot id and their own ``mono``. For a record of the batch's boot, the
+    batch's ``mono`` minus the record's is how long before the batch it was
+    made, whatever the wall clock did in between; the batch's true time is
+    its ``sent_at`` once the node is synchronised, else the hub's receipt.
+    Without ``mono`` (older nodes), while the clock stays unsynchronised in
+    the same boot, its error is taken to be the same for those records as
+    for the batch, so the hub corrects them by ``received_at - sent_at``.
     """
     sent_at: str
     synced: bool
     boot: str | None = None
+    mono: float | None = None
 
     def head(self) -> dict:
         return {"sent_at": self.sent_at, "clock_synced": self.synced,
-                **({"boot": self.boot} if self.boot else {})}
+                **({"boot": self.boot} if self.boot else {}),
+                **({"mono": self.mono} if self.mono is not None else {})}
 
     @classmethod
     def from_envelope(cls, envelope: dict) -> "Clock | None":
-        sent_at, synced, boot = (envelope.get(k) for k in ("sent_at", "clock_synced", "boot"))
+        sent_at, synced, boot, mono = (envelope.get(k) for k in
+                                       ("sent_at", "clock_synced", "boot", "mono"))
         try:
             _timestamp(sent_at)
         except InvalidRecord:
             return None
         if not isinstance(synced, bool) or not (boot is None or isinstance(boot, str)):
             return None
-        return cls(sent_at, synced, boot)
+        return cls(sent_at, synced, boot, mono if _is_mono(mono) else None)
 
 
 class Envelope(NamedTuple):
@@ -223,8 +267,12 @@ def parse_envelope(payload: bytes, topic_node: str) -> Envelope:
     the payload as a whole is unreadable or names another node than its topic.
     """
     try:
-        envelope = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Strict UTF-8 (RFC 8259): json.loads would take UTF-16, or UTF-8 with
+        # encoded surrogates, from bytes.
+        envelope = json.loads(payload.decode("utf-8") if isinstance(payload, bytes) else payload)
+    except (ValueError, RecursionError) as exc:
+        # ValueError: bad JSON, bad UTF-8, or an integer of more than 4300
+        # digits; RecursionError: arrays or objects nested too deep to parse.
         raise InvalidEnvelope(f"not JSON: {exc}") from None
     if not isinstance(envelope, dict):
         raise InvalidEnvelope("envelope is not an object")
@@ -256,11 +304,12 @@ def validate_status(status) -> dict:
         raise InvalidRecord("status: expected an object with state online|offline")
     for name in ("backlog", "disk_free"):
         value = status.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise InvalidRecord(f"{name}: expected an integer")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 0 <= value < 2 ** 63):  # an SQLite INTEGER
+            raise InvalidRecord(f"{name}: expected a whole number 0..2**63-1")
     if "clock_synced" in status and not isinstance(status["clock_synced"], bool):
         raise InvalidRecord("clock_synced: expected true or false")
     for name in ("version", "ts"):
-        if name in status and not isinstance(status[name], str):
+        if name in status and not (isinstance(status[name], str) and _unicode(status[name])):
             raise InvalidRecord(f"{name}: expected text")
     return status

@@ -156,7 +156,8 @@ def test_nodes_api_matches_its_openapi_schema(office, db):
     schema = {**OPENAPI["schemas"]["Node"]}
     for node in office.get("/api/v1/nodes").get_json():
         jsonschema.validate(node, schema)
-    assert set(OPENAPI["paths"]) == {"/api/v1/nodes", "/api/v1/nodes/{node}"}
+    assert set(OPENAPI["paths"]) == {"/api/v1/nodes", "/api/v1/nodes/{node}",
+                                     "/api/v1/site/wifi"}
 
 
 def test_nodes_are_for_office_and_admin_only(app, db):

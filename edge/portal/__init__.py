@@ -42,6 +42,17 @@ by ``$ROUNDS_EDGE_CONFIG``; JSON names in brackets):
 - ``RELEASE_SECONDS`` how long a bound phone passes the portal once released
   (``portal.release_seconds``), default 43200 (12 h)
 - ``LANGUAGE_COOKIE_DAYS`` how long the language choice is remembered, default 180
+- ``CLOCK``       the node's clocks (``edge.health.NodeClock``; tests pass one
+  whose wall clock jumps). While its wall clock is known to be unset,
+  check-ins name no event (``edge.checkins.event_now``) and pages say so
+- ``DISK_RESERVE`` bytes of free storage kept for check-ins: a photo report is
+  refused (507) when it would leave less (``portal.disk_reserve``, default
+  32 MiB; see ``report.py``)
+
+When the node's storage is full, a request that has to write (a check-in, a
+binding) gets a 503 page that says so, never a 500: SQLite rolls the
+transaction back, so nothing is half-written, and the next request after
+space returns succeeds with no restart.
 
 Every POST is checked by Flask-WTF's ``CSRFProtect`` (token in the session
 cookie, signed copy in the form's ``csrf_token`` field, valid for
@@ -67,8 +78,10 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from edge import devices
+from edge.checkins import event_now
 from edge.db import immediate as db_immediate
-from edge.db import open_db
+from edge.db import is_disk_full, open_db
+from edge.health import SYSTEM_CLOCK, NodeClock
 from edge.outbox import Outbox
 from edge.state import ROSTER, NodeState
 from protocol.clock import parse_iso
@@ -79,7 +92,8 @@ _REQUIRED = ("NODE_DB", "NODE_ID", "SECRET_KEY", "SITE_SECRET")
 # node JSON "portal" section -> Flask config key
 _PORTAL_KEYS = {"url": "PORTAL_URL", "leases_file": "LEASES_FILE", "arp_file": "ARP_FILE",
                 "release_seconds": "RELEASE_SECONDS", "venue_info_url": "VENUE_INFO_URL",
-                "api_url": "API_URL", "camera": "CAMERA_SOURCE"}
+                "api_url": "API_URL", "camera": "CAMERA_SOURCE",
+                "disk_reserve": "DISK_RESERVE"}
 
 csrf = CSRFProtect()
 log = logging.getLogger(__name__)
@@ -93,7 +107,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         NODE_DB=None, NODE_ID=None, ZONE=None, SECRET_KEY=None, TIMEZONE=None,
         SITE_SECRET=None, PORTAL_URL=None, API_URL=None, VENUE_INFO_URL=None,
         LEASES_FILE=devices.LEASES_FILE, ARP_FILE=devices.ARP_FILE, RELEASE_SECONDS=43200,
-        LANGUAGE_COOKIE_DAYS=180,
+        LANGUAGE_COOKIE_DAYS=180, DISK_RESERVE=32 * 1024 * 1024, CLOCK=SYSTEM_CLOCK,
         SESSION_COOKIE_NAME="rounds_portal",
         SESSION_COOKIE_SAMESITE="Lax",
         # Send the cookie only when it changes (not on every probe answer).
@@ -163,6 +177,12 @@ def _check_config(config) -> None:
         raise ConfigError("portal.release_seconds must be a whole number of seconds") from None
     if config["RELEASE_SECONDS"] <= 0:
         raise ConfigError("portal.release_seconds must be positive")
+    try:
+        config["DISK_RESERVE"] = int(config["DISK_RESERVE"])
+    except (TypeError, ValueError):
+        raise ConfigError("portal.disk_reserve must be a whole number of bytes") from None
+    if config["DISK_RESERVE"] < 0:
+        raise ConfigError("portal.disk_reserve must not be negative")
 
 
 def session_key(site_secret: str) -> str:
@@ -180,10 +200,12 @@ def init_app(app: Flask) -> None:
     app.extensions["rounds_portal_db"] = threading.local()
     app.teardown_appcontext(close_db)
     app.jinja_env.globals["zone_label"] = zone_label
+    app.jinja_env.globals["clock_unset"] = clock_unset
     app.jinja_env.filters["hhmm"] = hhmm
     app.jinja_env.filters["when"] = when
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(sqlite3.OperationalError, _storage_error)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.after_request(_no_store)
 
@@ -200,13 +222,29 @@ def get_outbox() -> Outbox:
     local = current_app.extensions["rounds_portal_db"]
     outbox = getattr(local, "outbox", None)
     if outbox is None:
-        outbox = local.outbox = Outbox(current_app.config["NODE_DB"])
+        outbox = local.outbox = Outbox(current_app.config["NODE_DB"], node_clock())
     g.db_used = True
     return outbox
 
 
 def get_db():
     return get_outbox().db
+
+
+def node_clock() -> NodeClock:
+    return current_app.config["CLOCK"]
+
+
+def current_event(state: NodeState | None = None) -> dict | None:
+    """The event a check-in made now counts for (``edge.checkins.event_now``:
+    none while the node's clock is not set)."""
+    clock = node_clock()
+    return event_now(state or get_state(), clock.now(), clock.synced())
+
+
+def clock_unset() -> bool:
+    """Whether the node knows its wall clock is not set yet (no NTP so far)."""
+    return node_clock().synced() is False
 
 
 def get_state() -> NodeState:
@@ -323,6 +361,23 @@ def _http_error(exc: HTTPException):
               413: _("Too much data"), 429: _("Too many attempts")}
     return message_page(exc.code, titles.get(exc.code) or _("Something went wrong"),
                         _("Go back to the start page and try again."))
+
+
+def storage_full_page(status: int = 503):
+    """The page for a write the node's full storage refused."""
+    return message_page(
+        status, _("This node's storage is full"),
+        _("Nothing was saved. Please try again in a few minutes; if it keeps "
+          "happening, tell the facilities team."))
+
+
+def _storage_error(exc: sqlite3.OperationalError):
+    """A full disk is a condition to tell people about, not a crash; any
+    other database error stays a 500 (and is logged with its traceback)."""
+    if not is_disk_full(exc):
+        raise exc
+    log.warning("node storage full: %s %s refused (%s)", request.method, request.path, exc)
+    return storage_full_page()
 
 
 def _no_store(response):

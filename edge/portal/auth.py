@@ -8,7 +8,7 @@ is never logged, never put in a URL and never stored.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -17,7 +17,7 @@ from edge.state import ROSTER, NodeState
 from protocol.clock import iso, parse_iso
 from protocol.pins import verify_pin
 
-from . import current_zone, get_db, get_state, hhmm, immediate, minutes_until
+from . import current_zone, get_db, get_state, hhmm, immediate, minutes_until, node_clock
 
 MAX_FAILURES = 5          # per staff number
 MAX_DEVICE_FAILURES = 10  # per device, across staff numbers
@@ -78,7 +78,7 @@ def authenticate(form, device_key: str) -> "Staff | Refusal":
                               "to add you.", staff_id=staff_id), staff_id)
     staff_id = person["staff_id"]
 
-    now = datetime.now(timezone.utc)
+    now = node_clock().now()
     attempt = reserve_attempt(db, staff_id, device_key, now)
     if attempt.locked_until is not None:
         return _locked(attempt, staff_id, now)

@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from edge.checkins import checkin_in_transaction
 from edge.state import ROSTER
 
-from . import get_outbox, get_state, immediate, message_page
+from . import current_event, get_outbox, get_state, immediate, message_page, node_clock
 from .auth import Refusal, authenticate
 from .checkin import checked_in_at
 from .device import device_key, devices, person, phone, rebound
@@ -33,7 +33,7 @@ def bind_page(status=200, error=None, staff_id="", headers=None):
     state = get_state()
     current = phone()
     page = render_template(
-        "bind.html", event=state.active_event(), roster_ready=state.get(ROSTER) is not None,
+        "bind.html", event=current_event(state), roster_ready=state.get(ROSTER) is not None,
         error=error, staff_id=staff_id,
         bound_to=person(current.staff_id) if current and current.staff_id else None)
     return page, status, headers or {}
@@ -63,12 +63,13 @@ def bind():
 
     outbox = get_outbox()
     known = devices()
-    event = get_state().active_event()
+    event = current_event()
     with immediate(outbox.db):
         known.bind(current.device, result.staff_id)
         outbox.append({"type": "binding", "device": current.device,
                        "staff_id": result.staff_id})
-        checkin_in_transaction(outbox, result.staff_id, event, result.zone, current.device)
+        checkin_in_transaction(outbox, result.staff_id, event, result.zone, current.device,
+                               now=node_clock().now())
         known.release(current.mac, current_app.config["RELEASE_SECONDS"])
     rebound(result.staff_id)
     return redirect_to("bind.bound")
@@ -80,6 +81,6 @@ def bound():
     current = phone()
     if current is None or current.staff_id is None:
         return redirect_to("checkin.home")
-    event = get_state().active_event()
+    event = current_event()
     return render_template("bound.html", person=person(current.staff_id), event=event,
                            checked_in_at=checked_in_at(current.staff_id, event))

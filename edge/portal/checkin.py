@@ -10,16 +10,16 @@ One ``checkin`` record per person and event (a second try says "already
 checked in"; while no event is on, once per day).
 """
 
-from datetime import datetime, timezone
-
 from flask import Blueprint, Flask, render_template, request, session
 from flask_babel import gettext as _
 
 from edge.checkins import checked_in, checkin_in_transaction
 from edge.state import ROSTER
-from protocol.clock import iso
 
-from . import current_zone, get_db, get_outbox, get_state, immediate, message_page
+from . import (
+    clock_unset, current_event, current_zone, get_db, get_outbox, get_state, immediate,
+    message_page, node_clock,
+)
 from .auth import Refusal, authenticate
 from .device import device_key, person, phone
 from .i18n import redirect_to
@@ -54,7 +54,7 @@ def checkin():
             return message_page(result.status, _("Not ready yet"), result.message)
         return _form_page(result.status, result.message, result.staff_id, result.headers)
     current = phone()
-    event = get_state().active_event()
+    event = current_event()
     created, ts = record_checkin(get_outbox(), result.staff_id, event, result.zone,
                                  current.device if current else None)
     return _done(result.name, event, ts, created)
@@ -71,7 +71,7 @@ def tap():
     zone = current_zone(state)
     if not zone:
         return message_page(503, _("Not ready yet"), _("This node does not know its zone yet."))
-    event = state.active_event()
+    event = current_event(state)
     created, ts = record_checkin(get_outbox(), current.staff_id, event, zone, current.device)
     who = person(current.staff_id)
     return _done(who.get("name") or current.staff_id, event, ts, created)
@@ -79,7 +79,7 @@ def tap():
 
 def _done(name: str, event: dict | None, ts: str, created: bool):
     session[_RESULT] = {"name": name, "event": event.get("title") if event else None,
-                        "ts": ts, "already": not created}
+                        "ts": ts, "already": not created, "clock_unset": clock_unset()}
     return redirect_to("checkin.done")
 
 
@@ -94,7 +94,7 @@ def done():
 
 def _form_page(status=200, error=None, staff_id="", headers=None):
     state = get_state()
-    page = render_template("home.html", event=state.active_event(),
+    page = render_template("home.html", event=current_event(state),
                            roster_ready=state.get(ROSTER) is not None,
                            error=error, staff_id=staff_id)
     return page, status, headers or {}
@@ -102,7 +102,7 @@ def _form_page(status=200, error=None, staff_id="", headers=None):
 
 def hello_page():
     current = phone()
-    event = get_state().active_event()
+    event = current_event()
     return render_template("hello.html", person=person(current.staff_id), event=event,
                            checked_in_at=checked_in_at(current.staff_id, event))
 
@@ -113,7 +113,7 @@ def hello_page():
 
 def checked_in_at(staff_id: str, event: dict | None) -> str | None:
     """When this person checked in to ``event`` (today, while none is on)."""
-    return checked_in(get_db(), staff_id, event, iso(datetime.now(timezone.utc)))
+    return checked_in(get_db(), staff_id, event, node_clock().now_iso())
 
 
 def record_checkin(outbox, staff_id: str, event: dict | None, zone: str,
@@ -125,4 +125,5 @@ def record_checkin(outbox, staff_id: str, event: dict | None, zone: str,
     transaction on one connection, so two workers cannot both create one.
     """
     with immediate(outbox.db):
-        return checkin_in_transaction(outbox, staff_id, event, zone, device, "portal")
+        return checkin_in_transaction(outbox, staff_id, event, zone, device, "portal",
+                                      now=node_clock().now())

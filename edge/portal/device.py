@@ -13,14 +13,18 @@ usually the OS probe, which then gets its "success" answer, so the sign-in
 sheet does not even open.
 """
 
+import logging
+import sqlite3
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
+from edge.db import is_disk_full
 from edge.devices import Devices, mac_for_ip
 
 from . import get_db, get_state, immediate
 
+log = logging.getLogger(__name__)
 # No phone to look up for these (and no database work either).
 _SKIP = {"static", "healthz"}
 
@@ -54,8 +58,16 @@ def identify() -> None:
     staff_id = known.staff_for(device)
     g.phone = Phone(mac, device, staff_id)
     if staff_id is not None and known.released_until(mac) is None:
-        with immediate(known.db):
-            known.release(mac, config["RELEASE_SECONDS"])
+        try:
+            with immediate(known.db):
+                known.release(mac, config["RELEASE_SECONDS"])
+        except sqlite3.OperationalError as exc:
+            # A full disk must not take every page down with it: the phone
+            # stays captive for now (released on a later request), and the
+            # page it asked for is still served.
+            if not is_disk_full(exc):
+                raise
+            log.warning("storage full: phone not released this time (%s)", exc)
 
 
 def phone() -> Phone | None:

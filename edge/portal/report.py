@@ -7,11 +7,23 @@ metadata stripped, faces blurred, resized); a refused photo gets its 4xx
 with the reason and nothing is written. The safe photos go to the spool
 (``edge.photos``) and the ``report`` record, naming them by sha256, to the
 outbox. The place is the node's zone; GPS only when a photo still carried it.
+
+**Storage.** Photos are what fills a node's card; check-ins are a few hundred
+bytes each. So the portal keeps a reserve for check-ins: a report is refused
+with 507 ("storage is full") when writing its photos would leave less than
+``DISK_RESERVE`` (``portal.disk_reserve``, default 32 MiB) free, counting each
+photo twice (the photo itself, and as much again for what the database and its
+write-ahead log need around it). The check is made before the photos are
+processed (is the reserve still there at all?) and again with their exact
+sizes. A write that fails anyway (another process filled the disk in between)
+is rolled back, the photo files it wrote are removed, and the answer is the
+same 507: nothing half-written, and the next report after space returns goes
+through with nothing restarted. Reports already queued are never touched.
 """
 
 import logging
+import sqlite3
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, render_template, request
@@ -19,11 +31,14 @@ from flask_babel import gettext as _
 
 from edge.camera.capture import CaptureError, capture_frame
 from edge.camera.pipeline import MAX_BYTES, PhotoRejected, process
+from edge.db import is_disk_full
+from edge.health import disk_free
 from edge.photos import PhotoSpool
 from edge.state import CONFIG
-from protocol.clock import iso
 
-from . import current_zone, get_db, get_outbox, get_state, immediate, message_page
+from . import (
+    current_zone, get_db, get_outbox, get_state, immediate, message_page, node_clock,
+)
 from .auth import Refusal, authenticate
 from .device import device_key, person, phone
 from .i18n import redirect_to
@@ -53,7 +68,8 @@ STATES = {
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_PHOTOS * MAX_BYTES + 1024 * 1024)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default, None, is no limit
+        app.config["MAX_CONTENT_LENGTH"] = MAX_PHOTOS * MAX_BYTES + 1024 * 1024
     app.config.setdefault("PHOTO_DIR", str(Path(app.config["NODE_DB"]).parent / "photos"))
     app.register_blueprint(bp)
 
@@ -110,6 +126,8 @@ def submit():
             return _form(result.status, result.message, values)
         staff_id, zone = result.staff_id, result.zone
 
+    if not _room_for(0):
+        return _storage_full(values)
     safe = []
     if use_camera:  # the node's own camera, through the same pipeline
         try:
@@ -125,23 +143,56 @@ def submit():
             return _form(exc.status, _("Photo %(name)s was not accepted: %(reason)s",
                                         name=Path(upload.filename).name[:80],
                                         reason=exc.reason), values)
+    if not _room_for(sum(len(photo.jpeg) for photo in safe)):
+        return _storage_full(values)
     gps = next((photo.gps for photo in safe if photo.gps), None)
     report_id = str(uuid.uuid4())
-    now = iso(datetime.now(timezone.utc))
+    now = node_clock().now_iso()
     outbox = get_outbox()
     spool = PhotoSpool(outbox.db, current_app.config["PHOTO_DIR"])
-    with immediate(outbox.db):
-        shas = [spool.put(photo.jpeg, report_id) for photo in safe]  # files first, fsynced
-        outbox.append({
-            "type": "report", "report_id": report_id, "staff_id": staff_id,
-            "category": values["category"], "note": values["note"] or None, "zone": zone,
-            **({"lat": gps[0], "lon": gps[1]} if gps else {}),
-            "photos": shas, "taken_at": now})
-        outbox.db.conn.execute(
-            "INSERT INTO local_reports (report_id, staff_id, category, note, photos, ts) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (report_id, staff_id, values["category"], values["note"], len(shas), now))
+    created = []  # spool files this report wrote: removed again if it is not queued
+    try:
+        with immediate(outbox.db):
+            # files first, fsynced
+            shas = [spool.put(photo.jpeg, report_id, created) for photo in safe]
+            outbox.append({
+                "type": "report", "report_id": report_id, "staff_id": staff_id,
+                "category": values["category"], "note": values["note"] or None, "zone": zone,
+                **({"lat": gps[0], "lon": gps[1]} if gps else {}),
+                "photos": shas, "taken_at": now})
+            outbox.db.conn.execute(
+                "INSERT INTO local_reports (report_id, staff_id, category, note, photos, ts) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (report_id, staff_id, values["category"], values["note"], len(shas), now))
+    except (sqlite3.OperationalError, OSError) as exc:
+        spool.discard(created)
+        if not is_disk_full(exc):
+            raise
+        log.warning("storage full: report refused (%s)", exc)
+        return _storage_full(values)
     return redirect_to("report.mine", sent=report_id)
+
+
+def _room_for(photo_bytes: int) -> bool:
+    """Whether ``photo_bytes`` of photos fit and leave the check-in reserve
+    (see the module docstring), on the spool's and the database's file systems."""
+    need = 2 * photo_bytes + current_app.config["DISK_RESERVE"]
+    return min(disk_free(_existing(current_app.config["PHOTO_DIR"])),
+               disk_free(Path(current_app.config["NODE_DB"]).parent)) >= need
+
+
+def _existing(path) -> Path:
+    """``path`` or its nearest existing parent (the spool is made on first use)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _storage_full(values):
+    return _form(507, _("This node's storage is nearly full, so it cannot take photo "
+                        "reports right now. Check-ins still work. Please try again later."),
+                 values)
 
 
 @bp.get("/reports")

@@ -49,6 +49,23 @@ with the set; it also makes a new binding count within a minute.)
 
 The zone is the hub's (``NodeState.zone``), else the provisioned ``zone``;
 with neither, nothing is recorded (said once in the log).
+
+**The wall clock jumps** (a Pi has no battery clock: it boots wrong, and NTP
+or a person sets it later, forwards or backwards). The tracker reads it with
+the monotonic clock beside it (``monotonic``, default ``time.monotonic`` with
+the system clock): when the wall clock moved by more than ``JUMP`` seconds
+more or less than the monotonic one, every open interval (and the hostapd
+leave times) is moved by the jump and queued again, so an interval never
+spans a jump: no negative dwell (and ``last_seen`` is never sent before
+``first_seen`` in any case), no hours of dwell invented by a forward jump,
+and no interval closed as "away" by one. The minute being counted for
+occupancy is dropped. A sighting whose time is more than ``JUMP`` seconds
+ahead of the clock (read before a backward jump) counts as seen now.
+While the node knows its wall clock is unset (``synced()`` False; see
+``edge.health.NodeClock``) it does not know which event is on:
+a bound phone is then checked in without an event, once per person and
+(node) day, and the hub matches it to the event by its corrected time
+(``edge.checkins.event_now``, hub/clockfix.py).
 """
 
 import logging
@@ -58,11 +75,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from edge.checkins import checkin_in_transaction
+from edge.checkins import checkin_in_transaction, checkin_key, event_now
 from edge.db import immediate
 from edge.devices import Devices
+from edge.health import clock_synced
 from edge.outbox import Outbox
-from edge.state import NodeState
+from edge.state import CONFIG, NodeState
 from protocol.clock import iso, parse_iso
 
 from .hostapd import Gone
@@ -74,6 +92,7 @@ AWAY_AFTER = 300.0
 REFRESH = 60.0
 RELEASE_SECONDS = 43200
 MINUTE = 60
+JUMP = 5.0  # seconds the wall clock may drift from the monotonic one between reads
 
 
 def _dt(ts: float) -> datetime:
@@ -95,8 +114,16 @@ class Interval:
     def record(self, now: float, closed: bool = False) -> dict:
         return {"id": self.record_id, "type": "presence", "ts": iso(_dt(now)),
                 "device": self.device, "staff_id": self.staff_id, "zone": self.zone,
-                "first_seen": iso(_dt(self.first_seen)), "last_seen": iso(_dt(self.last_seen)),
+                "first_seen": iso(_dt(self.first_seen)),
+                "last_seen": iso(_dt(max(self.last_seen, self.first_seen))),
                 "closed": closed}
+
+    def move(self, jump: float) -> None:
+        """The wall clock jumped by ``jump`` seconds: keep the times on it."""
+        self.first_seen += jump
+        self.last_seen += jump
+        # Queue it again at the next tick, with the times on the new clock.
+        self.sent_last_seen = self.sent_at = float("-inf")
 
 
 class Tracker:
@@ -104,7 +131,9 @@ class Tracker:
                  away_after: float = AWAY_AFTER, refresh: float = REFRESH,
                  release_seconds: int = RELEASE_SECONDS, minute: int = MINUTE,
                  ignore: set[str] | frozenset = frozenset(),
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] | None = None,
+                 synced: Callable[[], bool | None] = clock_synced):
         if away_after <= 0 or refresh <= 0 or minute <= 0 or release_seconds <= 0:
             raise ValueError("away_after, refresh, minute and release_seconds must be positive")
         self.outbox, self.db = outbox, outbox.db
@@ -114,19 +143,51 @@ class Tracker:
         self.away_after, self.refresh = float(away_after), float(refresh)
         self.release_seconds, self.minute_len = int(release_seconds), int(minute)
         self.ignore = {m.lower() for m in ignore}
-        self.clock = clock
+        self.clock, self.synced = clock, synced
+        # Jumps are looked for only against a monotonic clock that goes with
+        # ``clock``: the system's for the system clock, else the caller's.
+        self.monotonic = monotonic or (time.monotonic if clock is time.time else None)
+        self._anchor: tuple[float, float] | None = None  # (wall, monotonic) at the last read
         self.open: dict[str, Interval] = {}      # device id -> open interval (bound only)
         self.closed_at: dict[str, float] = {}    # bound MAC -> when hostapd said it left
         self.checked: set[tuple[str, str]] = set()  # (staff, event id) known checked in
         self._known: dict[str, tuple[str, str | None]] = {}  # mac -> (device, staff); 1 min
         self._macs: set[str] = set()             # seen this minute (memory only)
-        now = self.clock()
+        now = self._now()
         self._minute = int(now // self.minute_len)
         self._minute_partial = now % self.minute_len != 0
         self._no_zone_said = False
         self.counts = {"sightings": 0, "opened": 0, "closed": 0, "refreshed": 0,
-                       "checkins": 0, "occupancy": 0}
+                       "checkins": 0, "occupancy": 0, "clock_jumps": 0}
         self._restore()
+
+    # --- the clocks -----------------------------------------------------------------
+
+    def _now(self) -> float:
+        """The wall clock now, after moving the open intervals along if it
+        jumped since the last read (see the module docstring)."""
+        now = self.clock()
+        if self.monotonic is None:
+            return now
+        mono = self.monotonic()
+        if self._anchor is not None:
+            jump = (now - self._anchor[0]) - (mono - self._anchor[1])
+            if abs(jump) > JUMP:
+                self._jumped(jump, now)
+        self._anchor = (now, mono)
+        return now
+
+    def _jumped(self, jump: float, now: float) -> None:
+        log.warning("the wall clock jumped by %+.0f s; moving %d open interval(s) along",
+                    jump, len(self.open))
+        self.counts["clock_jumps"] += 1
+        for interval in self.open.values():
+            interval.move(jump)
+        for mac in self.closed_at:
+            self.closed_at[mac] += jump
+        # The minute being counted straddles the jump: not reported.
+        self._minute, self._minute_partial = int(now // self.minute_len), True
+        self._macs, self._known = set(), {}
 
     # --- zone and identity ---------------------------------------------------------
 
@@ -156,15 +217,16 @@ class Tracker:
     def sighting(self, s: Sighting) -> None:
         if s.mac in self.ignore:
             return
-        now = self.clock()
+        now = self._now()
         self._roll(now)
         self.counts["sightings"] += 1
         self._macs.add(s.mac)
+        ts = s.ts if s.ts <= now + JUMP else now  # read before a backward jump
         device, staff = self._identify(s.mac)
         if staff is None:
             return  # unbound: counted above, nothing else
         left = self.closed_at.get(s.mac)
-        if left is not None and s.ts <= left:
+        if left is not None and ts <= left:
             return  # a frame from before hostapd said it left
         zone = self.zone()
         if zone is None:
@@ -175,23 +237,37 @@ class Tracker:
             writes.append(("close", interval))  # re-bound to someone else
             interval = None
         if interval is None:
-            interval = Interval(str(uuid.uuid4()), device, staff, zone, s.ts, s.ts,
-                                s.ts, now, s.mac)
+            interval = Interval(str(uuid.uuid4()), device, staff, zone, ts, ts,
+                                ts, now, s.mac)
             writes.append(("open", interval))
         else:
-            interval.last_seen = max(interval.last_seen, s.ts)
+            interval.last_seen = max(interval.last_seen, ts)
             if interval.mac is None:  # restored after a restart: release it again
                 interval.mac = s.mac
                 writes.append(("send", interval))
-        event = self.state.active_event(_dt(s.ts))
-        checkin = event if event and (staff, event["id"]) not in self.checked else None
+        checkin = self._checkin_due(staff, ts)
         if writes or checkin:
-            self._write(now, writes, checkin and (checkin, interval, s.ts))
+            self._write(now, writes, checkin and (*checkin, interval, ts))
+
+    def _checkin_due(self, staff: str, ts: float) -> tuple[dict | None, str] | None:
+        """``(event, key)`` of the check-in a sighting at ``ts`` makes, unless
+        this person is checked in already: the event on now, or, while the
+        wall clock is unset and the node has a schedule, none (see the module
+        docstring); ``key`` as in ``local_checkins``."""
+        synced = self.synced()
+        event = event_now(self.state, _dt(ts), synced)
+        if event is not None:
+            key = event["id"]
+        elif synced is False and (self.state.get(CONFIG) or {}).get("events"):
+            key = checkin_key(None, iso(_dt(ts)))
+        else:
+            return None
+        return None if (staff, key) in self.checked else (event, key)
 
     def gone(self, g: Gone) -> None:
         if g.mac in self.ignore:
             return
-        now = self.clock()
+        now = self._now()
         self._roll(now)
         device, staff = self._identify(g.mac)
         interval = self.open.get(device)
@@ -204,7 +280,7 @@ class Tracker:
     def tick(self) -> None:
         """Close the intervals of devices away, re-send the grown ones, and
         report the minute that ended."""
-        now = self.clock()
+        now = self._now()
         self._roll(now)
         writes = []
         for interval in list(self.open.values()):
@@ -222,7 +298,7 @@ class Tracker:
     def flush(self) -> None:
         """On a clean stop: queue the latest last_seen of every open interval
         (left open: a restart is not the person leaving)."""
-        now = self.clock()
+        now = self._now()
         writes = [("send", i) for i in self.open.values()
                   if i.last_seen > i.sent_last_seen]
         if writes:
@@ -250,7 +326,7 @@ class Tracker:
     # --- the database ----------------------------------------------------------------------
 
     def _restore(self) -> None:
-        now = self.clock()
+        now = self._now()
         for device, record_id, staff, zone, first, last in self.db.conn.execute(
                 "SELECT device, record_id, staff_id, zone, first_seen, last_seen "
                 "FROM presence_open"):
@@ -287,7 +363,7 @@ class Tracker:
                 self.outbox.append_many(records)
             created = None
             if checkin is not None:
-                event, interval, ts = checkin
+                event, _key, interval, ts = checkin
                 created, _ = checkin_in_transaction(
                     self.outbox, interval.staff_id, event, interval.zone, interval.device,
                     "presence", now=_dt(ts))
@@ -302,5 +378,5 @@ class Tracker:
                 interval.sent_last_seen, interval.sent_at = interval.last_seen, now
                 self.counts["opened" if what == "open" else "refreshed"] += 1
         if checkin is not None:
-            self.checked.add((checkin[1].staff_id, checkin[0]["id"]))
+            self.checked.add((checkin[2].staff_id, checkin[1]))
             self.counts["checkins"] += bool(created)

@@ -24,7 +24,7 @@ from hub import hours, nodes, site, tickets
 from hub.db import write_transaction
 from protocol.clock import iso
 
-from . import get_db, hospital_tz
+from . import get_db, hospital_tz, labels
 from .api import decide_hours, move_ticket
 from .auth import audited, department_scope, requires
 from .params import number
@@ -140,9 +140,15 @@ def _render_board(db, shown, rows, page, has_next, error=None):
     return render_template(
         "board_tickets.html", tickets=rows, shown=shown, error=error, page=page, pages=pages,
         per_page=PER_PAGE, scoped=scope is not None, states=tickets.STATES,
-        categories=_names(db, "SELECT category, label FROM category_settings ORDER BY label"),
+        categories=_categories(db),
         zones=_names(db, "SELECT zone, name FROM zones ORDER BY name, zone"),
         departments=_departments(db))
+
+
+def _categories(db) -> dict:
+    """Category code -> the words shown (translated seed labels), by those words."""
+    return dict(sorted(labels.category_labels(db).items(),
+                       key=lambda item: item[1].casefold()))
 
 
 def _page_url(args: dict, page: int) -> str:
@@ -216,8 +222,9 @@ def _render_ticket(ticket: dict, error: str | None = None, typed: dict | None = 
         moves=tickets.TRANSITIONS[ticket["state"]], photos=_ticket_photos(db, ticket),
         overdue=ticket["open"] and ticket["due_at"] < iso(datetime.now(timezone.utc)),
         staff=_staff(db, staff_ids),
-        category=_names(db, "SELECT category, label FROM category_settings WHERE category = ?",
-                        (ticket["category"],)).get(ticket["category"], ticket["category"]),
+        category=labels.category_label(ticket["category"], _names(
+            db, "SELECT category, label FROM category_settings WHERE category = ?",
+            (ticket["category"],)).get(ticket["category"])),
         zone=_names(db, "SELECT zone, name FROM zones WHERE zone = ?",
                     (ticket["zone"],)).get(ticket["zone"], ticket["zone"]),
         department=_departments_named(db, ticket["department"]))
@@ -326,10 +333,10 @@ def decide(entry_id):
     except Conflict:
         return _render_hours(_("That entry was already decided.")), 409
     if entry["state"] == "approved":
-        flash(_("Approved %(hours)s h for %(staff)s.", hours=entry["hours"],
+        flash(_("Approved %(hours)s h for %(staff)s.", hours=labels.hours(entry["hours"]),
                 staff=entry["staff_id"]), "info")
     else:
-        flash(_("Rejected %(hours)s h for %(staff)s.", hours=entry["hours"],
+        flash(_("Rejected %(hours)s h for %(staff)s.", hours=labels.hours(entry["hours"]),
                 staff=entry["staff_id"]), "info")
     return redirect(url_for("board.hours"), code=303)
 
