@@ -20,6 +20,10 @@ from provisioning.broker import Mosquitto, render_broker
 from .support import free_port, wait_for  # noqa: F401 - re-exported for the tests
 
 SITE = "test"
+# Whether this machine's clock is NTP-synchronised must not change what the
+# tests see: unless a test says otherwise, the node's time daemon is
+# "unknown" (no flag directory), so no record is flagged (edge/health.py).
+os.environ.setdefault("ROUNDS_TIMESYNC_FLAG", "/nonexistent/rounds-timesync/synchronized")
 PASSWORDS = {"hub": "hub-secret", "n1": "n1-secret", "n2": "n2-secret"}
 ROOT = Path(__file__).resolve().parent.parent
 
