@@ -36,7 +36,10 @@ def app(db_path, db):
 
 @pytest.fixture
 def admin(app, db):
-    return signed_in(app, db, "admin")
+    """An admin reading the pages in English (the default is Chinese)."""
+    client = signed_in(app, db, "admin")
+    client.get("/lang/en")
+    return client
 
 
 def audit_rows(db, action: str) -> list[tuple]:

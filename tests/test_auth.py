@@ -27,6 +27,12 @@ def app(tmp_path, db):
     return make_app(tmp_path / "hub.db")
 
 
+def english(client):
+    """The client with English chosen (the dashboard's default is Chinese)."""
+    client.get("/lang/en")
+    return client
+
+
 def audit_actions(db):
     return [row[0] for row in db.conn.execute("SELECT action FROM audit_log ORDER BY id")]
 
@@ -52,10 +58,11 @@ def test_session_cookie_is_httponly_and_samesite(tmp_path, db):
 
 def test_wrong_password_and_unknown_user_get_the_same_answer(app, db):
     add_account(db, "office1", "office")
-    wrong = sign_in(app.test_client(), "office1", "not the password")
-    unknown = sign_in(app.test_client(), "nobody", "not the password")
+    wrong = sign_in(english(app.test_client()), "office1", "not the password")
+    unknown = sign_in(english(app.test_client()), "nobody", "not the password")
     assert wrong.status_code == unknown.status_code == 401
     assert "Unknown username or wrong password" in wrong.get_data(as_text=True)
+    assert "Unknown username or wrong password" in unknown.get_data(as_text=True)
 
 
 def test_sign_in_is_throttled_after_five_failures(app, db):

@@ -61,7 +61,10 @@ def db(db_path):
 
 @pytest.fixture
 def client(db_path, db):
-    return signed_in(make_app(db_path), db, "office")
+    """The office reading the page in English (the default is Chinese)."""
+    office = signed_in(make_app(db_path), db, "office")
+    office.get("/lang/en")
+    return office
 
 
 def section(html: str, ident: str) -> str:
@@ -143,12 +146,12 @@ def test_recurring_list_shows_the_spiking_zone_with_its_trend(client):
     rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)
     assert len(rows) == 1
     row = rows[0]
-    assert "Ward 3" in row and "hygiene" in row and "<strong>4</strong>" in row
+    assert "Ward 3" in row and "<td>Hygiene</td>" in row and "<strong>4</strong>" in row
     spark = svg_of(row, "sparkline")
     [line] = [e for e in spark.iter() if tag(e) == "polyline"]
     assert len(line.get("points").split()) == 12
     title = [e.text for e in spark.iter() if tag(e) == "title"][0]
-    values = [int(v) for v in title.split(":")[1].split(",")]
+    values = [int(v) for v in re.split("[:：]", title)[1].split(",")]
     assert len(values) == 12 and sum(values) == 4  # this week's spike (maybe across two weeks)
     assert sum(values[-2:]) == 4
 
@@ -164,7 +167,7 @@ def test_an_empty_site_has_a_page_too(tmp_path):
     path = tmp_path / "empty.db"
     database = open_db(path)
     try:
-        html = signed_in(make_app(path), database, "office").get("/hotspots/").get_data(
+        html = signed_in(make_app(path), database, "office").get("/hotspots/?lang=en").get_data(
             as_text=True)
     finally:
         database.close()

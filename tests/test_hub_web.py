@@ -362,7 +362,10 @@ def test_event_page_shows_attendance_and_404s_for_unknown(client, db):
 
     page = client.get("/events/ev-1").get_data(as_text=True)
 
-    assert "Hand hygiene" in page and "Li Na" in page and "09:07" in page and "presence" in page
+    assert "Hand hygiene" in page and "Li Na" in page and "09:07" in page
+    assert "<td>Wi-Fi 感知</td>" in page  # the check-in method's words, not "presence"
+    assert "<td>Detected by Wi-Fi</td>" in client.get("/events/ev-1?lang=en").get_data(
+        as_text=True)
     assert client.get("/events/nope").status_code == 404
 
 

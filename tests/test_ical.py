@@ -67,7 +67,8 @@ def read(response) -> Calendar:
 def test_zone_feed_has_the_zones_events_in_utc(app):
     calendar = read(app.test_client().get(feed(app, "zone", "hall-a")))  # no sign-in
 
-    assert str(calendar["X-WR-CALNAME"]) == "general-hospital: Lecture hall A"
+    # a feed has no session: its name is in the dashboard's default language
+    assert str(calendar["X-WR-CALNAME"]) == "general-hospital：Lecture hall A"
     assert str(calendar["X-WR-TIMEZONE"]) == "Asia/Shanghai"
     assert str(calendar["VERSION"]) == "2.0"
     events = calendar.walk("VEVENT")
@@ -92,7 +93,10 @@ def test_department_feed_has_the_events_expecting_it(app):
 
     assert [str(e["UID"]) for e in nursing.walk("VEVENT")] == ["ev-hall@general-hospital"]
     assert [str(e["UID"]) for e in cardiology.walk("VEVENT")] == ["ev-ward@general-hospital"]
-    assert str(nursing["X-WR-CALNAME"]) == "general-hospital: Nursing"
+    assert str(nursing["X-WR-CALNAME"]) == "general-hospital：Nursing"
+    english = read(app.test_client().get(feed(app, "department", "nursing") + "&lang=en"))
+    assert str(english["X-WR-CALNAME"]) == "general-hospital: Nursing"
+    assert [str(e["UID"]) for e in english.walk("VEVENT")] == ["ev-hall@general-hospital"]
 
 
 @pytest.mark.parametrize("url", [

@@ -41,7 +41,10 @@ def app(db_path, db, built):
 
 @pytest.fixture
 def office(app, db):
-    return signed_in(app, db, "office")
+    """The office reading pages and exports in English (the default is Chinese)."""
+    client = signed_in(app, db, "office")
+    client.get("/lang/en")
+    return client
 
 
 def page(response) -> str:
@@ -146,6 +149,7 @@ def test_an_account_without_a_staff_id_has_no_me_one_with_has(app, db, office):
 
 def test_staff_see_their_own_record_with_export_buttons(app, db):
     client = signed_in(app, db, "staff", staff_id="N1")
+    client.get("/lang/en")
     html = page(client.get("/me"))
     assert "李娜" in html and "Hand hygiene" in html and "+1 spill by bed 4" in html
     assert 'href="/me/export.xlsx"' in html and 'href="/me/export.csv"' in html

@@ -44,7 +44,10 @@ def app(db_path, db):
 
 @pytest.fixture
 def office(app, db):
-    return signed_in(app, db, "office")
+    """The office reading the pages in English (the default is Chinese)."""
+    client = signed_in(app, db, "office")
+    client.get("/lang/en")
+    return client
 
 
 def staff_rows(db) -> list[tuple]:

@@ -6,7 +6,9 @@ import logging
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
 
-from flask import Blueprint, Flask, abort, current_app, jsonify, request
+from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from hub import attendance, hotspots, hours, occupancy, tickets
@@ -257,7 +259,7 @@ def register_error_handlers(app: Flask) -> None:
         if open311.is_open311(request.path):
             return open311.error_response(exc)
         if not _is_api(request.path):
-            return exc
+            return _error_page(exc)
         if exc.code is not None and exc.code >= 500:
             message = "internal server error"  # never leak the details
         else:
@@ -266,6 +268,25 @@ def register_error_handlers(app: Flask) -> None:
         response.set_data(json.dumps({"error": message}))
         response.content_type = "application/json"
         return response
+
+
+# Dashboard errors with a page in the reader's language (error.html); any
+# other (405, 413, 429, 5xx, ...) keeps Werkzeug's own.
+ERROR_PAGES = (400, 403, 404, 409)
+
+
+def _error_page(exc: HTTPException):
+    """A page's 400/403/404/409 as a translated page (``error.html``): the
+    reason given to ``abort`` is shown as detail; Werkzeug's generic English
+    description is not. An error that carries its own response keeps it."""
+    if exc.code not in ERROR_PAGES or exc.response is not None:
+        return exc
+    if isinstance(exc, CSRFError):
+        detail = _("The form has expired or came from another page (CSRF check failed): "
+                   "reload the page and send it again.")
+    else:
+        detail = exc.description if exc.description != type(exc).description else None
+    return render_template("error.html", code=exc.code, detail=detail), exc.code
 
 
 def _is_api(path: str) -> bool:

@@ -26,7 +26,7 @@ from markupsafe import Markup
 from hub import hotspots, svg, tickets
 from protocol.clock import iso
 
-from . import get_db
+from . import get_db, labels
 from .auth import requires
 from .params import number
 
@@ -51,11 +51,12 @@ def _zone_names(db) -> dict[str, str]:
 
 
 def _categories(db) -> list[tuple[str, str]]:
-    """(category, label): the configured ones and any a ticket carries."""
-    labels = dict(db.conn.execute("SELECT category, label FROM category_settings"))
+    """(category, the words shown for it): the configured ones and any a
+    ticket carries, by code."""
+    shown = labels.category_labels(db)
     for (category,) in db.conn.execute("SELECT DISTINCT category FROM tickets"):
-        labels.setdefault(category, category)
-    return sorted(labels.items())
+        shown.setdefault(category, category)
+    return sorted(shown.items())
 
 
 def _floor_plans(db) -> list[dict]:
@@ -160,8 +161,9 @@ def page():
     db = get_db()
     now = datetime.now(timezone.utc)
     categories = _categories(db)
+    category_names = dict(categories)
     category = request.args.get("category") or None
-    if category is not None and category not in dict(categories):
+    if category is not None and category not in category_names:
         abort(400, description=f"unknown category: {category}")
     names = _zone_names(db)
     weeks = _weeks(now)
@@ -180,6 +182,7 @@ def page():
         line = svg.sparkline(values, _("Weekly reports, last %(n)s weeks: %(values)s",
                                        n=WEEKS, values=", ".join(map(str, values))))
         flagged.append({**row, "zone_name": names.get(row["zone"], row["zone"]),
+                        "category_label": category_names.get(row["category"], row["category"]),
                         "sparkline": Markup(line)})
 
     plans = _floor_plans(db)

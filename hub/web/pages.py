@@ -22,10 +22,13 @@ from flask_babel import gettext as _
 from hub import attendance, zones
 from protocol.clock import iso
 
-from . import get_db, hospital_tz
+from . import get_db, hospital_tz, labels
 from .auth import requires
 
 bp = Blueprint("pages", __name__)
+# Every app registers this blueprint: the words for stored codes (labels.py)
+# and the ``hours`` filter come with it, for every area's templates.
+bp.record_once(lambda state: labels.init_app(state.app))
 
 PER_PAGE = 200
 _PAGE_DIGITS = 6  # ?page= beyond 999,999 is not a page anyone reached by a link
@@ -50,7 +53,8 @@ def today():
                         "attendance": rows[:PER_PAGE],
                         "listing": _first_page(event["id"], len(rows))})
     return render_template("today.html", day=day, reports=reports, labels=_labels(),
-                           zone_names=zones.zone_names(db), updated_at=_now())
+                           zone_names=zones.zone_names(db), updated_at=_now(),
+                           department_names=labels.department_names(db))
 
 
 def _first_page(event_id: str, rows: int) -> dict:
@@ -79,6 +83,7 @@ def _labels() -> dict:
         "early": _("left %(n)d min early"),
         "unexpected": _("not on the list"),
         "not_in_roster": _("not in roster"),
+        "method": labels.method_labels(),
     }
 
 
@@ -142,9 +147,13 @@ def event(event_id):
     """One event's live attendance, ``PER_PAGE`` rows a page (see the module)."""
     db = get_db()
     shown = _page_of(_report(event_id))
-    return render_template("event.html", expected=attendance.get_expected(db, event_id),
+    names = labels.department_names(db)
+    expected = attendance.get_expected(db, event_id)
+    expected_departments = [names.get(code, code) for code in expected["departments"]]
+    return render_template("event.html", expected=expected,
+                           expected_departments=expected_departments,
                            zone_names=zones.zone_names(db), live=True, updated_at=_now(),
-                           **shown)
+                           department_names=names, **shown)
 
 
 @bp.get("/events/<event_id>/live")
@@ -152,8 +161,8 @@ def event(event_id):
 def event_live(event_id):
     """The event page's attendance part alone, for its script to swap in;
     the same ``?status=`` and ``?page=`` as the page."""
-    response = make_response(render_template("_attendance.html", live=True,
-                                             updated_at=_now(),
-                                             **_page_of(_report(event_id))))
+    response = make_response(render_template(
+        "_attendance.html", live=True, updated_at=_now(),
+        department_names=labels.department_names(get_db()), **_page_of(_report(event_id))))
     response.headers["Cache-Control"] = "no-store"
     return response

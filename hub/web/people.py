@@ -19,11 +19,11 @@ from flask import (Blueprint, Flask, Response, abort, current_app, jsonify, rend
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from hub import exports
+from hub import exports, zones
 from hub.attendance import day_bounds
 from hub.db import write_transaction
 
-from . import get_db, hospital_tz
+from . import get_db, hospital_tz, labels
 from .auth import audited, department_scope, requires
 
 bp = Blueprint("people", __name__)
@@ -137,8 +137,12 @@ def _render_record(record: dict, args: dict, export_endpoint: str, mine: bool, *
     exports_urls = {fmt: url_for(export_endpoint, fmt=fmt, **ids, **args)
                     for fmt in exports.FORMATS}
     links = {r["report_id"]: _ticket_link(r) for r in record["reports"]}
+    db = get_db()
     return render_template("people_person.html", record=record, args=args, mine=mine,
                            exports_urls=exports_urls, ticket_links=links,
+                           department_names=labels.department_names(db),
+                           zone_names=zones.zone_names(db),
+                           category_labels=labels.category_labels(db),
                            event_links=not mine and current_user.may("office"),
                            status_labels=exports.STATUS_LABELS,
                            ledger_labels=exports.LEDGER_LABELS,
@@ -155,11 +159,14 @@ def index():
     department = scope if scope is not None else (request.args.get("department") or None)
     db = get_db()
     people = exports.find_people(db, query or None, department, limit=SEARCH_LIMIT + 1)
-    choices = [scope] if scope is not None else exports.departments(db)
+    names = labels.department_names(db)
+    codes = [scope] if scope is not None else exports.departments(db)
+    choices = sorted(((code, names.get(code, code)) for code in codes),
+                     key=lambda choice: choice[1].casefold())
     return render_template("people_index.html", people=people[:SEARCH_LIMIT],
                            more=len(people) > SEARCH_LIMIT, query=query,
                            department=department, departments=choices,
-                           scoped=scope is not None)
+                           department_names=names, scoped=scope is not None)
 
 
 @bp.get("/people/<staff_id>")

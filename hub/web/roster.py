@@ -295,8 +295,11 @@ def _add_department(department: str, name: str) -> dict:
 
 def _accounts_page(status: int = 200, error: str | None = None, form: dict | None = None):
     db = get_db()
+    departments = roster.departments(db)
     return render_template("roster_accounts.html", accounts=roster.account_list(db),
-                           departments=roster.departments(db), roles=roster.ROLES,
+                           departments=departments, roles=roster.ROLES,
+                           department_names={d["department"]: d["name"] or d["department"]
+                                             for d in departments},
                            error=error, form=form or {}), status
 
 

@@ -1,0 +1,137 @@
+"""How the codes the hub stores are shown on the dashboard.
+
+The database keeps codes (``hygiene``, ``presence``, ``ticket.transition``,
+department ``nursing``); a page shows words. The words for the codes the
+software itself defines are here, in English marked with ``N_()`` and
+translated by the functions below when shown; the names of what a site
+defines (departments, zones) come from their tables, read once a request.
+A code without words is shown as stored.
+
+Category labels are seed data in English (``hub.db._CATEGORY_SEEDS``), kept
+in ``category_settings.label``: a seeded category whose label is still the
+seed's is shown translated; one whose label a site changed, or a category
+the seeds do not know, is shown with its stored label.
+
+What is stored never changes here: the ticket history's system comments
+("created from report <uuid>", by ``hub.tickets``) are matched and worded at
+display time (``history_comment``).
+
+``init_app`` registers the ``hours`` filter and the label globals for the
+templates; the pages blueprint calls it when it is registered (see pages.py).
+"""
+
+from flask import Flask
+from flask_babel import gettext as _
+
+from hub.tickets import SYSTEM  # the history's author for what the hub did itself
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction; translated where it is shown."""
+    return message
+
+
+# the seeded categories: code -> the seed's English label (the msgid)
+CATEGORIES = {"hygiene": N_("Hygiene"), "facilities": N_("Facilities / repair"),
+              "safety": N_("Safety hazard"), "signage": N_("Signage"),
+              "service": N_("Service attitude"), "queue": N_("Queue / order")}
+# attendance: how a person was counted (protocol.records: portal | presence)
+METHODS = {"portal": N_("Phone check-in"), "presence": N_("Detected by Wi-Fi")}
+# tickets.source: where the report came from
+SOURCES = {"node": N_("On-site report"), "open311": N_("Open311 (API)")}
+# audit_log.action: what was done
+ACTIONS = {
+    "login": N_("Signed in"), "logout": N_("Signed out"),
+    "account.create": N_("Account created"), "account.change": N_("Account changed"),
+    "account.password": N_("Password set"), "account.token": N_("API token issued"),
+    "department.add": N_("Department added"), "device.revoke": N_("Phone unbound"),
+    "event.create": N_("Event created"), "event.update": N_("Event edited"),
+    "event.delete": N_("Event deleted"), "export.event": N_("Event attendance exported"),
+    "export.person": N_("Personal record exported"),
+    "floor_plan.upload": N_("Floor plan uploaded"),
+    "hours.decision": N_("Volunteer hours decided"), "node.move": N_("Node moved to a zone"),
+    "roster.import": N_("Roster imported"), "site.wifi": N_("Site Wi-Fi changed"),
+    "staff.pin_reset": N_("PIN reset"),
+    "staff.pin_reset_department": N_("Department PINs reset"),
+    "staff.update": N_("Staff details changed"), "ticket.transition": N_("Ticket moved"),
+    "zone.create": N_("Zone created"), "zone.update": N_("Zone edited"),
+}
+_CREATED_FROM = "created from report "  # hub.tickets writes this + the report id
+SHORT_ID = 8
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_filter(hours)
+    app.jinja_env.globals.update(
+        category_label=category_label, method_label=method_label, source_label=source_label,
+        action_label=action_label, history_comment=history_comment, history_who=history_who)
+
+
+def _word(words: dict, code: str | None) -> str:
+    if not code:
+        return ""
+    return _(words[code]) if code in words else code
+
+
+def method_label(code: str | None) -> str:
+    return _word(METHODS, code)
+
+
+def method_labels() -> dict[str, str]:
+    """Every method's words, translated once (for tables of many rows)."""
+    return {code: _(words) for code, words in METHODS.items()}
+
+
+def source_label(code: str | None) -> str:
+    return _word(SOURCES, code)
+
+
+def action_label(code: str | None) -> str:
+    return _word(ACTIONS, code)
+
+
+def hours(value) -> str:
+    """Template filter: hours as a person writes them: 1, 1.5, 0.25 (at most
+    two decimals, no trailing zeros), so 1.0 and 1 read the same everywhere."""
+    if value is None or value == "":
+        return ""
+    text = f"{float(value):.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def category_label(code: str | None, stored: str | None = None) -> str:
+    """The words for a category: translated while it is a seeded one with its
+    seed label (or no stored label), else the stored label, else the code."""
+    if not code:
+        return ""
+    seeded = CATEGORIES.get(code)
+    if seeded is not None and (not stored or stored == seeded):
+        return _(seeded)
+    return stored or code
+
+
+def category_labels(db) -> dict[str, str]:
+    """Category code -> the words shown for it, for every configured category."""
+    return {code: category_label(code, label)
+            for code, label in db.conn.execute("SELECT category, label FROM category_settings")}
+
+
+def department_names(db) -> dict[str, str]:
+    """Department code -> name, from the departments table (one query; a code
+    the table does not name is shown as the code)."""
+    return {code: name or code
+            for code, name in db.conn.execute("SELECT department, name FROM departments")}
+
+
+def history_who(who: str | None) -> str:
+    return _("System") if who == SYSTEM else (who or "")
+
+
+def history_comment(change: dict) -> str:
+    """A ticket history row's comment as shown: the hub's own comments in the
+    reader's language (with the report id shortened), people's as typed."""
+    comment = change.get("comment") or ""
+    if change.get("who") == SYSTEM and comment.startswith(_CREATED_FROM):
+        report_id = comment[len(_CREATED_FROM):].strip()
+        return _("Created from report %(report)s", report=report_id[:SHORT_ID])
+    return comment
