@@ -46,18 +46,28 @@ def render_acl(site: str, hub_user: str, nodes) -> str:
 
 def render_conf(*, site: str, port: int, bind: str, password_file, acl_file, data_dir,
                 persistence: bool = True, log_dest: str = "stderr", run_as: str | None = None,
-                pid_file=None, tls: dict | None = None) -> str:
+                pid_file=None, tls: dict | None = None,
+                username_as_clientid: bool = False) -> str:
     """The mosquitto.conf text. ``tls`` (cafile, certfile, keyfile) makes the
     listener TLS-only (TLS 1.2 or later); ``pid_file`` lets a change be
-    applied by SIGHUP (``reload``)."""
+    applied by SIGHUP (``reload``). ``username_as_clientid``: the broker
+    takes each client's user name as its client id, so that no client can
+    take over another's session (with the hub's client id and a node's
+    password, Mosquitto would drop the hub and hand its queued messages to
+    the node's ACL, which discards them); each user then has one connection
+    at a time, as a site has (one ``rounds-hub ingest``, one sync per node)."""
     tls_lines = "" if not tls else "".join([
         "# TLS only on this listener (TLS 1.2 or later); clients check the site CA.\n",
         f"cafile {tls['cafile']}\n", f"certfile {tls['certfile']}\n",
         f"keyfile {tls['keyfile']}\n", "tls_version tlsv1.2\n"])
+    clientid_lines = "" if not username_as_clientid else (
+        "# Each client's id is its user name: no one takes over another's session.\n"
+        "use_username_as_clientid true\n")
     return Template((TEMPLATES / "mosquitto.conf.tmpl").read_text()).substitute(
         site=site, port=port, bind=bind, password_file=password_file, acl_file=acl_file,
         persistence="true" if persistence else "false", data_dir=data_dir,
-        log_dest=log_dest, tls_lines=tls_lines, run_as=run_as or getpass.getuser(),
+        log_dest=log_dest, tls_lines=tls_lines, clientid_lines=clientid_lines,
+        run_as=run_as or getpass.getuser(),
         pid_line=f"pid_file {pid_file}\n" if pid_file else "",
     )
 

@@ -248,7 +248,7 @@ def _write_site(site: Site, existing: Site | None, *, new_secret: bool, step) ->
                        password_file=site.passwd, acl_file=site.acl, data_dir=site.data_dir,
                        run_as=site.broker_user, pid_file=site.pid_file,
                        tls={"cafile": site.broker_ca, "certfile": site.server_crt,
-                            "keyfile": site.server_key})
+                            "keyfile": site.server_key}, username_as_clientid=True)
     write(site.broker_conf, conf, PUBLIC, owner)
     # Last: a site.json means a complete site (an interrupted run is re-done).
     write(site.site_json, json.dumps(site.record(), indent=2) + "\n", PUBLIC)

@@ -121,7 +121,11 @@ def world(tmp_path_factory):
     def peer(user):
         """A client of ``user`` ("hub" or a node), with its credentials from the
         files provisioning wrote (the CA: the site's; a node's bundle holds the
-        same, test_provision_bundle.py; it is deleted on revoke)."""
+        same, test_provision_bundle.py; it is deleted on revoke). The broker
+        takes the user name as client id, so a user's earlier peer is closed
+        first (it would take the new one's place on its next reconnect)."""
+        for earlier in [p for p in peers if p.settings.username == user]:
+            earlier.close()
         if user == "hub":
             settings = MqttSettings.from_dict(site.hub_config()["mqtt"])
         else:

@@ -16,7 +16,6 @@
 
 from datetime import timedelta
 from functools import wraps
-from urllib.parse import urlsplit
 
 from flask import (Blueprint, Flask, abort, current_app, flash, g, redirect, render_template,
                    request, session, url_for)
@@ -27,6 +26,7 @@ from flask_wtf.csrf import CSRFProtect
 from hub import accounts, audit
 
 from . import get_db
+from .params import safe_next
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -165,16 +165,6 @@ def home_url() -> str:
     return url_for("auth.login")
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Only a path on this site (no scheme, no host) is followed after sign-in."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     error, status = None, 200
@@ -198,7 +188,7 @@ def login():
             login_user(User(account, via))
             with db.conn:
                 audit.record(db, account["username"], "login", None, {"via": via})
-            return redirect(_safe_next(request.args.get("next")) or home_url(), code=303)
+            return redirect(safe_next(request.args.get("next")) or home_url(), code=303)
     return render_template("login.html", error=error), status
 
 

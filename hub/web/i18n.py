@@ -32,6 +32,8 @@ from pathlib import Path
 from flask import Blueprint, Flask, g, redirect, request, session, url_for
 from flask_babel import Babel
 
+from .params import safe_next
+
 LOCALES = {"zh": "zh_Hans_CN", "en": "en"}
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 NAMES = {"zh": "中文", "en": "English"}
@@ -86,7 +88,4 @@ def switch(code):
     chosen = parse(code) or DEFAULT
     session["lang"] = chosen
     g.lang = chosen
-    target = request.args.get("next", "")
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("auth.login")
-    return redirect(target, code=303)
+    return redirect(safe_next(request.args.get("next")) or url_for("auth.login"), code=303)

@@ -1,8 +1,10 @@
-"""Reading numbers from query strings without surprises.
+"""Reading query-string values without surprises: numbers and return paths.
 
 ``str.isdigit`` is true for "²" and "١٢", and ``int()`` of a long digit
 string overflows SQLite's 64-bit integers: either becomes a 500. Every
 numeric query parameter goes through ``number``."""
+
+from urllib.parse import urlsplit
 
 MAX_DIGITS = 9
 
@@ -12,3 +14,15 @@ def number(text: str | None) -> int | None:
     if text and len(text) <= MAX_DIGITS and text.isascii() and text.isdigit():
         return int(text)
     return None
+
+
+def safe_next(target: str | None) -> str | None:
+    """A path on this site to go back to, else None. Browsers read ``/\\host``,
+    ``/\\t/host`` and ``//host`` as another host, so backslashes, control
+    characters and anything with a scheme or host are refused."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return None
+    parts = urlsplit(target)
+    return None if parts.scheme or parts.netloc else target
