@@ -15,8 +15,9 @@ import click
 
 from protocol.daemon import load_config
 
-from . import accounts, audit, roster
+from . import account_admin, accounts, audit, roster
 from .db import open_db, write_transaction
+from .roster_import import MAX_IMPORT_BYTES, import_roster
 
 
 def _db(ctx):
@@ -66,11 +67,11 @@ def roster_import(ctx, file, dry_run):
 
         rounds-hub --config /etc/rounds/hub.json roster import staff.csv --dry-run
     """
-    data = file.read(roster.MAX_IMPORT_BYTES + 1)
+    data = file.read(MAX_IMPORT_BYTES + 1)
     db = _db(ctx)
     try:
         with write_transaction(db):
-            result = roster.import_roster(db, data, apply=not dry_run, may_grant_admin=True)
+            result = import_roster(db, data, apply=not dry_run, may_grant_admin=True)
             counts = result.counts
             if result.applied:
                 audit.record(db, _actor(), "roster.import", None,
@@ -169,8 +170,8 @@ def user_add(ctx, username, role, department, staff_id, password_stdin):
     db = _db(ctx)
     try:
         with write_transaction(db):
-            created = roster.create_account(db, username, role, password,
-                                            department=department, staff_id=staff_id)
+            created = account_admin.create_account(db, username, role, password,
+                                                   department=department, staff_id=staff_id)
             audit.record(db, _actor(), "account.create", f"account:{created['username']}",
                          {"role": role, "department": created["department"],
                           "staff_id": created["staff_id"]})
@@ -197,7 +198,7 @@ def user_passwd(ctx, username, password_stdin):
     db = _db(ctx)
     try:
         with write_transaction(db):
-            roster.set_account_password(db, username, password)
+            account_admin.set_account_password(db, username, password)
             audit.record(db, _actor(), "account.password", f"account:{username}")
     except roster.RosterError as exc:
         raise _fail(exc) from None
@@ -242,7 +243,7 @@ def user_list(ctx):
     """
     db = _db(ctx)
     try:
-        rows = roster.account_list(db)
+        rows = account_admin.account_list(db)
     finally:
         db.close()
     for account in rows:

@@ -1,5 +1,6 @@
 """Fixtures: a real Mosquitto per test on a free port, real SQLite files in
-tmp_path, and the node and hub daemons run in threads or as processes."""
+tmp_path, the node and hub daemons run in threads or as processes, and the
+hub's database and web app for the dashboard tests (``hub_db``, ``hub_app``)."""
 
 import json
 import os
@@ -13,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from edge.sync import NodeSync
+from hub.db import open_db
 from hub.ingest import Ingest
 from protocol.settings import MqttSettings
 from provisioning.broker import Mosquitto, render_broker
 
+from .hubweb import make_app
 from .support import free_port, wait_for  # noqa: F401 - re-exported for the tests
 
 SITE = "test"
@@ -58,6 +61,22 @@ def hub_db_path(tmp_path):
 @pytest.fixture
 def node_db_path(tmp_path):
     return tmp_path / "n1" / "node.db"
+
+
+@pytest.fixture
+def hub_db(tmp_path):
+    """A new hub database for a dashboard test: ``tmp_path / "hub.db"``
+    (photos default to ``tmp_path / "photos"`` beside it), migrated, closed
+    after the test. A test module adds its own data in a ``db`` fixture on it."""
+    database = open_db(tmp_path / "hub.db")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def hub_app(tmp_path, hub_db):
+    """The real web app on ``hub_db``'s file (``tests/hubweb.py`` make_app)."""
+    return make_app(tmp_path / "hub.db")
 
 
 @contextmanager

@@ -1,9 +1,13 @@
 """Helpers for tests of the hub's web app: accounts per role, signing in
-through the real login form, and the CSRF token the pages carry."""
+through the real login form, and the CSRF token the pages carry. The hub's
+database and app for one test are the ``hub_db`` and ``hub_app`` fixtures
+(tests/conftest.py)."""
 
 import re
+from contextlib import contextmanager
 
 from hub import accounts
+from hub.db import open_db
 from hub.web import create_app
 
 from .openapi_check import install
@@ -41,8 +45,9 @@ def sign_in(client, username: str, password: str = PASSWORD):
                                        "csrf_token": token})
 
 
-def signed_in(app, db, role: str = "office", **account):
-    """A test client signed in as a new account with ``role``."""
+def signed_in(app, db, role: str = "office", *, lang: str | None = None, **account):
+    """A test client signed in as a new account with ``role``; with ``lang``
+    ("en"), reading the pages in that language (the default is Chinese)."""
     username = account.pop("username", f"{role}-user")
     if role == "dept_reviewer":
         account.setdefault("department", "environmental_services")
@@ -53,9 +58,26 @@ def signed_in(app, db, role: str = "office", **account):
     response = sign_in(client, username)
     assert response.status_code == 303, response.get_data(as_text=True)
     client.csrf = csrf_token(client, "/login")
+    if lang:
+        client.get(f"/lang/{lang}")
     return client
 
 
 def post_json(client, path: str, body: dict):
     """A JSON POST from a signed-in browser session (CSRF token in the header)."""
     return client.post(path, json=body, headers={"X-CSRFToken": client.csrf})
+
+
+@contextmanager
+def office_session(directory, seed=None):
+    """``(db, client)``: a new hub database in ``directory`` (``seed(db)`` run
+    on it) and the office signed in to an app on it, reading English; for
+    module-scoped fixtures (``hub_db`` and ``hub_app`` are one test's)."""
+    path = directory / "hub.db"
+    database = open_db(path)
+    try:
+        if seed:
+            seed(database)
+        yield database, signed_in(make_app(path), database, "office", lang="en")
+    finally:
+        database.close()

@@ -6,40 +6,30 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from hub import roster
+from hub import account_admin, roster
 from hub.cli import main as hub_main
-from hub.db import open_db
 
-from .hubweb import PASSWORD, make_app, post_json, sign_in, signed_in
+from .hubweb import PASSWORD, post_json, sign_in, signed_in
 
 NEW_PASSWORD = "a much longer secret"
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "hub.db"
+def db(hub_db):
+    with hub_db.conn:
+        roster.add_department(hub_db, "icu", "重症医学科")
+    return hub_db
 
 
 @pytest.fixture
-def db(db_path):
-    database = open_db(db_path)
-    with database.conn:
-        roster.add_department(database, "icu", "重症医学科")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def app(db_path, db):
-    return make_app(db_path)
+def app(hub_app, db):
+    return hub_app
 
 
 @pytest.fixture
 def admin(app, db):
     """An admin reading the pages in English (the default is Chinese)."""
-    client = signed_in(app, db, "admin")
-    client.get("/lang/en")
-    return client
+    return signed_in(app, db, "admin", lang="en")
 
 
 def audit_rows(db, action: str) -> list[tuple]:
@@ -78,14 +68,14 @@ def test_admin_creates_an_account_on_the_page_and_it_signs_in(app, db, admin):
                                            "password": "short"})
     assert short.status_code == 400
     assert 'value="wang.li"' in short.get_data(as_text=True)  # what was typed is kept
-    assert roster.get_account(db, "wang.li") is None
+    assert account_admin.get_account(db, "wang.li") is None
 
     created = admin.post("/accounts/", data={"csrf_token": admin.csrf, "username": "wang.li",
                                              "role": "dept_reviewer", "department": "icu",
                                              "password": NEW_PASSWORD})
 
     assert created.status_code == 303
-    account = roster.get_account(db, "wang.li")
+    account = account_admin.get_account(db, "wang.li")
     assert (account["role"], account["department"], account["password_set"]) == (
         "dept_reviewer", "icu", True)
     assert can_sign_in(app, "wang.li", NEW_PASSWORD)
@@ -109,7 +99,7 @@ def test_account_api_validates_and_refuses_duplicates(admin, db):
     assert good.get_json()["username"] == "ops" and "password" not in good.get_json()
     assert twice.status_code == 409
     assert [r.status_code for r in (no_department, unknown, bad_role)] == [400, 400, 400]
-    assert roster.get_account(db, "rev") is None
+    assert account_admin.get_account(db, "rev") is None
     assert [who for who, _t, _d in audit_rows(db, "account.create")] == ["admin-user"]
 
 
@@ -119,7 +109,7 @@ def test_admin_changes_role_disables_and_sets_passwords(app, db, admin):
     demoted = admin.post("/accounts/zhou/role", data={
         "csrf_token": admin.csrf, "role": "dept_reviewer", "department": "icu"})
     assert demoted.status_code == 303
-    assert roster.get_account(db, "zhou")["role"] == "dept_reviewer"
+    assert account_admin.get_account(db, "zhou")["role"] == "dept_reviewer"
 
     new_password = admin.post("/accounts/zhou/password", data={
         "csrf_token": admin.csrf, "password": NEW_PASSWORD})
@@ -142,7 +132,7 @@ def test_the_last_admin_cannot_be_demoted_or_disabled(admin, db):
 
     assert response.status_code == 409
     assert "last enabled admin" in response.get_data(as_text=True)
-    assert roster.get_account(db, "admin-user")["role"] == "admin"
+    assert account_admin.get_account(db, "admin-user")["role"] == "admin"
     assert admin.get("/accounts/nobody").status_code == 404
 
 
@@ -151,8 +141,9 @@ def test_office_sets_a_roster_accounts_password_but_not_an_admins(app, db):
                     "VALUES ('1001', 'Li Na', 'icu', 'office'), "
                     "('1002', 'Zhang Wei', 'icu', 'admin')")
     with db.conn:
-        roster.create_account(db, "1001", "office", None, department="icu", staff_id="1001")
-        roster.create_account(db, "1002", "admin", None, staff_id="1002")
+        account_admin.create_account(db, "1001", "office", None, department="icu",
+                                     staff_id="1001")
+        account_admin.create_account(db, "1002", "admin", None, staff_id="1002")
     office = signed_in(app, db, "office")
 
     assert not can_sign_in(app, "1001", NEW_PASSWORD)
@@ -219,4 +210,4 @@ def test_cli_user_errors_are_clear(config, db):
     assert short.exit_code == 1 and "at least 10 characters" in short.output
     assert unknown.exit_code == 1 and "no account nobody" in unknown.output
     assert no_token.exit_code == 1 and "no account" in no_token.output
-    assert roster.get_account(db, "ops") is None
+    assert account_admin.get_account(db, "ops") is None

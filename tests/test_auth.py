@@ -3,28 +3,25 @@
 import pytest
 
 from hub import accounts
-from hub.db import open_db
 from protocol.pins import hash_pin
 
 from .hubweb import PASSWORD, add_account, csrf_token, make_app, sign_in, signed_in
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "hub.db")
-    with database.conn:
-        database["staff"].insert_all([
+def db(hub_db):
+    with hub_db.conn:
+        hub_db["staff"].insert_all([
             {"staff_id": "S001", "name": "Zhang Min", "department": "nursing",
              "pin_hash": hash_pin("246810")},
             {"staff_id": "R001", "name": "Li Lei", "department": "nursing",
              "pin_hash": hash_pin("135790")}])
-    yield database
-    database.close()
+    return hub_db
 
 
 @pytest.fixture
-def app(tmp_path, db):
-    return make_app(tmp_path / "hub.db")
+def app(hub_app, db):
+    return hub_app
 
 
 def english(client):

@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from hub import hours, photos, tickets
-from hub.db import open_db
 from protocol.clock import iso
 
 from .hubweb import make_app, signed_in
@@ -27,39 +26,24 @@ REVIEWED = "environmental_services"
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "hub.db"
-
-
-@pytest.fixture
-def db(db_path):
-    database = open_db(db_path)
-    database["staff"].insert_all([
+def db(hub_db):
+    hub_db["staff"].insert_all([
         {"staff_id": "N001", "name": "Li Na", "department": REVIEWED},
         {"staff_id": "N002", "name": "Wang Wei", "department": "security"},
     ])
-    yield database
-    database.close()
+    return hub_db
+
+
+# The clients read the pages in English: the assertions read the English strings.
+@pytest.fixture
+def office(hub_app, db):
+    return signed_in(hub_app, db, "office", username="H001", lang="en")
 
 
 @pytest.fixture
-def app(db_path, db):
-    return make_app(db_path)
-
-
-def english(client):
-    client.get("/lang/en")  # the assertions read the English strings
-    return client
-
-
-@pytest.fixture
-def office(app, db):
-    return english(signed_in(app, db, "office", username="H001"))
-
-
-@pytest.fixture
-def reviewer(app, db):
-    return english(signed_in(app, db, "dept_reviewer", username="R001", department=REVIEWED))
+def reviewer(hub_app, db):
+    return signed_in(hub_app, db, "dept_reviewer", username="R001", department=REVIEWED,
+                     lang="en")
 
 
 def file_at(db, when: datetime, **fields) -> int:
@@ -239,11 +223,11 @@ def test_reviewer_cannot_move_another_departments_ticket(reviewer, db, board):
     assert audits(db, "ticket.transition") == []
 
 
-def test_staff_may_not_open_the_board(app, db):
-    staff = signed_in(app, db, "staff", staff_id="N001")
+def test_staff_may_not_open_the_board(hub_app, db):
+    staff = signed_in(hub_app, db, "staff", staff_id="N001")
     assert staff.get("/tickets/").status_code == 403
     assert staff.get("/hours/").status_code == 403
-    assert app.test_client().get("/tickets/").status_code == 302  # to the sign-in page
+    assert hub_app.test_client().get("/tickets/").status_code == 302  # to the sign-in page
 
 
 # -- moving a ticket through its page --------------------------------------------------------
@@ -335,8 +319,8 @@ def test_a_tickets_photo_is_served_and_shown(office, db, tmp_path):
     assert src in office.get(f"/tickets/{ticket_id}").get_data(as_text=True)
 
 
-def test_photos_in_a_configured_directory(db_path, db, tmp_path):
-    app = make_app(db_path, PHOTOS_DIR=str(tmp_path / "elsewhere"))
+def test_photos_in_a_configured_directory(db, tmp_path):
+    app = make_app(tmp_path / "hub.db", PHOTOS_DIR=str(tmp_path / "elsewhere"))
     digest = add_photo(db, tmp_path / "elsewhere", jpeg())
     client = signed_in(app, db, "office")
     assert client.get(f"/photos/{digest}.jpg").status_code == 200

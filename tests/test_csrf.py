@@ -3,9 +3,8 @@ signed-in browser session that carries no CSRF token, and changes nothing."""
 
 import pytest
 
-from hub.db import open_db
 
-from .hubweb import make_app, signed_in
+from .hubweb import signed_in
 from .hubworld import world
 from .test_roles import example_url
 
@@ -16,13 +15,9 @@ EXEMPT = {
 
 
 @pytest.fixture
-def setup(tmp_path):
-    db = open_db(tmp_path / "hub.db")
-    examples = world(db, tmp_path)
-    app = make_app(tmp_path / "hub.db", PHOTOS_DIR=str(tmp_path / "photos"))
-    client = signed_in(app, db, "admin")
-    yield app, db, client, examples
-    db.close()
+def setup(hub_db, hub_app, tmp_path):
+    examples = world(hub_db, tmp_path)
+    return hub_app, hub_db, signed_in(hub_app, hub_db, "admin"), examples
 
 
 def _post_rules(app):

@@ -11,20 +11,14 @@ import pytest
 
 from hub import audit
 from hub.attendance import get_expected
-from hub.db import open_db
 from hub.downlink import node_config_document
 from protocol.clock import iso
 
-from .hubweb import csrf_token, make_app, post_json, signed_in
+from .hubweb import csrf_token, office_session, post_json, signed_in
 from .test_attendance import add_event as add_lecture
 from .test_attendance import checkin, ingest
 
 TZ = ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "hub.db"
 
 
 def seed(database) -> None:
@@ -46,37 +40,22 @@ def seed(database) -> None:
 
 
 @pytest.fixture
-def db(db_path):
-    database = open_db(db_path)
-    seed(database)
-    yield database
-    database.close()
+def db(hub_db):
+    seed(hub_db)
+    return hub_db
 
 
 @pytest.fixture
-def app(db_path, db):
-    return make_app(db_path)
-
-
-def office(app, db):
-    client = signed_in(app, db, "office")
-    client.get("/lang/en")  # English messages, whatever the catalogue holds
-    return client
-
-
-@pytest.fixture
-def client(app, db):
-    return office(app, db)
+def client(hub_app, db):
+    """The office reading English messages, whatever the catalogue holds."""
+    return signed_in(hub_app, db, "office", lang="en")
 
 
 @pytest.fixture(scope="module")
 def refusing(tmp_path_factory):
     """One hub and office session for the tests in which nothing is saved."""
-    path = tmp_path_factory.mktemp("refusals") / "hub.db"
-    database = open_db(path)
-    seed(database)
-    yield database, office(make_app(path), database)
-    database.close()
+    with office_session(tmp_path_factory.mktemp("refusals"), seed) as session:
+        yield session
 
 
 def tomorrow() -> date:
@@ -324,9 +303,9 @@ def test_today_page_keeps_its_refresh_and_says_when_it_was_read(client, db):
 
 
 @pytest.mark.parametrize("role", ["dept_reviewer", "staff"])
-def test_only_office_and_admin_schedule_and_watch(app, db, role):
+def test_only_office_and_admin_schedule_and_watch(hub_app, db, role):
     add_lecture(db)
-    other = signed_in(app, db, role)
+    other = signed_in(hub_app, db, role)
 
     for path in ("/events/", "/events/new", "/events/ev/edit", "/events/ev",
                  "/events/ev/live", "/api/v1/events/ev"):
@@ -339,8 +318,8 @@ def test_only_office_and_admin_schedule_and_watch(app, db, role):
     assert db["events"].count == 1
 
 
-def test_admin_schedules_too(app, db):
-    admin = signed_in(app, db, "admin")
+def test_admin_schedules_too(hub_app, db):
+    admin = signed_in(hub_app, db, "admin")
 
     assert admin.get("/events/").status_code == 200
     assert post_form(admin, "/events/new", form()).status_code == 303

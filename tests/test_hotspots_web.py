@@ -37,34 +37,25 @@ def add_zone(db, zone, name, polygon=None, floor="3"):
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "hub.db"
-
-
-@pytest.fixture
-def db(db_path):
-    database = open_db(db_path)
-    add_zone(db=database, zone="ward-3", name="Ward 3",
+def db(hub_db):
+    add_zone(db=hub_db, zone="ward-3", name="Ward 3",
              polygon=[[0, 0], [50, 0], [50, 50], [0, 50]])
-    add_zone(db=database, zone="ward-4", name="Ward 4",
+    add_zone(db=hub_db, zone="ward-4", name="Ward 4",
              polygon=[[50, 0], [100, 0], [100, 50], [50, 50]])
-    add_zone(db=database, zone="evil", name=EVIL, floor="9")
-    database["floor_plans"].insert({"campus": "Main", "building": "A", "floor": "3",
-                                    "kind": "json", "content": "{}", "width": 100,
-                                    "height": 50, "updated_at": iso(datetime.now(timezone.utc))})
-    tickets_at(database, "ward-3", "hygiene", [0.2, 1.5, 2.5, 4])  # a spike this week
-    tickets_at(database, "ward-4", "signage", [50])                  # 7 weeks ago
-    tickets_at(database, "evil", "safety", [20])
-    yield database
-    database.close()
+    add_zone(db=hub_db, zone="evil", name=EVIL, floor="9")
+    hub_db["floor_plans"].insert({"campus": "Main", "building": "A", "floor": "3",
+                                  "kind": "json", "content": "{}", "width": 100,
+                                  "height": 50, "updated_at": iso(datetime.now(timezone.utc))})
+    tickets_at(hub_db, "ward-3", "hygiene", [0.2, 1.5, 2.5, 4])  # a spike this week
+    tickets_at(hub_db, "ward-4", "signage", [50])                  # 7 weeks ago
+    tickets_at(hub_db, "evil", "safety", [20])
+    return hub_db
 
 
 @pytest.fixture
-def client(db_path, db):
+def client(hub_app, db):
     """The office reading the page in English (the default is Chinese)."""
-    office = signed_in(make_app(db_path), db, "office")
-    office.get("/lang/en")
-    return office
+    return signed_in(hub_app, db, "office", lang="en")
 
 
 def section(html: str, ident: str) -> str:
@@ -111,7 +102,7 @@ def test_a_category_narrows_the_page_and_an_unknown_one_is_refused(client):
     assert response.status_code == 400 and "unknown category" in response.get_data(as_text=True)
 
 
-def test_floor_plan_shades_the_zone_with_reports_darker(client, db_path):
+def test_floor_plan_shades_the_zone_with_reports_darker(client):
     html = client.get("/hotspots/").get_data(as_text=True)
     plan = svg_of(section(html, "floor-plan"), "floor-plan")
     assert plan.get("viewBox") == "0 0 100 50"
@@ -156,11 +147,10 @@ def test_recurring_list_shows_the_spiking_zone_with_its_trend(client):
     assert sum(values[-2:]) == 4
 
 
-def test_who_may_see_hotspots(db_path, db):
-    app = make_app(db_path)
-    assert signed_in(app, db, "dept_reviewer").get("/hotspots/").status_code == 200
-    assert signed_in(app, db, "staff").get("/hotspots/").status_code == 403
-    assert app.test_client().get("/hotspots/").status_code == 302
+def test_who_may_see_hotspots(hub_app, db):
+    assert signed_in(hub_app, db, "dept_reviewer").get("/hotspots/").status_code == 200
+    assert signed_in(hub_app, db, "staff").get("/hotspots/").status_code == 403
+    assert hub_app.test_client().get("/hotspots/").status_code == 302
 
 
 def test_an_empty_site_has_a_page_too(tmp_path):

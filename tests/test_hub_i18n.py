@@ -48,13 +48,9 @@ def extracted() -> set[tuple[str | None, str]]:
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(hub_db, hub_app, tmp_path):
     """A small hospital (tests/hubworld.py) and the app on it."""
-    db = open_db(tmp_path / "hub.db")
-    examples = world(db, tmp_path)
-    app = make_app(tmp_path / "hub.db", PHOTOS_DIR=str(tmp_path / "photos"))
-    yield app, db, examples
-    db.close()
+    return hub_app, hub_db, world(hub_db, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub.attendance import set_expected
-from hub.db import open_db
 from hub.web import create_app
 from protocol.clock import iso, now_iso
 from protocol.settings import ConfigError
 
-from .hubweb import make_app, signed_in
+from .hubweb import signed_in
 from .test_attendance import add_event as add_lecture
 from .test_attendance import checkin, ingest, occupancy, presence, ts
 
@@ -26,25 +25,13 @@ def local(day: date, hour: int, minute: int = 0) -> str:
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "hub.db"
+def db(hub_db):
+    return hub_db
 
 
 @pytest.fixture
-def db(db_path):
-    database = open_db(db_path)
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def app(db_path, db):
-    return make_app(db_path)
-
-
-@pytest.fixture
-def client(app, db):
-    return signed_in(app, db, "office")
+def client(hub_app, db):
+    return signed_in(hub_app, db, "office")
 
 
 @pytest.fixture

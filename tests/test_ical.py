@@ -11,7 +11,6 @@ from icalendar import Calendar
 
 from hub import ical
 from hub.attendance import set_expected
-from hub.db import open_db
 from protocol.clock import iso
 
 from .hubweb import make_app, signed_in
@@ -20,38 +19,31 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "hub.db"
-
-
-@pytest.fixture
-def db(db_path):
-    database = open_db(db_path)
-    with database.conn:
-        database["zones"].insert_all([
+def db(hub_db):
+    with hub_db.conn:
+        hub_db["zones"].insert_all([
             {"zone": "hall-a", "name": "Lecture hall A"},
             {"zone": "ward-3e", "name": "Ward 3 East"}])
-        database["departments"].insert({"department": "nursing", "name": "Nursing"})
-        database["staff"].insert({"staff_id": "C1", "name": "Chen Jie",
-                                  "department": "cardiology"})
+        hub_db["departments"].insert({"department": "nursing", "name": "Nursing"})
+        hub_db["staff"].insert({"staff_id": "C1", "name": "Chen Jie",
+                                "department": "cardiology"})
         for event_id, title, zones, start, hours in (
                 ("ev-hall", "Hand hygiene, part 1; basics", ["hall-a"], timedelta(days=1), 1.5),
                 ("ev-both", "Fire drill", ["hall-a", "ward-3e"], timedelta(days=2), 0),
                 ("ev-ward", "Ward round", ["ward-3e"], timedelta(days=3), 0),
                 ("ev-old", "Long ago", ["hall-a"], -timedelta(days=400), 1)):
-            database["events"].insert({
+            hub_db["events"].insert({
                 "id": event_id, "title": title, "kind": "lecture" if hours else "meeting",
                 "zones": json.dumps(zones), "start": iso(NOW + start),
                 "end": iso(NOW + start + timedelta(hours=1)), "credit_hours": hours})
-        set_expected(database, "ev-hall", departments=["nursing"])
-        set_expected(database, "ev-ward", departments=["cardiology"])
-    yield database
-    database.close()
+        set_expected(hub_db, "ev-hall", departments=["nursing"])
+        set_expected(hub_db, "ev-ward", departments=["cardiology"])
+    return hub_db
 
 
 @pytest.fixture
-def app(db_path, db):
-    return make_app(db_path, SECRET_KEY="feed-test-secret")
+def app(tmp_path, db):
+    return make_app(tmp_path / "hub.db", SECRET_KEY="feed-test-secret")
 
 
 def feed(app, kind: str, name: str) -> str:

@@ -10,32 +10,28 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from flask import abort
 
-from hub.db import open_db
 from hub.web import labels
 from protocol.clock import iso
 
-from .hubweb import make_app, signed_in
+from .hubweb import signed_in
 from .hubworld import REVIEWED, world
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(hub_db, hub_app, tmp_path):
     """A small hospital (tests/hubworld.py), a person whose department the
     departments table does not name, and the app on it."""
-    db = open_db(tmp_path / "hub.db")
-    examples = world(db, tmp_path)
+    examples = world(hub_db, tmp_path)
     now = datetime.now(timezone.utc)
-    with db.conn:
-        db["staff"].insert({"staff_id": "S003", "name": "Wu Fang", "department": "old_ward",
-                            "role": "staff"})
-        db["checkins"].insert({"id": "chk-1", "node": "hall-a-1", "ts": iso(now),
-                               "received_at": iso(now), "staff_id": "S001",
-                               "event_id": "ev-1", "zone": "hall-a", "method": "portal"})
-    app = make_app(tmp_path / "hub.db", PHOTOS_DIR=str(tmp_path / "photos"))
-    yield app, db, examples
-    db.close()
+    with hub_db.conn:
+        hub_db["staff"].insert({"staff_id": "S003", "name": "Wu Fang",
+                                "department": "old_ward", "role": "staff"})
+        hub_db["checkins"].insert({"id": "chk-1", "node": "hall-a-1", "ts": iso(now),
+                                   "received_at": iso(now), "staff_id": "S001",
+                                   "event_id": "ev-1", "zone": "hall-a", "method": "portal"})
+    return hub_app, hub_db, examples
 
 
 def text(response, status: int = 200) -> str:

@@ -6,19 +6,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub import nodes
-from hub.db import open_db
 from hub.store import update_node_status
 from protocol.clock import iso, parse_iso
 from protocol.records import validate_status
 
-from .hubweb import make_app, signed_in
+from .hubweb import signed_in
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "hub.db")
-    yield database
-    database.close()
+def db(hub_db):
+    return hub_db
 
 
 def status(db, node, state="online", **fields):
@@ -96,15 +93,8 @@ def test_unknown_node_and_unreadable_last_seen(db):
 # -- page and API ----------------------------------------------------------------------
 
 @pytest.fixture
-def app(tmp_path, db):
-    return make_app(tmp_path / "hub.db")
-
-
-@pytest.fixture
-def office(app, db):
-    client = signed_in(app, db, "office")
-    client.get("/lang/en")
-    return client
+def office(hub_app, db):
+    return signed_in(hub_app, db, "office", lang="en")
 
 
 def test_nodes_page_shows_health_zone_backlog_disk_and_clock(office, db):
@@ -150,7 +140,7 @@ def test_nodes_api_lists_and_gets_nodes(office, db):
 
 def test_nodes_api_matches_its_openapi_schema(office, db):
     jsonschema = pytest.importorskip("jsonschema")
-    from hub.web.board import OPENAPI
+    from hub.web.fleet import OPENAPI
 
     build_fleet(db)
     schema = {**OPENAPI["schemas"]["Node"]}
@@ -160,10 +150,10 @@ def test_nodes_api_matches_its_openapi_schema(office, db):
                                      "/api/v1/site/wifi"}
 
 
-def test_nodes_are_for_office_and_admin_only(app, db):
-    reviewer = signed_in(app, db, "dept_reviewer")
+def test_nodes_are_for_office_and_admin_only(hub_app, db):
+    reviewer = signed_in(hub_app, db, "dept_reviewer")
     assert reviewer.get("/nodes/").status_code == 403
     assert reviewer.get("/api/v1/nodes").status_code == 403
-    assert app.test_client().get("/api/v1/nodes").status_code == 401
-    admin = signed_in(app, db, "admin")
+    assert hub_app.test_client().get("/api/v1/nodes").status_code == 401
+    admin = signed_in(hub_app, db, "admin")
     assert admin.get("/api/v1/nodes").status_code == 200

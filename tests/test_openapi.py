@@ -9,9 +9,8 @@ roles that may use it, on a small hospital (tests/hubworld.py)."""
 import pytest
 from jsonschema import Draft202012Validator
 
-from hub.db import open_db
 
-from .hubweb import make_app, signed_in
+from .hubweb import signed_in
 from .hubworld import world
 from .openapi_check import PREFIX, openapi_path
 from .test_roles import example_url
@@ -20,12 +19,8 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 @pytest.fixture
-def setup(tmp_path):
-    db = open_db(tmp_path / "hub.db")
-    examples = world(db, tmp_path)
-    app = make_app(tmp_path / "hub.db", PHOTOS_DIR=str(tmp_path / "photos"))
-    yield app, db, examples
-    db.close()
+def setup(hub_db, hub_app, tmp_path):
+    return hub_app, hub_db, world(hub_db, tmp_path)
 
 
 def api_rules(app):

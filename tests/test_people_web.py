@@ -9,42 +9,33 @@ import pytest
 from openpyxl import load_workbook
 
 from hub import audit, exports
-from hub.db import open_db
 
-from .hubweb import make_app, signed_in
+from .hubweb import signed_in
 from .test_exports import INJECTED_NAME, build_records, csv_sections
 
 XLSX = exports.XLSX_MIME
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "hub.db"
+def built(hub_db):
+    return build_records(hub_db)
 
 
 @pytest.fixture
-def db(db_path):
-    database = open_db(db_path)
-    yield database
-    database.close()
+def db(hub_db, built):
+    """The hub with the records of ``build_records`` (tests/test_exports.py)."""
+    return hub_db
 
 
 @pytest.fixture
-def built(db):
-    return build_records(db)
-
-
-@pytest.fixture
-def app(db_path, db, built):
-    return make_app(db_path)
+def app(hub_app, db):
+    return hub_app
 
 
 @pytest.fixture
 def office(app, db):
     """The office reading pages and exports in English (the default is Chinese)."""
-    client = signed_in(app, db, "office")
-    client.get("/lang/en")
-    return client
+    return signed_in(app, db, "office", lang="en")
 
 
 def page(response) -> str:
@@ -148,8 +139,7 @@ def test_an_account_without_a_staff_id_has_no_me_one_with_has(app, db, office):
 # -- staff -------------------------------------------------------------------------
 
 def test_staff_see_their_own_record_with_export_buttons(app, db):
-    client = signed_in(app, db, "staff", staff_id="N1")
-    client.get("/lang/en")
+    client = signed_in(app, db, "staff", staff_id="N1", lang="en")
     html = page(client.get("/me"))
     assert "李娜" in html and "Hand hygiene" in html and "+1 spill by bed 4" in html
     assert 'href="/me/export.xlsx"' in html and 'href="/me/export.csv"' in html

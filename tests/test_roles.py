@@ -7,9 +7,8 @@ without a decision on who may use it."""
 
 import pytest
 
-from hub.db import open_db
 
-from .hubweb import PASSWORD, csrf_token, make_app, signed_in
+from .hubweb import PASSWORD, csrf_token, signed_in
 from .hubworld import world
 
 STAFF, REVIEWER, OFFICE, ADMIN = "staff", "dept_reviewer", "office", "admin"
@@ -63,19 +62,20 @@ POLICY = {
     "zones_api.list_floor_plans": REVIEWERS_UP,
     "zones_api.create_zone": OFFICE_UP,
     "zones_api.update_zone": OFFICE_UP,
-    # tickets board, photos, hours, nodes
+    # tickets board, photos, hours
     "board.tickets": REVIEWERS_UP,
     "board.ticket": REVIEWERS_UP,
     "board.transition": REVIEWERS_UP,
     "board.photo": REVIEWERS_UP,
     "board.hours": REVIEWERS_UP,
     "board.decide": REVIEWERS_UP,
-    "board.nodes": OFFICE_UP,
-    "board_api.api_nodes": OFFICE_UP,
-    "board_api.api_node": OFFICE_UP,
-    "board_api.api_move_node": OFFICE_UP,
-    "board_api.api_wifi": OFFICE_UP,
-    "board_api.api_set_wifi": {ADMIN},
+    # the fleet of nodes, the staff Wi-Fi
+    "fleet.nodes": OFFICE_UP,
+    "fleet_api.api_nodes": OFFICE_UP,
+    "fleet_api.api_node": OFFICE_UP,
+    "fleet_api.api_move_node": OFFICE_UP,
+    "fleet_api.api_wifi": OFFICE_UP,
+    "fleet_api.api_set_wifi": {ADMIN},
     # people, exports, hotspots
     "people.index": REVIEWERS_UP,
     "people.person": REVIEWERS_UP,
@@ -97,26 +97,27 @@ POLICY = {
     "roster.person_pin": OFFICE_UP,
     "roster.person_password": OFFICE_UP,
     "roster.revoke_binding": OFFICE_UP,
-    "roster.import_preview": OFFICE_UP,
-    "roster.import_confirm": OFFICE_UP,
     "roster.department_pins": OFFICE_UP,
     "roster.departments": OFFICE_UP,
     "roster.department_add": OFFICE_UP,
     "roster_api.api_staff": REVIEWERS_UP,
     "roster_api.api_person": OFFICE_UP,
-    "roster_api.api_import": OFFICE_UP,
     "roster_api.api_pin": OFFICE_UP,
     "roster_api.api_revoke": OFFICE_UP,
     "roster_api.api_departments": REVIEWERS_UP,
     "roster_api.api_department_add": OFFICE_UP,
+    # roster import
+    "roster_import.preview": OFFICE_UP,
+    "roster_import.confirm": OFFICE_UP,
+    "roster_import_api.import_roster": OFFICE_UP,
     # accounts: admin only
-    "roster.accounts": {ADMIN},
-    "roster.account": {ADMIN},
-    "roster.account_create": {ADMIN},
-    "roster.account_role": {ADMIN},
-    "roster.account_password": {ADMIN},
-    "roster_api.api_accounts": {ADMIN},
-    "roster_api.api_account_create": {ADMIN},
+    "accounts.index": {ADMIN},
+    "accounts.account": {ADMIN},
+    "accounts.create": {ADMIN},
+    "accounts.role": {ADMIN},
+    "accounts.password": {ADMIN},
+    "accounts_api.list_accounts": {ADMIN},
+    "accounts_api.create_account": {ADMIN},
 }
 
 
@@ -131,15 +132,12 @@ def _public(endpoint: str) -> bool:
 
 
 @pytest.fixture
-def setup(tmp_path):
-    db = open_db(tmp_path / "hub.db")
-    examples = world(db, tmp_path)
-    app = make_app(tmp_path / "hub.db", PHOTOS_DIR=str(tmp_path / "photos"))
-    clients = {role: signed_in(app, db, role) for role in sorted(EVERYONE)}
-    clients[None] = app.test_client()
+def setup(hub_db, hub_app, tmp_path):
+    examples = world(hub_db, tmp_path)
+    clients = {role: signed_in(hub_app, hub_db, role) for role in sorted(EVERYONE)}
+    clients[None] = hub_app.test_client()
     clients[None].csrf = csrf_token(clients[None])  # so that CSRF is not what refuses it
-    yield app, clients, examples
-    db.close()
+    return hub_app, clients, examples
 
 
 def test_every_route_has_a_policy(setup):

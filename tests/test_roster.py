@@ -10,12 +10,11 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from hub import downlink, roster
+from hub import account_admin, downlink, roster, roster_import
 from hub.cli import main as hub_main
-from hub.db import open_db
 from protocol.pins import hash_pin, verify_pin
 
-from .hubweb import make_app, post_json, signed_in
+from .hubweb import post_json, signed_in
 
 HEADER = "staff_number,name,department,role\n"
 _HIDDEN_CSV = re.compile(r'name="csv" value="([^"]*)"')
@@ -23,31 +22,17 @@ _PIN = re.compile(r'<p class="pin" id="pin">(\d{6})</p>')
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "hub.db"
+def db(hub_db):
+    with hub_db.conn:
+        roster.add_department(hub_db, "cardiology", "心内科")
+        roster.add_department(hub_db, "icu", "重症医学科")
+    return hub_db
 
 
 @pytest.fixture
-def db(db_path):
-    database = open_db(db_path)
-    with database.conn:
-        roster.add_department(database, "cardiology", "心内科")
-        roster.add_department(database, "icu", "重症医学科")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def app(db_path, db):
-    return make_app(db_path)
-
-
-@pytest.fixture
-def office(app, db):
+def office(hub_app, db):
     """The office reading the pages in English (the default is Chinese)."""
-    client = signed_in(app, db, "office")
-    client.get("/lang/en")
-    return client
+    return signed_in(hub_app, db, "office", lang="en")
 
 
 def staff_rows(db) -> list[tuple]:
@@ -124,14 +109,14 @@ def test_a_file_without_the_needed_columns_is_refused_whole(office, db):
 
 def test_an_account_of_the_same_name_that_is_someone_elses_blocks_the_row(db):
     with db.conn:
-        roster.create_account(db, "1001", "office", None)  # not linked to a person
+        account_admin.create_account(db, "1001", "office", None)  # not linked to a person
 
-    result = roster.import_roster(db, HEADER + "1001,Li Na,icu,dept_reviewer\n", apply=True,
-                                  may_grant_admin=True)
+    result = roster_import.import_roster(db, HEADER + "1001,Li Na,icu,dept_reviewer\n",
+                                         apply=True, may_grant_admin=True)
 
     assert [(i.line, i.field) for i in result.issues] == [(2, "staff_number")]
     assert not result.applied and staff_rows(db) == []
-    assert roster.get_account(db, "1001")["role"] == "office"
+    assert account_admin.get_account(db, "1001")["role"] == "office"
 
 
 def test_good_import_then_reimport_counts_updates_and_unchanged(office, db):
@@ -404,10 +389,10 @@ def test_the_staff_list_searches_filters_and_shows_pins_and_phones(office, db):
     assert office.get("/api/v1/staff/nobody").status_code == 404
 
 
-def test_a_reviewer_lists_only_their_own_department(app, db):
+def test_a_reviewer_lists_only_their_own_department(hub_app, db):
     add_person(db, "1001", "Li Na")
     add_person(db, "2001", "Wang Fang", "icu")
-    reviewer = signed_in(app, db, "dept_reviewer", department="icu")
+    reviewer = signed_in(hub_app, db, "dept_reviewer", department="icu")
 
     assert [p["staff_id"] for p in reviewer.get("/api/v1/staff").get_json()] == ["2001"]
     assert reviewer.get("/api/v1/staff?department=icu").status_code == 200

@@ -7,10 +7,9 @@ from xml.etree import ElementTree
 
 import pytest
 
-from hub import zones
-from hub.db import open_db
+from hub import floor_plans
 
-from .hubweb import csrf_token, make_app, post_json, signed_in
+from .hubweb import csrf_token, office_session, post_json, signed_in
 
 SVG = "http://www.w3.org/2000/svg"
 PLAN_CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -45,51 +44,29 @@ EVIL_SVG = b"""<?xml version="1.0"?>
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "hub.db"
+def db(hub_db):
+    return hub_db
 
 
 @pytest.fixture
-def db(db_path):
-    database = open_db(db_path)
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def app(db_path, db):
-    return make_app(db_path)
-
-
-def office(app, db):
-    client = signed_in(app, db, "office")
-    client.get("/lang/en")  # English messages, whatever the catalogue holds
-    return client
-
-
-@pytest.fixture
-def client(app, db):
-    return office(app, db)
+def client(hub_app, db):
+    """The office reading English messages, whatever the catalogue holds."""
+    return signed_in(hub_app, db, "office", lang="en")
 
 
 @pytest.fixture(scope="module")
 def refusing(tmp_path_factory):
     """One hub and office session for the tests in which nothing is saved."""
-    path = tmp_path_factory.mktemp("refusals") / "hub.db"
-    database = open_db(path)
-    yield database, office(make_app(path), database)
-    database.close()
+    with office_session(tmp_path_factory.mktemp("refusals")) as session:
+        yield session
 
 
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory):
     """Like ``refusing``, with the floor plan of Main / Teaching / 2 (OUTLINE)."""
-    path = tmp_path_factory.mktemp("planned") / "hub.db"
-    database = open_db(path)
-    client = office(make_app(path), database)
-    assert upload(client, json.dumps(OUTLINE).encode(), "plan.json").status_code == 303
-    yield database, client
-    database.close()
+    with office_session(tmp_path_factory.mktemp("planned")) as (database, client):
+        assert upload(client, json.dumps(OUTLINE).encode(), "plan.json").status_code == 303
+        yield database, client
 
 
 def upload(client, data: bytes, filename: str, campus="Main", building="Teaching", floor="2"):
@@ -289,10 +266,10 @@ def test_unsafe_or_unusable_plans_are_refused_with_a_reason(refusing, data, stat
 
 
 def test_svg_box_moves_to_the_origin_and_pixel_sizes_are_read():
-    shifted, width, height = zones.sanitize_svg(
+    shifted, width, height = floor_plans.sanitize_svg(
         b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="100 50 400 300">'
         b'<rect x="100" y="50" width="10" height="10"/></svg>')
-    sized = zones.sanitize_svg(b'<svg width="640px" height="480"><circle r="3"/></svg>')
+    sized = floor_plans.sanitize_svg(b'<svg width="640px" height="480"><circle r="3"/></svg>')
 
     root = ElementTree.fromstring(shifted)
     assert (width, height) == (400.0, 300.0)
@@ -355,14 +332,14 @@ def test_a_second_upload_replaces_the_floors_plan_in_place(client, db):
 
 
 @pytest.mark.parametrize("role", ["dept_reviewer", "staff"])
-def test_only_office_and_admin_manage_zones(app, db, role):
+def test_only_office_and_admin_manage_zones(hub_app, db, role):
     with db.conn:
         plan = db["floor_plans"].insert({"campus": "Main", "building": "T", "floor": "1",
                                          "kind": "json", "content": json.dumps(OUTLINE),
                                          "width": 1000, "height": 600,
                                          "updated_at": "2025-03-10T00:00:00.000Z"}).last_pk
         db["zones"].insert({"zone": "hall-a", "name": "Hall A"})
-    other = signed_in(app, db, role)
+    other = signed_in(hub_app, db, role)
 
     for path in ("/zones/", "/zones/new", "/zones/hall-a/edit", "/zones/plans/upload"):
         assert other.get(path).status_code == 403, path
@@ -375,8 +352,8 @@ def test_only_office_and_admin_manage_zones(app, db, role):
     assert db["zones"].count == 1
 
 
-def test_admin_manages_zones_too(app, db):
-    admin = signed_in(app, db, "admin")
+def test_admin_manages_zones_too(hub_app, db):
+    admin = signed_in(hub_app, db, "admin")
 
     assert admin.get("/zones/").status_code == 200
     assert post_form(admin, "/zones/new", zone_fields(polygon="")).status_code == 303

@@ -63,7 +63,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 # Dashboard areas, each a module with ``init_app(app)`` registering its pages
 # (and its /api/v1 routes); see docs/dashboard.md.
-_AREAS = ("roster", "events", "zones", "board", "people", "hotspots")
+_AREAS = ("roster", "roster_import", "accounts", "events", "zones", "board", "fleet",
+          "people", "hotspots")
 
 
 def _secret_key(db_path: Path) -> bytes:

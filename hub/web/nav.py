@@ -15,8 +15,8 @@ ITEMS = (
     ("people.index", _l("People"), ("office", "dept_reviewer")),
     ("roster.staff", _l("Roster"), ("office",)),
     ("zones.index", _l("Zones"), ("office",)),
-    ("board.nodes", _l("Nodes"), ("office",)),
-    ("roster.accounts", _l("Accounts"), ()),
+    ("fleet.nodes", _l("Nodes"), ("office",)),
+    ("accounts.index", _l("Accounts"), ()),
     ("people.me", _l("My record"), ("staff",)),
 )
 

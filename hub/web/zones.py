@@ -5,7 +5,7 @@ plan); uploading floor plans and serving them; the zones API.
 Office and admin edit; a department reviewer may also read the zones API and
 see the plans (the hotspot views draw on them). Floor plans are served with a
 Content-Security-Policy that forbids scripts and every external load, on top
-of the sanitizing done at upload (``hub.zones.sanitize_svg``).
+of the sanitizing done at upload (``hub.floor_plans.sanitize_svg``).
 """
 
 import json
@@ -14,7 +14,7 @@ from flask import (Blueprint, Flask, Response, abort, current_app, flash, jsonif
                    render_template, request, url_for)
 from flask_babel import gettext as _
 
-from hub import ical, zones
+from hub import floor_plans, ical, zones
 from hub.db import write_transaction
 
 from . import get_db
@@ -160,7 +160,7 @@ def _svg_points(text: str | None) -> str:
 @bp.route("/zones/plans/upload", methods=["GET", "POST"], endpoint="upload_plan")
 @requires("office")
 def upload_plan():
-    """A floor's plan: an SVG drawing or a JSON outline (``hub.zones``),
+    """A floor's plan: an SVG drawing or a JSON outline (``hub.floor_plans``),
     replacing that floor's earlier plan."""
     source = request.form if request.method == "POST" else request.args
     typed = {name: source.get(name, "").strip() for name in ("campus", "building", "floor")}
@@ -170,7 +170,7 @@ def upload_plan():
     if upload is None or not upload.filename:
         return render_template("zones_plan.html", typed=typed,
                                errors={"plan": _("Choose a file to upload.")}), 400
-    data = upload.stream.read(zones.MAX_PLAN_BYTES + 1)
+    data = upload.stream.read(floor_plans.MAX_PLAN_BYTES + 1)
     db = get_db()
     try:
         with write_transaction(db):
@@ -183,7 +183,7 @@ def upload_plan():
     except zones.Invalid as exc:
         return render_template("zones_plan.html", typed=typed,
                                errors=translated(exc.problems)), 400
-    except zones.Refused as exc:
+    except floor_plans.Refused as exc:
         return render_template("zones_plan.html", typed=typed,
                                errors={"plan": _(exc.message, **exc.params)}), exc.status
     flash(_("Floor plan saved."), "info")
@@ -197,8 +197,8 @@ def plan_image(plan_id):
     if plan is None:
         abort(404, description=f"unknown floor plan: {plan_id}")
     try:
-        svg = zones.plan_svg(plan)
-    except (zones.Refused, ValueError, KeyError):
+        svg = floor_plans.plan_svg(plan)
+    except (floor_plans.Refused, ValueError, KeyError):
         abort(404, description=f"floor plan {plan_id} cannot be drawn")
     response = Response(svg, mimetype="image/svg+xml")
     response.headers["Content-Security-Policy"] = PLAN_CSP

@@ -36,7 +36,7 @@ from edge.state import NodeState
 from hub import attendance, clockfix, downlink, nodes
 from hub.db import open_db as open_hub_db
 from hub.store import write_batch
-from hub.web.board import OPENAPI
+from hub.web.fleet import OPENAPI
 from protocol.clock import iso, parse_iso
 from protocol.pins import device_id, hash_pin
 from protocol.records import Clock, parse_envelope
