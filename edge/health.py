@@ -84,13 +84,13 @@ def clock(node_clock: NodeClock = SYSTEM_CLOCK) -> Clock | None:
 
 
 def stamp_unsynced(record: dict, node_clock: NodeClock = SYSTEM_CLOCK) -> dict:
-    """Mark a record made while the clock is not yet set (see protocol
-    Clock): ``clock_synced: false``, the boot id, and the monotonic clock
-    now (``mono``: the record is being made now, so its ``ts`` is now)."""
-    if node_clock.synced() is False:
-        record.setdefault("clock_synced", False)
-        record.setdefault("boot", boot_id())
-        record.setdefault("mono", round(node_clock.monotonic(), 3))
+    """Mark a record made while the clock is not yet set (the caller has
+    asked ``node_clock.synced()``; see protocol Clock): ``clock_synced:
+    false``, the boot id, and the monotonic clock now (``mono``: the record
+    is being made now, so its ``ts`` is now)."""
+    record.setdefault("clock_synced", False)
+    record.setdefault("boot", boot_id())
+    record.setdefault("mono", round(node_clock.monotonic(), 3))
     return record
 
 

@@ -47,9 +47,11 @@ class Outbox:
         before NTP has set the clock are marked so (``clock_synced: false``,
         the boot id and the monotonic clock), for the hub to flag or correct."""
         rows = []
+        unsynced = self.clock.synced() is False  # one look per call, not per record
         for record in records:
-            record = health.stamp_unsynced(
-                {"id": str(uuid.uuid4()), "ts": self.clock.now_iso(), **record}, self.clock)
+            record = {"id": str(uuid.uuid4()), "ts": self.clock.now_iso(), **record}
+            if unsynced:
+                health.stamp_unsynced(record, self.clock)
             validate(record)
             rows.append((record["id"], record["type"], json.dumps(record, separators=(",", ":"))))
         with self.db.atomic():

@@ -1,25 +1,19 @@
 """``rounds-hub``: the hub's processes and tools."""
 
 import sys
-from pathlib import Path
 
 import click
 
-from protocol.daemon import exec_gunicorn, load_config, setup_logging, stop_on_signals
+from protocol.daemon import exec_gunicorn, setup_logging, stop_on_signals
 from protocol.settings import MqttSettings
+
+from .cli_support import hub_config
 
 DEFAULT_CONFIG = "/etc/rounds/hub.json"
 
 
-def _load(ctx, required=("site", "db", "mqtt")) -> dict:
-    """The hub config, with ``db`` and ``photos_dir`` relative to the config
-    file (as the web app reads them), never to the working directory."""
-    path = Path(ctx.obj["config_path"])
-    config = load_config(path, required)
-    for key in ("db", "photos_dir"):
-        if isinstance(config.get(key), str):
-            config[key] = str(path.parent / config[key])
-    return config
+def _load(ctx) -> dict:
+    return hub_config(ctx, ("site", "db", "mqtt"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

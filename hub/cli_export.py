@@ -6,7 +6,6 @@ Headers are English; times are wall-clock in the config's ``timezone``
 ``cli:<os user>``, as the dashboard's are.
 """
 
-import getpass
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,8 +14,8 @@ import click
 
 from hub import audit, exports
 from hub.attendance import day_bounds
-from hub.db import open_db, write_transaction
-from protocol.daemon import load_config
+from hub.cli_support import cli_actor, hub_config, open_hub_db
+from hub.db import write_transaction
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
@@ -24,19 +23,13 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 def _open(ctx):
     """The hub database named by the config (relative to the config file, as
     the web app reads it) and the hospital's time zone."""
-    config_path = ctx.obj["config_path"]
-    config = load_config(config_path, ("site", "db"))
-    path = Path(config["db"])
-    if not path.is_absolute():
-        path = Path(config_path).parent / path
-    if not path.exists():
-        raise click.ClickException(f"hub database not found: {path}")
+    config = hub_config(ctx)
     try:
         tz = ZoneInfo(config.get("timezone", DEFAULT_TIMEZONE))
     except (ZoneInfoNotFoundError, ValueError):
-        raise click.ClickException(f"unknown timezone in {config_path}: "
+        raise click.ClickException(f"unknown timezone in {ctx.obj['config_path']}: "
                                    f"{config.get('timezone')!r}") from None
-    return open_db(path), tz
+    return open_hub_db(ctx, must_exist=True), tz
 
 
 def _write(output: str, data: bytes) -> None:
@@ -51,7 +44,7 @@ def _write(output: str, data: bytes) -> None:
 
 def _audit(db, action: str, target: str, **detail) -> None:
     with write_transaction(db):
-        audit.record(db, f"cli:{getpass.getuser()}", action, target, detail)
+        audit.record(db, cli_actor(), action, target, detail)
 
 
 def _format_option(command):

@@ -7,33 +7,15 @@ Each change is written with its audit row in one transaction; the actor is
 config is taken relative to the config file, as the web app does.
 """
 
-import getpass
 import sys
-from pathlib import Path
 
 import click
 
-from protocol.daemon import load_config
 
 from . import account_admin, accounts, audit, roster
-from .db import open_db, write_transaction
+from .cli_support import cli_actor, open_hub_db
+from .db import write_transaction
 from .roster_import import MAX_IMPORT_BYTES, import_roster
-
-
-def _db(ctx):
-    config_path = ctx.obj["config_path"]
-    config = load_config(config_path, ("site", "db"))
-    path = Path(config["db"])
-    if not path.is_absolute():
-        path = Path(config_path).parent / path
-    return open_db(path)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):  # no login name in this environment
-        return "cli:unknown"
 
 
 def _fail(exc: Exception) -> click.ClickException:
@@ -68,13 +50,13 @@ def roster_import(ctx, file, dry_run):
         rounds-hub --config /etc/rounds/hub.json roster import staff.csv --dry-run
     """
     data = file.read(MAX_IMPORT_BYTES + 1)
-    db = _db(ctx)
+    db = open_hub_db(ctx)
     try:
         with write_transaction(db):
             result = import_roster(db, data, apply=not dry_run, may_grant_admin=True)
             counts = result.counts
             if result.applied:
-                audit.record(db, _actor(), "roster.import", None,
+                audit.record(db, cli_actor(), "roster.import", None,
                              {key: counts[key] for key in ("rows", "new", "update",
                                                            "unchanged")})
     finally:
@@ -99,7 +81,7 @@ def roster_departments(ctx):
 
         rounds-hub --config /etc/rounds/hub.json roster departments
     """
-    db = _db(ctx)
+    db = open_hub_db(ctx)
     try:
         for department in roster.departments(db):
             click.echo(f"{department['department']}\t{department['staff']}\t"
@@ -119,11 +101,11 @@ def roster_add_department(ctx, department, name):
 
         rounds-hub --config /etc/rounds/hub.json roster add-department cardiology 心内科
     """
-    db = _db(ctx)
+    db = open_hub_db(ctx)
     try:
         with write_transaction(db):
             added = roster.add_department(db, department, name)
-            audit.record(db, _actor(), "department.add", f"department:{added['department']}",
+            audit.record(db, cli_actor(), "department.add", f"department:{added['department']}",
                          {"name": added["name"]})
     except roster.RosterError as exc:
         raise _fail(exc) from None
@@ -167,12 +149,12 @@ def user_add(ctx, username, role, department, staff_id, password_stdin):
         rounds-hub user add wang.li --role dept_reviewer --department cardiology
     """
     password = _read_password(password_stdin)
-    db = _db(ctx)
+    db = open_hub_db(ctx)
     try:
         with write_transaction(db):
             created = account_admin.create_account(db, username, role, password,
                                                    department=department, staff_id=staff_id)
-            audit.record(db, _actor(), "account.create", f"account:{created['username']}",
+            audit.record(db, cli_actor(), "account.create", f"account:{created['username']}",
                          {"role": role, "department": created["department"],
                           "staff_id": created["staff_id"]})
     except roster.RosterError as exc:
@@ -195,11 +177,11 @@ def user_passwd(ctx, username, password_stdin):
         rounds-hub --config /etc/rounds/hub.json user passwd wang.li
     """
     password = _read_password(password_stdin)
-    db = _db(ctx)
+    db = open_hub_db(ctx)
     try:
         with write_transaction(db):
             account_admin.set_account_password(db, username, password)
-            audit.record(db, _actor(), "account.password", f"account:{username}")
+            audit.record(db, cli_actor(), "account.password", f"account:{username}")
     except roster.RosterError as exc:
         raise _fail(exc) from None
     finally:
@@ -220,11 +202,11 @@ def user_token(ctx, username, name):
 
         rounds-hub --config /etc/rounds/hub.json user token reporting --name "nightly export"
     """
-    db = _db(ctx)
+    db = open_hub_db(ctx)
     try:
         with write_transaction(db):
             token = accounts.issue_token(db, username, name)
-            audit.record(db, _actor(), "account.token", f"account:{username}", {"name": name})
+            audit.record(db, cli_actor(), "account.token", f"account:{username}", {"name": name})
     except accounts.AccountError as exc:
         raise _fail(exc) from None
     finally:
@@ -241,7 +223,7 @@ def user_list(ctx):
 
         rounds-hub --config /etc/rounds/hub.json user list
     """
-    db = _db(ctx)
+    db = open_hub_db(ctx)
     try:
         rows = account_admin.account_list(db)
     finally:

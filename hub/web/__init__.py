@@ -17,7 +17,8 @@ from flask import Flask, current_app, g
 from sqlite_utils import Database
 
 from hub.db import open_db
-from protocol.settings import ConfigError, load_json
+from hub.config import load_hub_config
+from protocol.settings import ConfigError
 
 CONFIG_ENV = "ROUNDS_HUB_CONFIG"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -91,17 +92,14 @@ def _load_hub_config() -> dict:
     path = os.environ.get(CONFIG_ENV)
     if not path:
         raise ConfigError(f"{CONFIG_ENV} is not set (path to the hub's JSON config)")
-    config = load_json(path, required=("site", "db"))
-    db = Path(config["db"])
-    if not db.is_absolute():  # relative to the config file, not to the cwd
-        db = Path(path).parent / db
-    mapping = {"SITE": config["site"], "HUB_DB": str(db)}
+    config = load_hub_config(path)
+    mapping = {"SITE": config["site"], "HUB_DB": config["db"]}
     if "timezone" in config:
         mapping["TIMEZONE"] = config["timezone"]
     if "secret_key" in config:
         mapping["SECRET_KEY"] = config["secret_key"]
     if "photos_dir" in config:
-        mapping["PHOTOS_DIR"] = str(Path(path).parent / config["photos_dir"])
+        mapping["PHOTOS_DIR"] = config["photos_dir"]
     web = config.get("web", {})
     if "secure_cookies" in web:
         mapping["SECURE_COOKIES"] = bool(web["secure_cookies"])
