@@ -11,7 +11,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench faults load system-deps venv clean
+.PHONY: demo test bench faults load system-deps venv lock clean
 
 demo: venv
 	$(VENV)/bin/rounds-hub demo $(DEMO_ARGS)
@@ -41,11 +41,31 @@ system-deps:
 
 venv: system-deps $(VENV)/.installed
 
-$(VENV)/.installed: setup.py
+# The venv is exactly the lock: every package at its pinned version, checked
+# against its hashes, installed without resolving (--no-deps); then Rounds
+# itself, built with the locked setuptools (--no-build-isolation).
+$(VENV)/.installed: setup.py requirements/test.lock
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/test.lock
+	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	$(VENV)/bin/pip check
 	touch $@
+
+# Refresh both locks from setup.py's ranges (newest versions that fit), with
+# every file's hash. Run it to take a new release on purpose, then make test
+# and commit the locks with what changed. runtime.lock is what a node's first
+# boot installs; test.lock adds the test extra at the same versions.
+PIP_TOOLS   := pip-tools==7.7.0
+LOCK_VENV   := build/lock-venv
+LOCK_FLAGS  := --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+               --no-emit-find-links --upgrade -q
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q $(PIP_TOOLS)
+	$(LOCK_VENV)/bin/pip-compile $(LOCK_FLAGS) -o requirements/runtime.lock setup.py
+	$(LOCK_VENV)/bin/pip-compile $(LOCK_FLAGS) --extra test -o requirements/test.lock \
+	    setup.py requirements/test.in
 
 clean:
 	rm -rf $(VENV) demo-data *.egg-info .pytest_cache

@@ -259,7 +259,8 @@ def _attendance_sheet(rows: list[dict], tz: tzinfo, _, person: bool) -> Sheet:
         cells = ([r["staff_id"], r["name"], r["department"]] if not person else
                  [r["event_id"], r["title"], r["kind"], _local(r["start"], tz),
                   _local(r["end"], tz)])
-        cells += [_(STATUS_LABELS[r["status"]]), _(N_("yes")) if r["expected"] else _(N_("no")),
+        status = STATUS_LABELS[r["status"]]
+        cells += [_(status), _(N_("yes")) if r["expected"] else _(N_("no")),
                   r["method"], _local(r["checked_in_at"], tz), _local(r["first_seen"], tz),
                   _local(r["last_seen"], tz), r["dwell_minutes"], r["late_minutes"],
                   r["early_leave_minutes"], r["credit_hours"]]
@@ -287,17 +288,18 @@ def person_sheets(record: dict, tz: tzinfo, translate=_identity) -> list[Sheet]:
         N_("Entry"), N_("Ticket"), N_("Category"), N_("Zone"), N_("Hours"), N_("State"),
         N_("Credited"), N_("Decided by"), N_("Decided"))])
     for e in record["hours"]:
+        state = LEDGER_LABELS.get(e["state"], e["state"])
         ledger.rows.append([e["id"], e["ticket_id"], e["category"], e["zone"], e["hours"],
-                            _(LEDGER_LABELS.get(e["state"], e["state"])),
+                            _(state),
                             _local(e["created_at"], tz), e["decided_by"],
                             _local(e["decided_at"], tz)])
     reports = Sheet(_(N_("Reports")), [_(h) for h in (
         N_("Report"), N_("Reported"), N_("Category"), N_("Zone"), N_("Note"), N_("Ticket"),
         N_("Ticket state"), N_("Duplicate"))])
     for r in record["reports"]:
+        state = TICKET_LABELS.get(r["state"], r["state"])
         reports.rows.append([r["report_id"], _local(r["taken_at"], tz), r["category"], r["zone"],
-                             r["note"], r["ticket_id"],
-                             _(TICKET_LABELS.get(r["state"], r["state"])),
+                             r["note"], r["ticket_id"], _(state),
                              _(N_("yes")) if r["duplicate"] else _(N_("no"))])
     return [summary, _attendance_sheet(record["attendance"], tz, _, person=True), ledger, reports]
 

@@ -249,9 +249,9 @@ def delete(event_id):
 
 
 def _describe(event: dict) -> str:
-    return _("%(kind)s · %(hours)s credit hours",
-             kind=KIND_LABELS.get(event["kind"], event["kind"]),
-             hours=f"{event['credit_hours'] or 0:g}")
+    kind = KIND_LABELS.get(event["kind"], event["kind"])
+    hours = format(event["credit_hours"] or 0, "g")
+    return _("%(kind)s · %(hours)s credit hours", kind=kind, hours=hours)
 
 
 def _feed(kind: str, name: str, title: str) -> Response:

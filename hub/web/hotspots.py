@@ -194,7 +194,8 @@ def page():
 
 
 def _rule() -> str:
+    factor = format(hotspots.FACTOR, "g")
     return _("Recurring: at least %(min)s reports in the last 7 days and at least %(factor)s "
              "times the weekly mean of the %(weeks)s weeks before, plus one.",
-             min=hotspots.MIN_RECENT, factor=f"{hotspots.FACTOR:g}",
+             min=hotspots.MIN_RECENT, factor=factor,
              weeks=hotspots.BASELINE_WEEKS)
