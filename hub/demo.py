@@ -34,6 +34,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from protocol.daemon import die_with_parent
 from provisioning.broker import Mosquitto
 from provisioning.files import SECRET, write_file
 from provisioning.site import load_site
@@ -50,6 +51,10 @@ VISITORS = 4  # unbound devices: only counted in the per-minute occupancy
 # What `rounds-provision` runs (the console script may not be on PATH).
 PROVISION = (sys.executable, "-m", "provisioning.cli")
 SITE_NAME = "Demo Hospital"
+# How long the processes get to stop after SIGTERM, all at once, before the
+# rest of their process groups (gunicorn's workers too) are killed: the whole
+# stop stays within the 10 s a person waits after Ctrl-C.
+STOP_GRACE = 6.0
 
 
 def _demo_photo(seed: int) -> bytes:
@@ -119,7 +124,8 @@ class _AccessPoint:
         log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "edge.presence.hostapd_peer", "--stdin", str(path)],
-            stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
+            stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True,
+            preexec_fn=die_with_parent())
         deadline = time.monotonic() + 10
         while not path.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -136,11 +142,11 @@ class _AccessPoint:
     def disconnect(self, mac: str) -> None:
         self._say(f"disconnect {mac}")
 
-    def stop(self) -> None:
+    def close(self) -> None:
+        """Tell it to stop (``Demo.stop`` waits for it with the others)."""
         if self.proc.poll() is None:
             self.proc.stdin.close()
             self.proc.terminate()
-            self.proc.wait(10)
 
 
 class _FromAddress(urllib.request.HTTPHandler):
@@ -230,7 +236,8 @@ class Demo:
         self.echo(f"$ {shlex.join(['rounds-provision', *argv])}")
         proc = subprocess.Popen([*PROVISION, *argv], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                preexec_fn=die_with_parent())
         with proc.stdout:
             for line in proc.stdout:
                 self.echo(f"  {line.rstrip()}")
@@ -245,7 +252,8 @@ class Demo:
         self.echo(f"$ mosquitto -c {_shown(site.broker_conf)}   (TLS only, on "
                   f"127.0.0.1:{self.broker_port}; log in {_shown(self.dir / 'logs')})")
         self.broker = Mosquitto(site.broker_conf, self.broker_port,
-                                log=self.dir / "logs" / "mosquitto.log").start()
+                                log=self.dir / "logs" / "mosquitto.log",
+                                preexec_fn=die_with_parent()).start()
         self.provision("node", "add", NODE, "--zone", ZONE)
         hub_config = self._hub_config()
         node_config = self._node_config(site.bundles_dir / NODE)
@@ -307,7 +315,8 @@ class Demo:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.dir / "logs" / f"{name}.log", "ab")
         self.procs.append((name, subprocess.Popen(argv, stdout=log, stderr=log,
-                                                  start_new_session=True)))
+                                                  start_new_session=True,
+                                                  preexec_fn=die_with_parent())))
 
     def check_alive(self) -> None:
         for name, proc in [("mosquitto", self.broker.proc), *self.procs,
@@ -423,19 +432,30 @@ class Demo:
                   f"the reporter's volunteer hours approved")
 
     def stop(self) -> None:
-        for _, proc in reversed(self.procs):
+        """SIGTERM to every process at once; whatever has not ended after
+        ``STOP_GRACE`` seconds is killed with its whole process group (each
+        child leads its own session, so the group holds gunicorn's workers).
+        If the demo itself is killed, ``die_with_parent`` ends them instead."""
+        procs = [proc for _, proc in self.procs]
+        if self.ap:
+            self.ap.close()
+            procs.append(self.ap.proc)
+        if self.broker and self.broker.proc:
+            procs.append(self.broker.proc)
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for name, proc in reversed(self.procs):
+        deadline = time.monotonic() + STOP_GRACE
+        for proc in procs:
             try:
-                proc.wait(10)
+                proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self.broker:
-            self.broker.stop()
-        if self.ap:
-            self.ap.stop()
+                pass
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # its stragglers, or all of it
+            except ProcessLookupError:
+                pass
+            proc.wait()
 
 
 ROLE_NOTES = {"admin": "everything, accounts too", "office": "every page, every department",
@@ -459,16 +479,14 @@ def credentials(web_port: int) -> list[str]:
 
 def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phones=14,
              echo=print) -> None:
-    demo = Demo(data_dir, web_port, portal_port, broker_port, phones, echo)
-    demo.prepare()
-    stop = {"now": False}
-
     def on_signal(signum, frame):
-        stop["now"] = True
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)  # the terminal closed
+    demo = Demo(data_dir, web_port, portal_port, broker_port, phones, echo)
     try:
+        demo.prepare()
         demo.start()
         demo.wait_until_ready()
         echo(f"Dashboard: http://127.0.0.1:{web_port}   "
@@ -484,4 +502,7 @@ def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phone
     except KeyboardInterrupt:
         echo("Stopping ...")
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
         demo.stop()
+        echo("Stopped.")

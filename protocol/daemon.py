@@ -1,6 +1,8 @@
 """Small helpers shared by the commands of edge and hub: logging, signals,
-config loading at the CLI edge, and serving a Flask app with gunicorn."""
+config loading at the CLI edge, serving a Flask app with gunicorn, and
+children that end with the process that started them."""
 
+import ctypes
 import logging
 import os
 import signal
@@ -52,3 +54,25 @@ def exec_gunicorn(app_factory: str, bind: str, workers: int, config_env: str, co
             "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-",
             *extra_args, app_factory]
     os.execve(sys.executable, argv, env)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(sig: int = signal.SIGKILL):
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets ``sig`` when
+    the process that started it dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG, kept across exec). The kernel ties it to the starting
+    thread, so start such children from a thread that lives as long as they
+    should. A parent that died between fork and prctl is caught by the
+    parent-pid check."""
+    parent = os.getpid()
+
+    def arm():
+        if _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            os._exit(126)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm

@@ -149,9 +149,11 @@ class Mosquitto:
     """A Mosquitto process for a rendered config: the demo, the tests and the
     benchmarks start their broker with it. Usable as a context manager."""
 
-    def __init__(self, conf: Path, port: int, *, log: Path | None = None):
-        """``log``: append the broker's own output there (default: discarded)."""
+    def __init__(self, conf: Path, port: int, *, log: Path | None = None, preexec_fn=None):
+        """``log``: append the broker's own output there (default: discarded);
+        ``preexec_fn``: run in the child before exec (e.g. ``die_with_parent()``)."""
         self.conf, self.port, self.proc, self.log = Path(conf), port, None, log
+        self.preexec_fn = preexec_fn
 
     def start(self, timeout: float = 10.0) -> "Mosquitto":
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -159,7 +161,7 @@ class Mosquitto:
         try:
             self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=out,
                                          stderr=subprocess.STDOUT if self.log else out,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=self.preexec_fn)
         finally:
             if self.log:
                 out.close()
