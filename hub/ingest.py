@@ -18,7 +18,7 @@ from pathlib import Path
 from protocol import topics
 from protocol.clock import now_iso
 from protocol.mqttclient import is_fatal, make_client, session_properties
-from protocol.records import InvalidEnvelope, parse_envelope, validate_status
+from protocol.records import InvalidEnvelope, validate_status
 from protocol.settings import MqttSettings
 
 from . import downlink, photos, store, tickets
@@ -131,16 +131,15 @@ class Ingest:
 
     def _handle_batch(self, topic: str, node: str, payload: bytes) -> None:
         try:
-            good, bad, batch, clock = parse_envelope(payload, node)
+            stored = store.ingest_batch(self.db, topic, node, payload)
         except InvalidEnvelope as exc:
             store.quarantine(self.db, topic=topic, node=node, reason=str(exc), payload=payload)
             return
-        ids = store.write_batch(self.db, topic, node, good, bad, clock)
-        if any(record["type"] == "report" for record in good):
+        if stored.reports:
             with self.db.atomic():
                 tickets.materialize(self.db)
-        if ids:
-            ack = {"ids": ids, **({"batch": batch} if batch else {})}
+        if stored.ids:
+            ack = {"ids": stored.ids, **({"batch": stored.batch} if stored.batch else {})}
             self.client.publish(topics.node_down(self.site, node, "ack"),
                                 json.dumps(ack).encode(), qos=1)
 

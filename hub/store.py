@@ -6,9 +6,11 @@ siblings, and nothing else. A record id seen before is ignored, except that a
 """
 
 import json
+from typing import NamedTuple
 
+from protocol import wire
 from protocol.clock import now_iso
-from protocol.records import Clock
+from protocol.records import Clock, parse_envelope
 
 from . import clockfix
 
@@ -134,6 +136,63 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
             conn.executemany(_FLAG_CLOCK, [(rid, node, kind, node_ts, offset, received_at)
                                            for rid, kind, node_ts, offset in clock_flags])
     return [r["id"] for r in good] + [q["record_id"] for q in quarantined if q["record_id"]]
+
+
+class Stored(NamedTuple):
+    """What ``ingest_batch`` stored: the ids to acknowledge, the node's name
+    for the batch (echoed in the ack), and whether it held reports."""
+    ids: list[str]
+    batch: str | None
+    reports: bool
+
+
+def ingest_batch(db, topic: str, node: str, payload: bytes) -> Stored:
+    """Parse and store one batch payload in one transaction. A clean batch
+    (protocol/wire.py) takes the fast path, ``write_clean``; any other is
+    checked record by record (``parse_envelope``), its bad records
+    quarantined with their reasons and its clocks corrected
+    (``write_batch``). Raises InvalidEnvelope for a payload that is not a
+    batch of this node's at all."""
+    clean = wire.decode_clean(payload, node)
+    if clean is not None:
+        return Stored(write_clean(db, node, clean.records), clean.batch, False)
+    good, bad, batch, clock = parse_envelope(payload, node)
+    ids = write_batch(db, topic, node, good, bad, clock)
+    return Stored(ids, batch, any(record["type"] == "report" for record in good))
+
+
+# wire record type -> (its table's INSERT, its row in _COMMON + _FIELDS order).
+# ``clock_synced is True or None``: 1 when the node said its clock was set,
+# NULL when it did not say (the only two a clean record can carry).
+_CLEAN_ROWS = {
+    wire.Checkin: (_SQL["checkin"], lambda r, node, at: (
+        r.id, node, r.ts, r.clock_synced is True or None, at,
+        r.staff_id, r.event_id, r.zone, r.method, r.device)),
+    wire.Presence: (_SQL["presence"], lambda r, node, at: (
+        r.id, node, r.ts, r.clock_synced is True or None, at,
+        r.device, r.staff_id, r.zone, r.first_seen, r.last_seen, r.closed)),
+    wire.Occupancy: (_SQL["occupancy"], lambda r, node, at: (
+        r.id, node, r.ts, r.clock_synced is True or None, at, r.zone, r.minute, r.devices)),
+    wire.Binding: (_SQL["binding"], lambda r, node, at: (
+        r.id, node, r.ts, r.clock_synced is True or None, at, r.device, r.staff_id)),
+}
+
+
+def write_clean(db, node: str, records: list[wire.Record]) -> list[str]:
+    """Store a clean batch's records (protocol/wire.py) in one transaction,
+    with the same statements as ``write_batch``; return the ids to acknowledge."""
+    received_at = now_iso()
+    by_type: dict[type, list] = {}
+    for record in records:
+        by_type.setdefault(type(record), []).append(record)
+    conn = db.conn
+    with db.atomic():
+        for kind, group in by_type.items():
+            sql, row = _CLEAN_ROWS[kind]
+            conn.executemany(sql, [row(r, node, received_at) for r in group])
+        for binding in sorted(by_type.get(wire.Binding, ()), key=lambda b: b.ts):
+            _apply_binding(conn, binding.device, binding.staff_id, binding.ts, node)
+    return [record.id for record in records]
 
 
 def quarantine(db, **fields) -> None:
