@@ -6,7 +6,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from protocol.sqlite import open_database
+from protocol.sqlite import Checkpointer, open_database
 
 migrations = Migrations("rounds-hub")
 
@@ -256,6 +256,25 @@ def m007_site_settings(db):
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
     return open_database(path, migrations if migrate else None)
+
+
+# The ingest writer's page cache: record ids are random UUIDs, so each batch
+# touches pages all over the id indexes; SQLite's default 2 MiB keeps few.
+INGEST_CACHE_KIB = 65536
+
+
+@contextmanager
+def ingest_writer(path: str | Path):
+    """The ingest's writing connection: migrated, a larger page cache, and
+    the WAL checkpointed by a background thread (protocol.sqlite.Checkpointer)
+    instead of inside its commits."""
+    db = open_db(path)
+    try:
+        db.execute(f"PRAGMA cache_size = -{INGEST_CACHE_KIB}")
+        with Checkpointer(db, path):
+            yield db
+    finally:
+        db.close()
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from protocol.records import InvalidEnvelope, validate_status
 from protocol.settings import MqttSettings
 
 from . import downlink, photos, store, tickets
-from .db import open_db
+from .db import ingest_writer, open_db
 
 log = logging.getLogger(__name__)
 SESSION_EXPIRY = 7 * 24 * 3600
@@ -51,17 +51,17 @@ class Ingest:
 
     def run(self) -> None:
         """Ingest until stop() is called; raises IngestFatal when refused for good."""
-        self.db = open_db(self.db_path)
-        publisher = threading.Thread(target=self._publish_downlink, name="downlink", daemon=True)
-        publisher.start()
-        self.client.connect_async(self.mqtt.host, self.mqtt.port, keepalive=30,
-                                  clean_start=False,
-                                  properties=session_properties(SESSION_EXPIRY))
-        try:
-            self.client.loop_forever(retry_first_connection=True)
-        finally:
-            self.stopping.set()
-            self.db.close()
+        with ingest_writer(self.db_path) as self.db:
+            publisher = threading.Thread(target=self._publish_downlink, name="downlink",
+                                         daemon=True)
+            publisher.start()
+            self.client.connect_async(self.mqtt.host, self.mqtt.port, keepalive=30,
+                                      clean_start=False,
+                                      properties=session_properties(SESSION_EXPIRY))
+            try:
+                self.client.loop_forever(retry_first_connection=True)
+            finally:
+                self.stopping.set()
         if self.fatal:
             raise IngestFatal(self.fatal)
 

@@ -98,8 +98,12 @@ def decode_clean(payload: bytes, topic_node: str) -> Batch | None:
     if b"-02-29T" in payload:
         return None
     try:
+        # msgspec skips the values of keys it does not read (the clock head,
+        # unknown keys) without checking their UTF-8; the careful path
+        # refuses a payload with bad UTF-8 anywhere, so the check is here too.
+        payload.decode("utf-8")
         batch = _decoder.decode(payload)
-    except msgspec.DecodeError:  # ValidationError is one
+    except (UnicodeDecodeError, msgspec.DecodeError):  # ValidationError is a DecodeError
         return None
     if batch.node != topic_node:
         return None

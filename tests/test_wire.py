@@ -78,6 +78,11 @@ def test_batches_that_need_the_careful_path_are_left_to_it():
     for why, records in cases.items():
         assert wire.decode_clean(make_envelope(NODE, records), NODE) is None, why
     assert wire.decode_clean(make_envelope("n2", [record("checkin")]), NODE) is None
+    # bad UTF-8 where the fast path does not read (an unknown envelope key)
+    payload = make_envelope(NODE, [record("checkin")])
+    assert wire.decode_clean(payload, NODE) is not None
+    bad_utf8 = payload[:-1] + b',"note":"' + bytes([0xFF]) + b'"}'
+    assert wire.decode_clean(bad_utf8, NODE) is None
 
 
 # Values a field may take in a generated record: good ones, and every way we
