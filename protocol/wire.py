@@ -5,19 +5,22 @@ types as compiled msgspec schemas.
 why each bad one is bad; that costs ~14 µs a record, more than SQLite takes to
 store it. Nearly every batch a hub receives is clean, though: check-ins,
 presence intervals, occupancy counts and bindings from nodes whose clocks are
-set. ``decode_clean`` decodes and validates such a batch in one C pass
-(~0.5 µs a record) into typed records, or answers None, and the caller then
-takes the careful path, which finds the reasons. It never accepts a record
+set. ``decode_clean`` decodes such a batch in one C pass into typed records
+(types, lengths, ranges, required and unknown fields), then checks the
+fixed-form fields (ids, device ids, timestamps) of the whole batch at once
+with string operations that run in C: ~1 µs a record in all. It answers None
+for anything else, and the caller then takes the careful path, which finds
+the reasons. It never accepts a record
 the careful path would refuse; tests/test_wire.py checks that on generated
 batches. What it leaves to the careful path:
 - any record that fails a check (its reason is the careful path's job);
 - reports (rare; their photos and tickets need the full path anyway);
 - records made with the node's clock unsynchronised, or a presence interval
-  ending before it starts (the hub corrects or flags those: hub/clockfix.py);
-- a batch holding 29 February anywhere (the timestamp pattern knows month
-  lengths but not leap years).
+  ending before it starts (the hub corrects or flags those: hub/clockfix.py).
 """
 
+from datetime import date
+from operator import itemgetter
 from typing import Annotated, Literal
 
 import msgspec
@@ -25,17 +28,10 @@ import msgspec
 from . import PROTOCOL_VERSION
 from .records import MAX_RECORDS_PER_BATCH
 
-# Timestamps in records.EARLIEST..LATEST (1970 to 9998) of a real calendar
-# day (29 February excepted, see above), in the one wire form.
-_YEAR = r"(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])"
-_MONTH_DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
-              r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
-              r"|02-(?:0[1-9]|1[0-9]|2[0-8]))")
-_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z"
-Timestamp = Annotated[str, msgspec.Meta(pattern=rf"\A{_YEAR}-{_MONTH_DAY}T{_TIME}\Z")]
-RecordId = Annotated[str, msgspec.Meta(
-    pattern=r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")]
-Device = Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-f]{16}\Z")]
+# Fixed-form text: its length here, its characters in _fixed_forms_valid.
+RecordId = Annotated[str, msgspec.Meta(min_length=36, max_length=36)]  # a lower-case UUID
+Device = Annotated[str, msgspec.Meta(min_length=16, max_length=16)]  # 16 lower-case hex
+Timestamp = Annotated[str, msgspec.Meta(min_length=24, max_length=24)]  # 2025-03-10T08:00:00.000Z
 Text64 = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 
@@ -95,8 +91,6 @@ _decoder = msgspec.json.Decoder(Batch)
 def decode_clean(payload: bytes, topic_node: str) -> Batch | None:
     """The batch, when ``payload`` is a clean batch of ``topic_node``'s (see
     the module's docstring); else None, and nothing is decided."""
-    if b"-02-29T" in payload:
-        return None
     try:
         # msgspec skips the values of keys it does not read (the clock head,
         # unknown keys) without checking their UTF-8; the careful path
@@ -105,9 +99,66 @@ def decode_clean(payload: bytes, topic_node: str) -> Batch | None:
         batch = _decoder.decode(payload)
     except (UnicodeDecodeError, msgspec.DecodeError):  # ValidationError is a DecodeError
         return None
-    if batch.node != topic_node:
+    if batch.node != topic_node or not _fixed_forms_valid(batch.records):
         return None
-    for record in batch.records:
-        if type(record) is Presence and record.last_seen < record.first_seen:
-            return None
     return batch
+
+
+_NO_HEX = str.maketrans("", "", "0123456789abcdef")
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+_TS_FORM = "--T::.Z"  # what a wire timestamp holds besides its digits, and where:
+_TS_SEPARATORS = tuple(zip((4, 7, 10, 13, 16, 19, 23), _TS_FORM))
+_DATE, _HOUR = itemgetter(slice(0, 10)), itemgetter(slice(11, 13))
+# records.EARLIEST..LATEST: 1970-01-01 to the last day before 9999-01-01.
+_FIRST_YEAR, _LAST_YEAR = 1970, 9998
+
+
+def _fixed_forms_valid(records: list[Record]) -> bool:
+    """Every id a lower-case UUID, every device id 16 lower-case hex, every
+    timestamp the one wire form of a real moment in range, and no presence
+    interval ending before it starts: what records.validate checks field by
+    field with regular expressions (0.4 µs each), here on each kind of
+    field of the whole batch joined into one string (the lengths are
+    already checked, so every value sits at a known offset)."""
+    ids, devices, stamps = [], [], []
+    for record in records:
+        ids.append(record.id)
+        stamps.append(record.ts)
+        kind = type(record)
+        if kind is Presence:
+            if record.last_seen < record.first_seen:
+                return False
+            devices.append(record.device)
+            stamps += (record.first_seen, record.last_seen)
+        elif kind is Occupancy:
+            stamps.append(record.minute)
+        elif record.device is not None:  # Checkin (optional), Binding
+            devices.append(record.device)
+    return _uuids(ids) and not "".join(devices).translate(_NO_HEX) and _timestamps(stamps)
+
+
+def _uuids(ids: list[str]) -> bool:
+    joined = "".join(ids)
+    hyphens = "-" * len(ids)
+    return (joined.translate(_NO_HEX) == hyphens * 4
+            and all(joined[at::36] == hyphens for at in (8, 13, 18, 23)))
+
+
+def _timestamps(stamps: list[str]) -> bool:
+    joined = "".join(stamps)
+    if joined.translate(_NO_DIGITS) != _TS_FORM * len(stamps):
+        return False  # something not an ASCII digit where a digit belongs
+    if any(joined[at::24] != char * len(stamps) for at, char in _TS_SEPARATORS):
+        return False  # a separator out of place
+    if max(joined[14::24], default="") > "5" or max(joined[17::24], default="") > "5":
+        return False  # minutes, seconds
+    if max(map(_HOUR, stamps), default="") > "23":
+        return False
+    for day in set(map(_DATE, stamps)):  # a batch spans few days
+        try:
+            year = date.fromisoformat(day).year  # months, days, leap years
+        except ValueError:
+            return False
+        if not _FIRST_YEAR <= year <= _LAST_YEAR:
+            return False
+    return True

@@ -60,6 +60,7 @@ def test_a_clean_batch_takes_the_fast_path_and_stores_what_the_careful_one_does(
     assert batch == "b1" and reports is False and bad == []
     assert stored(fast_db) == stored(careful_db)
     assert len(stored(fast_db)["checkins"]) == 4
+    assert wire.decode_clean(make_envelope(NODE, []), NODE).records == []  # nothing to check
 
 
 def test_batches_that_need_the_careful_path_are_left_to_it():
@@ -73,7 +74,10 @@ def test_batches_that_need_the_careful_path_are_left_to_it():
                                            mono=12.5)],
         "a presence ending before it starts": [record("presence", last_seen=TS,
                                                       first_seen="2026-11-24T09:00:00.000Z")],
-        "29 February": [record("checkin", ts="2028-02-29T08:00:00.000Z")],
+        "29 February of a common year": [record("checkin", ts="2027-02-29T08:00:00.000Z")],
+        "a separator out of place": [record("checkin", ts="20261-1-24T08:00:00.000Z")],
+        "a UUID's hyphen out of place": [record("checkin",
+                                                id="0000000-00000-0000-0000-000000000000")],
     }
     for why, records in cases.items():
         assert wire.decode_clean(make_envelope(NODE, records), NODE) is None, why
@@ -97,7 +101,9 @@ ODD = st.sampled_from([
     "1970-01-01T00:00:00.000Z", "9998-12-31T23:59:59.999Z", "9999-01-01T00:00:00.000Z",
     "2026-11-24T08:00:00.000Z\n", "2026-11-24t08:00:00.000z", "+2026-11-24T08:00:00.000Z",
     "00000000-0000-0000-0000-000000000000", "00000000-0000-0000-0000-00000000000G",
-    "0000000000000000000000000000000000000", DROP,
+    "0000000000000000000000000000000000000", "0000000-00000-0000-0000-000000000000",
+    "20261-1-24T08:00:00.000Z", "2026-11-24T08:00:00.000\u00c5", "2026-11-24T08:00:00.0\u0661\u0662Z",
+    "2026-11-24T08:60:00.000Z", "2026-11-24T08:00:60.000Z", "2026-11-24T25:00:00.000Z", DROP,
 ])
 FIELDS = sorted({"id", "type", "ts", "clock_synced", "boot", "mono", "colour",
                  *(f for fields in BASE.values() for f in fields)})
