@@ -35,7 +35,7 @@ setup(
     version="0.1.0",
     description="Check-in and supervision appliance for a hospital",
     python_requires=">=3.11",
-    packages=find_packages(include=["edge*", "hub*", "protocol*", "provisioning*"]),
+    packages=find_packages(include=["edge*", "hub*", "protocol*", "provisioning*", "runtime*"]),
     include_package_data=True,
     package_data={"edge.portal": ["templates/*.html", "static/*",
                                   "translations/*/LC_MESSAGES/*"],

@@ -5,7 +5,6 @@ import json
 import os
 import random
 import sys
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,7 +13,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from protocol.clock import iso  # noqa: E402
-from protocol.settings import MqttSettings  # noqa: E402
+from protocol.ids import record_id  # noqa: E402
+from runtime.settings import MqttSettings  # noqa: E402
 from provisioning.broker import Mosquitto, render_broker  # noqa: E402
 from tests.support import free_port, wait_for  # noqa: E402,F401 - wait_for re-exported
 
@@ -57,6 +57,7 @@ def write_result(name, unit, value, higher_is_better, peer, limit) -> dict:
 # --- records valid per protocol/records.py ---
 
 _BASE = datetime(2025, 3, 3, 8, 0, tzinfo=timezone.utc)
+_BASE_MS = int(_BASE.timestamp() * 1000)
 _ZONES = ("hall-a", "ward-3", "ward-5", "icu-1")
 
 
@@ -64,8 +65,14 @@ def _device(rng) -> str:
     return f"{rng.getrandbits(64):016x}"
 
 
+def _id(rng, i) -> str:
+    """A record id as a node makes it (protocol.ids: UUIDv7), ten records a
+    millisecond."""
+    return record_id(_BASE_MS + i // 10, rng.getrandbits(74))
+
+
 def checkin(rng, i) -> dict:
-    return {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": "checkin",
+    return {"id": _id(rng, i), "type": "checkin",
             "ts": iso(_BASE + timedelta(milliseconds=37 * i)),
             "staff_id": f"S{rng.randrange(1, 3000):05d}", "event_id": f"ev-{i % 17}",
             "zone": _ZONES[i % len(_ZONES)], "method": ("portal", "presence")[i % 2],
@@ -74,7 +81,7 @@ def checkin(rng, i) -> dict:
 
 def presence(rng, i) -> dict:
     first = _BASE + timedelta(seconds=i)
-    return {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": "presence",
+    return {"id": _id(rng, i), "type": "presence",
             "ts": iso(first + timedelta(minutes=5)), "device": _device(rng),
             "staff_id": f"S{rng.randrange(1, 3000):05d}" if i % 3 else None,
             "zone": _ZONES[i % len(_ZONES)], "first_seen": iso(first),
@@ -84,7 +91,7 @@ def presence(rng, i) -> dict:
 
 def occupancy(rng, i) -> dict:
     minute = _BASE + timedelta(minutes=i)
-    return {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": "occupancy",
+    return {"id": _id(rng, i), "type": "occupancy",
             "ts": iso(minute), "zone": _ZONES[i % len(_ZONES)], "minute": iso(minute),
             "devices": rng.randrange(0, 400)}
 

@@ -31,7 +31,7 @@ from edge.sync import NodeSync
 from hub.db import open_db
 from hub.ingest import Ingest
 from protocol import topics
-from protocol.mqttclient import make_client
+from runtime.mqttclient import make_client
 from protocol.records import join_envelope
 
 BATCH = 500

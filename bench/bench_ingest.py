@@ -11,9 +11,9 @@ Limit: pre-built tuples, one executemany per table per batch, one transaction
 per batch, no JSON and no validation, on the ingest writer's own storage
 set-up (hub.db.ingest_writer: page cache, checkpoints in the background).
 
-The real path and the limit run side by side, batch by batch in turn, on two
-databases, since a commit's fsync time on a shared disk varies from minute to
-minute; each figure is the median of ``--rounds`` such runs.
+The real path and the limit run batch by batch in turn on one database (the
+limit with records of its own), since a commit's fsync time on a shared disk
+varies from minute to minute; each figure is the median of ``--rounds`` runs.
 
     .venv/bin/python bench/bench_ingest.py [--records 100000] [--rounds 3] [--profile]
 """
@@ -36,7 +36,7 @@ from hub.ingest import Ingest
 from protocol import topics
 from protocol.clock import now_iso
 from protocol.records import make_envelope, validate
-from protocol.settings import MqttSettings
+from runtime.settings import MqttSettings
 
 BATCH = 500
 PEER_RECORDS = 2_000
@@ -76,32 +76,34 @@ def check_stored(db, expected: int) -> None:
         raise RuntimeError(f"{stored} records committed, expected {expected}")
 
 
-def measure_real_and_raw(tmp: Path, records: list[dict], profile: bool) -> tuple[float, float]:
-    """The real path and the limit on two databases side by side, batch by
-    batch in turn, so both see the same disk at the same moments.
+def measure_real_and_raw(tmp: Path, records: list[dict], others: list[dict],
+                         profile: bool) -> tuple[float, float]:
+    """The real path and the limit on one database, batch by batch in turn, so
+    both see the same disk, WAL and checkpointer at the same moments (the
+    limit writes ``others``, records of the same mix with other ids).
 
     Real: what Ingest's message callback does for each batch, ``Ingest.handle``
     (read, check, store in one transaction, ack to the node), then the PUBACK;
     the client is not connected, so paho keeps the acks and nothing is sent.
-    Limit: the same records as pre-built tuples, one executemany per table,
-    one transaction per batch, on the same storage set-up."""
+    Limit: pre-built tuples, one executemany per table, one transaction per
+    batch, on the same connection."""
     payloads = [make_envelope(NODE, chunk, batch=f"b{i}")
                 for i, chunk in enumerate(chunks(records, BATCH))]
-    ingest = Ingest(site=SITE, db_path=tmp / "real.db",
+    ingest = Ingest(site=SITE, db_path=tmp / "hub.db",
                     mqtt=MqttSettings(host="127.0.0.1", port=1))
     profiler = cProfile.Profile() if profile else None
     real_time = raw_time = 0.0
-    with ingest_writer(tmp / "real.db") as ingest.db, ingest_writer(tmp / "raw.db") as raw:
-        inserts = plain_inserts(raw)
+    with ingest_writer(tmp / "hub.db") as ingest.db:
+        inserts = plain_inserts(ingest.db)
         received_at = now_iso()
         raw_batches = []
-        for chunk in chunks(records, BATCH):
+        for chunk in chunks(others, BATCH):
             by_kind = {}
             for r in chunk:
                 sql, columns = inserts[r["type"]]
                 by_kind.setdefault(sql, []).append(as_row(r, columns, received_at))
             raw_batches.append(list(by_kind.items()))
-        conn = raw.conn
+        conn = ingest.db.conn
         for mid, (payload, raw_batch) in enumerate(zip(payloads, raw_batches), 1):
             if profiler:
                 profiler.enable()
@@ -117,11 +119,10 @@ def measure_real_and_raw(tmp: Path, records: list[dict], profile: bool) -> tuple
             conn.execute("COMMIT")
             real_time += middle - start
             raw_time += time.perf_counter() - middle
-        check_stored(ingest.db, len(records))
-        check_stored(raw, len(records))
+        check_stored(ingest.db, len(records) + len(others))
     if profiler:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
-    return len(records) / real_time, len(records) / raw_time
+    return len(records) / real_time, len(others) / raw_time
 
 
 def measure_naive(path: Path, records: list[dict]) -> float:
@@ -153,13 +154,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the real path and print the top functions to stderr")
     args = parser.parse_args()
-    records = mixed_records(args.records)
+    records, others = mixed_records(args.records), mixed_records(args.records, seed=7)
     values, peers, limits = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         for n in range(args.rounds):
             tmp_round = Path(tmp) / str(n)
             tmp_round.mkdir()
-            value, limit = measure_real_and_raw(tmp_round, records, args.profile)
+            value, limit = measure_real_and_raw(tmp_round, records, others, args.profile)
             values.append(value)
             limits.append(limit)
             peers.append(measure_naive(tmp_round / "naive.db", records[:PEER_RECORDS]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from protocol.sqlite import open_database
+from runtime.sqlite import open_database
 
 migrations = Migrations("rounds-edge")
 

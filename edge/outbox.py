@@ -7,9 +7,10 @@ can walk the queue with a cursor and tell an acked copy from a newer one.
 """
 
 import json
-import uuid
+import time
 from dataclasses import dataclass
 
+from protocol.ids import record_id
 from protocol.records import validate
 
 from . import health
@@ -49,7 +50,8 @@ class Outbox:
         rows = []
         unsynced = self.clock.synced() is False  # one look per call, not per record
         for record in records:
-            record = {"id": str(uuid.uuid4()), "ts": self.clock.now_iso(), **record}
+            record = {"id": record_id(time.time_ns() // 1_000_000), "ts": self.clock.now_iso(),
+                      **record}
             if unsynced:
                 health.stamp_unsynced(record, self.clock)
             validate(record)

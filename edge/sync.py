@@ -30,9 +30,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from protocol import topics
-from protocol.mqttclient import is_fatal, make_client
+from runtime.mqttclient import is_fatal, make_client
 from protocol.records import join_envelope
-from protocol.settings import MqttSettings
+from runtime.settings import MqttSettings
 
 from . import health
 from .db import is_disk_full

@@ -4,8 +4,8 @@ import sys
 
 import click
 
-from protocol.daemon import exec_gunicorn, setup_logging, stop_on_signals
-from protocol.settings import MqttSettings
+from runtime.daemon import exec_gunicorn, setup_logging, stop_on_signals
+from runtime.settings import MqttSettings
 
 from .cli_support import hub_config
 

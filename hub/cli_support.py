@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from protocol.settings import ConfigError
+from runtime.settings import ConfigError
 
 from .config import load_hub_config
 from .db import open_db

@@ -6,7 +6,7 @@ open the same files whatever directory they were started from."""
 
 from pathlib import Path
 
-from protocol.settings import load_json
+from runtime.settings import load_json
 
 _PATHS = ("db", "photos_dir")
 

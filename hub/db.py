@@ -6,7 +6,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from protocol.sqlite import Checkpointer, open_database
+from runtime.sqlite import Checkpointer, open_database
 
 migrations = Migrations("rounds-hub")
 
@@ -266,7 +266,7 @@ INGEST_CACHE_KIB = 65536
 @contextmanager
 def ingest_writer(path: str | Path):
     """The ingest's writing connection: migrated, a larger page cache, and
-    the WAL checkpointed by a background thread (protocol.sqlite.Checkpointer)
+    the WAL checkpointed by a background thread (runtime.sqlite.Checkpointer)
     instead of inside its commits."""
     db = open_db(path)
     try:

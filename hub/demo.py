@@ -34,7 +34,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from protocol.daemon import die_with_parent
+from runtime.daemon import die_with_parent
 from provisioning.broker import Mosquitto
 from provisioning.files import SECRET, write_file
 from provisioning.site import load_site

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from protocol import topics
 from protocol.clock import now_iso
-from protocol.mqttclient import is_fatal, make_client, session_properties
+from runtime.mqttclient import is_fatal, make_client, session_properties
 from protocol.records import InvalidEnvelope, validate_status
-from protocol.settings import MqttSettings
+from runtime.settings import MqttSettings
 
 from . import downlink, photos, store, tickets
 from .db import ingest_writer, open_db

@@ -155,7 +155,8 @@ def ingest_batch(db, topic: str, node: str, payload: bytes) -> Stored:
     batch of this node's at all."""
     clean = wire.decode_clean(payload, node)
     if clean is not None:
-        return Stored(write_clean(db, node, clean.records), clean.batch, False)
+        write_clean(db, node, clean)
+        return Stored(clean.ids, clean.batch, False)
     good, bad, batch, clock = parse_envelope(payload, node)
     ids = write_batch(db, topic, node, good, bad, clock)
     return Stored(ids, batch, any(record["type"] == "report" for record in good))
@@ -178,21 +179,17 @@ _CLEAN_ROWS = {
 }
 
 
-def write_clean(db, node: str, records: list[wire.Record]) -> list[str]:
-    """Store a clean batch's records (protocol/wire.py) in one transaction,
-    with the same statements as ``write_batch``; return the ids to acknowledge."""
+def write_clean(db, node: str, clean: wire.Clean) -> None:
+    """Store a clean batch (protocol/wire.py) in one transaction, with the
+    same statements as ``write_batch``."""
     received_at = now_iso()
-    by_type: dict[type, list] = {}
-    for record in records:
-        by_type.setdefault(type(record), []).append(record)
     conn = db.conn
     with db.atomic():
-        for kind, group in by_type.items():
+        for kind, group in clean.groups.items():
             sql, row = _CLEAN_ROWS[kind]
             conn.executemany(sql, [row(r, node, received_at) for r in group])
-        for binding in sorted(by_type.get(wire.Binding, ()), key=lambda b: b.ts):
+        for binding in sorted(clean.groups.get(wire.Binding, ()), key=lambda b: b.ts):
             _apply_binding(conn, binding.device, binding.staff_id, binding.ts, node)
-    return [record.id for record in records]
 
 
 def quarantine(db, **fields) -> None:

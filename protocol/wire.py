@@ -21,7 +21,7 @@ batches. What it leaves to the careful path:
 
 from datetime import date
 from operator import itemgetter
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 
@@ -88,7 +88,16 @@ class Batch(msgspec.Struct, frozen=True):
 _decoder = msgspec.json.Decoder(Batch)
 
 
-def decode_clean(payload: bytes, topic_node: str) -> Batch | None:
+class Clean(NamedTuple):
+    """A clean batch: its records by type (each list in arrival order), the
+    ids of all of them in arrival order (what the hub acknowledges), and the
+    node's name for the batch."""
+    groups: dict[type, list[Record]]
+    ids: list[str]
+    batch: str | None
+
+
+def decode_clean(payload: bytes, topic_node: str) -> Clean | None:
     """The batch, when ``payload`` is a clean batch of ``topic_node``'s (see
     the module's docstring); else None, and nothing is decided."""
     try:
@@ -99,9 +108,15 @@ def decode_clean(payload: bytes, topic_node: str) -> Batch | None:
         batch = _decoder.decode(payload)
     except (UnicodeDecodeError, msgspec.DecodeError):  # ValidationError is a DecodeError
         return None
-    if batch.node != topic_node or not _fixed_forms_valid(batch.records):
+    if batch.node != topic_node:
         return None
-    return batch
+    groups: dict[type, list[Record]] = {}
+    for record in batch.records:
+        groups.setdefault(type(record), []).append(record)
+    ids = [record.id for record in batch.records]
+    if not _fixed_forms_valid(batch.records, groups, ids):
+        return None
+    return Clean(groups, ids, batch.batch)
 
 
 _NO_HEX = str.maketrans("", "", "0123456789abcdef")
@@ -113,27 +128,23 @@ _DATE, _HOUR = itemgetter(slice(0, 10)), itemgetter(slice(11, 13))
 _FIRST_YEAR, _LAST_YEAR = 1970, 9998
 
 
-def _fixed_forms_valid(records: list[Record]) -> bool:
+def _fixed_forms_valid(records: list[Record], groups: dict, ids: list[str]) -> bool:
     """Every id a lower-case UUID, every device id 16 lower-case hex, every
     timestamp the one wire form of a real moment in range, and no presence
     interval ending before it starts: what records.validate checks field by
     field with regular expressions (0.4 µs each), here on each kind of
     field of the whole batch joined into one string (the lengths are
     already checked, so every value sits at a known offset)."""
-    ids, devices, stamps = [], [], []
-    for record in records:
-        ids.append(record.id)
-        stamps.append(record.ts)
-        kind = type(record)
-        if kind is Presence:
-            if record.last_seen < record.first_seen:
-                return False
-            devices.append(record.device)
-            stamps += (record.first_seen, record.last_seen)
-        elif kind is Occupancy:
-            stamps.append(record.minute)
-        elif record.device is not None:  # Checkin (optional), Binding
-            devices.append(record.device)
+    presence = groups.get(Presence, ())
+    if any(p.last_seen < p.first_seen for p in presence):
+        return False
+    stamps = [r.ts for r in records]
+    stamps += [p.first_seen for p in presence]
+    stamps += [p.last_seen for p in presence]
+    stamps += [o.minute for o in groups.get(Occupancy, ())]
+    devices = [p.device for p in presence]
+    devices += [c.device for c in groups.get(Checkin, ()) if c.device is not None]
+    devices += [b.device for b in groups.get(Binding, ())]
     return _uuids(ids) and not "".join(devices).translate(_NO_HEX) and _timestamps(stamps)
 
 

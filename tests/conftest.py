@@ -16,7 +16,7 @@ import pytest
 from edge.sync import NodeSync
 from hub.db import open_db
 from hub.ingest import Ingest
-from protocol.settings import MqttSettings
+from runtime.settings import MqttSettings
 from provisioning.broker import Mosquitto, render_broker
 
 from .hubweb import make_app

@@ -10,7 +10,7 @@ import pytest
 from hub.attendance import set_expected
 from hub.web import create_app
 from protocol.clock import iso, now_iso
-from protocol.settings import ConfigError
+from runtime.settings import ConfigError
 
 from .hubweb import signed_in
 from .test_attendance import add_event as add_lecture

@@ -10,7 +10,7 @@ import pytest
 
 from protocol import topics
 from protocol.clock import now_iso
-from protocol.mqttclient import make_client
+from runtime.mqttclient import make_client
 from protocol.records import make_envelope
 
 from .conftest import SITE, running_ingest, wait_for

@@ -20,7 +20,7 @@ from edge.state import NodeState
 from protocol.clock import iso, parse_iso
 from protocol.pins import device_id, hash_pin
 from protocol.records import validate
-from protocol.settings import ConfigError
+from runtime.settings import ConfigError
 
 NOW = datetime.now(timezone.utc)
 SECRET = bytes.fromhex("5e" * 32)

@@ -6,6 +6,7 @@ import uuid
 import pytest
 
 from protocol import topics
+from protocol.ids import record_id
 from protocol.pins import device_id, hash_pin, verify_pin
 from protocol.records import (Clock, InvalidEnvelope, InvalidRecord, join_envelope, make_envelope,
                               parse_envelope, validate)
@@ -110,3 +111,16 @@ def test_pins_and_device_ids():
     a = device_id(b"secret", "AA:BB:CC:DD:EE:FF")
     assert a == device_id(b"secret", "aa:bb:cc:dd:ee:ff") and len(a) == 16
     assert a != device_id(b"other", "aa:bb:cc:dd:ee:ff")
+
+
+def test_record_ids_are_uuid7_in_the_order_they_are_made():
+
+    made = [record_id(1_750_000_000_000 + n) for n in range(200)]
+    assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122
+               for i in made)
+    assert sorted(made) == made and len(set(made)) == len(made)
+    assert int(made[0].replace("-", "")[:12], 16) == 1_750_000_000_000  # the moment, in ms
+    assert all(validate(record("checkin", id=i)) for i in made)  # what the hub accepts
+    # an unset clock (1970) or a wild one still makes valid, distinct ids
+    odd = [record_id(-5), record_id(0), record_id(2 ** 60)]
+    assert len(set(odd)) == 3 and all(validate(record("checkin", id=i)) for i in odd)

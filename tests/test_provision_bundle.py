@@ -21,8 +21,8 @@ from PIL import Image
 
 from edge.portal import config_from_file
 from edge.presence.service import PresenceSettings
-from protocol.daemon import load_config
-from protocol.settings import MqttSettings
+from runtime.daemon import load_config
+from runtime.settings import MqttSettings
 from provisioning.broker import password_hash, read_passwords
 from provisioning.cli import main
 from provisioning.nodeconfig import destinations

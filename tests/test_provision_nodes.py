@@ -24,8 +24,8 @@ import pytest
 from click.testing import CliRunner
 
 from hub.db import open_db
-from protocol.mqttclient import make_client
-from protocol.settings import MqttSettings
+from runtime.mqttclient import make_client
+from runtime.settings import MqttSettings
 from provisioning.broker import Mosquitto, read_passwords
 from provisioning.cli import main
 from provisioning.site import load_site

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from protocol.daemon import load_config
-from protocol.settings import MqttSettings
+from runtime.daemon import load_config
+from runtime.settings import MqttSettings
 from provisioning.broker import read_passwords
 from provisioning.cli import main
 from provisioning.site import load_site

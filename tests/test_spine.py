@@ -9,7 +9,7 @@ import pytest
 
 from edge.outbox import Outbox
 from protocol import topics
-from protocol.mqttclient import make_client
+from runtime.mqttclient import make_client
 
 from .conftest import SITE, running_ingest, running_sync, wait_for
 

@@ -85,7 +85,7 @@ from edge.health import SYSTEM_CLOCK, NodeClock
 from edge.outbox import Outbox
 from edge.state import ROSTER, NodeState
 from protocol.clock import parse_iso
-from protocol.settings import ConfigError, load_json
+from runtime.settings import ConfigError, load_json
 
 CONFIG_ENV = "ROUNDS_EDGE_CONFIG"
 _REQUIRED = ("NODE_DB", "NODE_ID", "SECRET_KEY", "SITE_SECRET")

@@ -70,7 +70,6 @@ a bound phone is then checked in without an event, once per person and
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -82,6 +81,7 @@ from edge.health import clock_synced
 from edge.outbox import Outbox
 from edge.state import CONFIG, NodeState
 from protocol.clock import iso, parse_iso
+from protocol.ids import record_id
 
 from .hostapd import Gone
 from .parse import Sighting
@@ -237,7 +237,8 @@ class Tracker:
             writes.append(("close", interval))  # re-bound to someone else
             interval = None
         if interval is None:
-            interval = Interval(str(uuid.uuid4()), device, staff, zone, ts, ts,
+            interval = Interval(record_id(time.time_ns() // 1_000_000), device, staff,
+                                zone, ts, ts,
                                 ts, now, s.mac)
             writes.append(("open", interval))
         else:

@@ -18,7 +18,7 @@ from sqlite_utils import Database
 
 from hub.db import open_db
 from hub.config import load_hub_config
-from protocol.settings import ConfigError
+from runtime.settings import ConfigError
 
 CONFIG_ENV = "ROUNDS_HUB_CONFIG"
 DEFAULT_TIMEZONE = "Asia/Shanghai"

@@ -46,7 +46,7 @@ from hub.db import open_db
 from hub.ingest import Ingest
 from protocol import topics
 from protocol.clock import iso
-from protocol.mqttclient import make_client
+from runtime.mqttclient import make_client
 
 from ..conftest import SITE
 from ..scale import report, scaled

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from protocol import topics
-from protocol.mqttclient import make_client
+from runtime.mqttclient import make_client
 
 from ..scale import report, scaled
 from ..support import wait_for

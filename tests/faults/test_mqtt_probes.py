@@ -23,8 +23,8 @@ from collections import Counter
 
 import pytest
 
-from protocol.mqttclient import make_client, session_properties
-from protocol.settings import MqttSettings
+from runtime.mqttclient import make_client, session_properties
+from runtime.settings import MqttSettings
 from provisioning.broker import Mosquitto
 from provisioning.site import load_site
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.settings import MqttSettings
+from runtime.settings import MqttSettings
 from provisioning.broker import Mosquitto, render_broker
 
 from ..conftest import SITE

@@ -41,7 +41,7 @@ from edge.outbox import Outbox
 from edge.photos import PhotoSpool
 from edge.sync import NodeSync
 from protocol.clock import iso
-from protocol.settings import MqttSettings
+from runtime.settings import MqttSettings
 
 CATEGORIES = ("hygiene", "facilities", "safety", "signage", "service", "queue")
 CLOSE_SHARE = 0.8  # of presence intervals, closed before the day ends
