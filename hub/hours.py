@@ -4,8 +4,7 @@ The rule: a report earns hours when its ticket is **accepted**, i.e. moved
 from ``new`` to ``assigned`` (``hub.tickets.transition``). Then
 
 * the original reporter gets the category's ``credit_hours``
-  (``category_settings``; ``DEFAULT_CREDIT_HOURS`` for a category without
-  settings);
+  (``hub.categories``: its ``category_settings`` or the default);
 * each duplicate reporter gets ``duplicate_credit_hours`` (0 by default:
   a duplicate confirms a problem but does not find it, so no entry is
   written at all when it is 0); a duplicate attached after acceptance is
@@ -24,8 +23,10 @@ from datetime import datetime, timezone
 
 from protocol.clock import iso
 
-DEFAULT_CREDIT_HOURS = 0.5
-DEFAULT_DUPLICATE_CREDIT_HOURS = 0.0
+from .categories import category_settings
+from .db import write_transaction
+from .errors import NotFound
+
 ENTRY_STATES = ("pending", "approved", "rejected")
 _ENTRY_COLUMNS = ("id", "staff_id", "ticket_id", "report_id", "hours", "state", "created_at",
                   "decided_by", "decided_at")
@@ -34,8 +35,6 @@ _ENTRY_COLUMNS = ("id", "staff_id", "ticket_id", "report_id", "hours", "state", 
 def credit_report(db, ticket_id: int, report_id: str, at: str) -> int | None:
     """Write the pending entry one report on an accepted ticket earns; return
     its id, or None when it earns nothing."""
-    from hub.tickets import category_settings
-
     row = db.conn.execute(
         "SELECT tr.staff_id, tr.duplicate, t.category, t.source FROM ticket_reports tr "
         "JOIN tickets t ON t.id = tr.ticket_id WHERE tr.ticket_id = ? AND tr.report_id = ?",
@@ -77,8 +76,6 @@ def reject_pending(db, ticket_id: int, who: str, at: str) -> None:
 def decide(db, entry_id: int, approve: bool, who: str, now: datetime | None = None) -> dict:
     """Approve or reject a pending entry; return it. NotFound for an unknown
     entry, ValueError for one already decided or a missing ``who``."""
-    from hub.tickets import NotFound, write_transaction
-
     if not isinstance(who, str) or not who.strip():
         raise ValueError("who is required")
     if not isinstance(approve, bool):

@@ -24,7 +24,7 @@ civility office). Among equal rules the newest (highest id) wins.
 
 **Due time** = ticket creation + ``category_settings.due_hours`` (seeded:
 safety 4 h, hygiene 8 h, the others 48 h); categories without settings use
-``DEFAULT_DUE_HOURS``.
+``hub.categories.DEFAULT_DUE_HOURS``.
 
 **States.** new -> assigned -> in_progress -> resolved -> closed; rejected
 from new, assigned or in_progress. Open = not resolved/closed/rejected.
@@ -49,11 +49,14 @@ closest hash. ``tickets.reporters`` counts the distinct staff on the ticket.
 import json
 from datetime import datetime, timedelta, timezone
 
-from hub.db import write_transaction  # noqa: F401  (callers import it from here too)
 from protocol.clock import iso, parse_iso
 
+from . import hours
+from .categories import category_settings
+from .db import write_transaction
+from .errors import NotFound
+
 DEFAULT_DEPARTMENT = "civility_office"
-DEFAULT_DUE_HOURS = 48.0
 DUPLICATE_WINDOW = timedelta(minutes=30)
 DHASH_DISTANCE = 6
 SYSTEM = "system"
@@ -77,26 +80,11 @@ _TICKET_COLUMNS = ("id", "report_id", "category", "zone", "department", "state",
                    "note", "photos", "source")
 
 
-class NotFound(LookupError):
-    """No ticket (or ledger entry) with that id."""
-
-
 def _now(now: datetime | None) -> datetime:
     return now or datetime.now(timezone.utc)
 
 
 # -- settings and routing ---------------------------------------------------
-
-def category_settings(db, category: str) -> dict:
-    row = db.conn.execute(
-        "SELECT due_hours, credit_hours, duplicate_credit_hours FROM category_settings "
-        "WHERE category = ?", (category,)).fetchone()
-    if row is None:
-        from hub.hours import DEFAULT_CREDIT_HOURS, DEFAULT_DUPLICATE_CREDIT_HOURS
-        return {"due_hours": DEFAULT_DUE_HOURS, "credit_hours": DEFAULT_CREDIT_HOURS,
-                "duplicate_credit_hours": DEFAULT_DUPLICATE_CREDIT_HOURS}
-    return {"due_hours": row[0], "credit_hours": row[1], "duplicate_credit_hours": row[2]}
-
 
 def route(db, category: str, zone: str) -> str:
     """The department for a report of ``category`` in ``zone`` (see module doc)."""
@@ -196,8 +184,7 @@ def _attach(db, ticket_id: int, report: dict, matched_by: str, at: str) -> None:
         "WHERE ticket_id = ?), updated_at = ? WHERE id = ?", (ticket_id, at, ticket_id))
     state = db.conn.execute("SELECT state FROM tickets WHERE id = ?", (ticket_id,)).fetchone()[0]
     if state in ("assigned", "in_progress"):  # already accepted: credit the duplicate now
-        from hub.hours import credit_report
-        credit_report(db, ticket_id, report["report_id"], at)
+        hours.credit_report(db, ticket_id, report["report_id"], at)
 
 
 def hamming(a: str, b: str) -> int:
@@ -285,7 +272,6 @@ def transition(db, ticket_id, to_state: str, who: str, comment: str = "",
         db.conn.execute("UPDATE tickets SET state = ?, updated_at = ? WHERE id = ?",
                         (to_state, at, ticket_id))
         _history(db, ticket_id, at, who, current, to_state, comment)
-        from hub import hours
         if to_state == "assigned":
             hours.credit_ticket(db, ticket_id, at)
         elif to_state == "rejected":

@@ -1,8 +1,9 @@
 """``rounds-provision``: site, node and zone provisioning for the facilities team.
 
-Domain errors are ``ProvisioningError``s (and ``NodeConfigError``s) raised
-by the modules; only here do they become ``click.ClickException`` (exit 1,
-the message on stderr).
+Domain errors are ``ProvisioningError``s (``NodeConfigError``s, and the hub's
+``registry.ZoneError``) raised by the modules; only here do they become
+``click.ClickException`` (exit 1, the message on stderr). The hub's tables
+are reached only through ``hub.registry``.
 """
 
 import json
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+
+from hub import registry
 
 DEFAULT_SITE_DIR = "/etc/rounds/site"
 
@@ -21,7 +24,7 @@ def _domain_errors():
 
     try:
         yield
-    except (ProvisioningError, NodeConfigError) as exc:
+    except (ProvisioningError, NodeConfigError, registry.ZoneError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -36,17 +39,8 @@ def _site(ctx):
         return load_site(ctx.obj["site_dir"])
 
 
-@contextmanager
-def _hub_db(ctx):
-    from hub.db import open_db
-
-    site = _site(ctx)
-    with _domain_errors():
-        db = open_db(site.hub_db_path())
-    try:
-        yield db
-    finally:
-        db.close()
+def _hub_db_path(ctx) -> str:
+    return _site(ctx).hub_db_path()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -178,11 +172,9 @@ def zone_add(ctx, zone_id, name, campus, building, floor, lat, lon):
     \b
         rounds-provision zone add ward-3 --name "Ward 3" --campus main --building B --floor 3
     """
-    from .zones import add_zone
-
-    with _hub_db(ctx) as db, _domain_errors():
-        what = add_zone(db, zone_id, name=name, campus=campus, building=building, floor=floor,
-                        lat=lat, lon=lon)
+    with _domain_errors():
+        what = registry.add_zone(_hub_db_path(ctx), zone_id, name=name, campus=campus,
+                                 building=building, floor=floor, lat=lat, lon=lon)
     click.echo(f"Zone {zone_id} {what}.")
 
 
@@ -196,10 +188,7 @@ def zone_list(ctx):
     \b
         rounds-provision zone list
     """
-    from .zones import list_zones
-
-    with _hub_db(ctx) as db:
-        rows = list_zones(db)
+    rows = registry.list_zones(_hub_db_path(ctx))
     _table(["zone", "name", "campus", "building", "floor", "lat", "lon"], rows)
 
 

@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hub.db import open_db
+from hub import registry
 
-from . import ProvisioningError, bundle, hubnodes
+from . import ProvisioningError, bundle
 from .broker import Reload, format_passwords, password_hash, read_passwords, reload, render_acl
 from .files import SECRET, write_file
 from .site import HUB_USER, Site
-from .zones import require_zone
 
 NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # as nodeconfig
 
@@ -112,8 +111,7 @@ def replace_node(site: Site, old: str, new: str, *, force: bool = False,
 def list_nodes(site: Site) -> list[dict]:
     """Every node of the site's directory or its hub: node, zone, state,
     revoked, credentials (a password line in the broker's file)."""
-    with _hub(site) as db:
-        hub = hubnodes.rows(db)
+    hub = registry.registered_nodes(site.hub_db_path())
     users = read_passwords(site.passwd)
     registered = {path.stem: json.loads(path.read_text())
                   for path in site.nodes_dir.glob("*.json")}
@@ -141,32 +139,31 @@ def _add(site: Site, settings: dict, *, force: bool, wheels, step) -> Added:
         raise NodeError(f"node {node!r} is already {state}. Nothing changed; give --force "
                         "to give it new credentials and a new bundle (its old password "
                         "stops working)")
-    with _hub(site) as db:
-        zone = require_zone(db, settings["zone"])
-        password = secrets.token_urlsafe(24)
-        staging = site.bundles_dir / f".{node}.new"
-        tarball = site.bundles_dir / f"{node}.tar.gz"
+    zone = registry.require_zone(site.hub_db_path(), settings["zone"])
+    password = secrets.token_urlsafe(24)
+    staging = site.bundles_dir / f".{node}.new"
+    tarball = site.bundles_dir / f"{node}.tar.gz"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        step("bundle: node config, OS config, CA, first-boot script, label")
+        bundle.build_bundle(site, settings, password, staging, zone_name=zone["name"],
+                            pip_index=settings.get("pip_index"), wheels=wheels)
+        step(f"packing {tarball.name}")
+        packed = bundle.pack(staging, staging.with_suffix(".tar.gz"), node)
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        try:
-            step("bundle: node config, OS config, CA, first-boot script, label")
-            bundle.build_bundle(site, settings, password, staging, zone_name=zone["name"],
-                                pip_index=settings.get("pip_index"), wheels=wheels)
-            step(f"packing {tarball.name}")
-            packed = bundle.pack(staging, staging.with_suffix(".tar.gz"), node)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.with_suffix(".tar.gz").unlink(missing_ok=True)
-            raise
-        step("MQTT credentials and ACL")
-        users = read_passwords(site.passwd)
-        users[node] = password_hash(password)
-        _write_broker_files(site, users)
-        write_file(site.nodes_dir / f"{node}.json", json.dumps(
-            {**settings, "revoked": False,
-             "added_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-            indent=2) + "\n", SECRET)
-        step(f"registering {node} in zone {zone['zone']} at the hub")
-        hubnodes.register(db, node, zone["zone"])
+        staging.with_suffix(".tar.gz").unlink(missing_ok=True)
+        raise
+    step("MQTT credentials and ACL")
+    users = read_passwords(site.passwd)
+    users[node] = password_hash(password)
+    _write_broker_files(site, users)
+    write_file(site.nodes_dir / f"{node}.json", json.dumps(
+        {**settings, "revoked": False,
+         "added_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        indent=2) + "\n", SECRET)
+    step(f"registering {node} in zone {zone['zone']} at the hub")
+    registry.register_node(site.hub_db_path(), node, zone["zone"])
     bundle.install(staging, site.bundles_dir / node)
     packed.replace(tarball)
     return Added(node, site.bundles_dir / node, tarball, None)
@@ -175,18 +172,17 @@ def _add(site: Site, settings: dict, *, force: bool, wheels, step) -> Added:
 def _revoke(site: Site, node: str, step) -> None:
     users = read_passwords(site.passwd)
     settings = _registered(site, node)
-    with _hub(site) as db:
-        at_hub = node in hubnodes.rows(db)
-        if node == HUB_USER or not (settings or at_hub or node in users):
-            raise NodeError(f"no node {node!r} in site {site.site!r}")
-        step("removing its MQTT credentials and ACL")
-        users.pop(node, None)
-        _write_broker_files(site, users)
-        if settings is not None:
-            write_file(site.nodes_dir / f"{node}.json",
-                       json.dumps({**settings, "revoked": True}, indent=2) + "\n", SECRET)
-        step("marking it revoked at the hub")
-        hubnodes.revoke(db, node)
+    at_hub = node in registry.registered_nodes(site.hub_db_path())
+    if node == HUB_USER or not (settings or at_hub or node in users):
+        raise NodeError(f"no node {node!r} in site {site.site!r}")
+    step("removing its MQTT credentials and ACL")
+    users.pop(node, None)
+    _write_broker_files(site, users)
+    if settings is not None:
+        write_file(site.nodes_dir / f"{node}.json",
+                   json.dumps({**settings, "revoked": True}, indent=2) + "\n", SECRET)
+    step("marking it revoked at the hub")
+    registry.revoke_node(site.hub_db_path(), node)
     # Its bundle holds a dead password and the live site secret.
     shutil.rmtree(site.bundles_dir / node, ignore_errors=True)
     (site.bundles_dir / f"{node}.tar.gz").unlink(missing_ok=True)
@@ -206,15 +202,6 @@ def _registered(site: Site, node: str) -> dict | None:
         return json.loads((site.nodes_dir / f"{node}.json").read_text())
     except FileNotFoundError:
         return None
-
-
-@contextmanager
-def _hub(site: Site):
-    db = open_db(site.hub_db_path())
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import pytest
 
 from hub import hours, tickets
 from hub.db import open_db
+from hub.errors import NotFound
 from hub.store import write_batch
 from protocol.clock import iso
 from protocol.records import validate
@@ -168,7 +169,7 @@ def test_rejected_from_new_assigned_or_in_progress(db, path):
 
 
 def test_unknown_ticket(db):
-    with pytest.raises(tickets.NotFound):
+    with pytest.raises(NotFound):
         tickets.transition(db, 999, "assigned", "H001")
 
 
@@ -279,7 +280,7 @@ def test_approve_reject_and_totals(db):
         "rejected", "R001", at(0))
     with pytest.raises(ValueError, match="already approved"):
         hours.decide(db, ea["id"], False, "R002")
-    with pytest.raises(tickets.NotFound):
+    with pytest.raises(NotFound):
         hours.decide(db, 999, True, "R001")
     assert hours.totals(db) == [
         {"staff_id": "N001", "approved": 0.5, "pending": 0, "rejected": 0.5},

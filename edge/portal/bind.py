@@ -12,12 +12,13 @@ to a result page: the navigation after which the phone probes again, sees
 from flask import Blueprint, Flask, current_app, render_template, request
 from flask_babel import gettext as _
 
-from edge.checkins import checkin_in_transaction
+from edge.checkins import checked_in, checkin_in_transaction
 from edge.state import ROSTER
 
-from . import current_event, get_outbox, get_state, immediate, message_page, node_clock
+from . import (
+    current_event, get_db, get_outbox, get_state, immediate, message_page, node_clock,
+)
 from .auth import Refusal, authenticate
-from .checkin import checked_in_at
 from .device import device_key, devices, person, phone, rebound
 from .i18n import redirect_to
 
@@ -83,4 +84,5 @@ def bound():
         return redirect_to("checkin.home")
     event = current_event()
     return render_template("bound.html", person=person(current.staff_id), event=event,
-                           checked_in_at=checked_in_at(current.staff_id, event))
+                           checked_in_at=checked_in(get_db(), current.staff_id, event,
+                                                    node_clock().now_iso()))

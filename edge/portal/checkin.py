@@ -21,6 +21,7 @@ from . import (
     message_page, node_clock,
 )
 from .auth import Refusal, authenticate
+from .bind import bind_page
 from .device import device_key, person, phone
 from .i18n import redirect_to
 
@@ -39,7 +40,6 @@ def home():
     if current is None:
         return _form_page()
     if current.staff_id is None:
-        from .bind import bind_page  # bind.py builds on this module
         return bind_page()
     return hello_page()
 

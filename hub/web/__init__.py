@@ -6,19 +6,21 @@ process writes the same SQLite file, so each request opens its own connection
 (WAL mode lets readers and the writer work at once) and closes it at the end.
 """
 
-import importlib
 import os
 import secrets
-from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, g
-from sqlite_utils import Database
+from flask import Flask
 
-from hub.db import open_db
 from hub.config import load_hub_config
 from runtime.settings import ConfigError
+
+from . import (
+    accounts, api, auth, board, events, fleet, hotspots, i18n, labels, nav, open311, openapi,
+    pages, people, roster, roster_import, zones,
+)
+from .context import close_db, localtime
 
 CONFIG_ENV = "ROUNDS_HUB_CONFIG"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -44,9 +46,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.teardown_appcontext(close_db)
     app.add_template_filter(localtime)
 
-    from . import api, auth, i18n, nav, open311, openapi, pages
-
     i18n.init_app(app)
+    labels.init_app(app)  # the words for stored codes and the ``hours`` filter, for every page
     auth.init_app(app)
     app.jinja_env.globals.update(nav_items=nav.nav_items)
     app.register_blueprint(api.bp)
@@ -54,18 +55,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(open311.bp)
     openapi.init_app(app)
     fragments = app.extensions.setdefault("openapi_fragments", [])
-    for area in _AREAS:
-        module = importlib.import_module(f"{__name__}.{area}")
-        module.init_app(app)
-        fragments.append(module.OPENAPI)
+    for area in AREAS:
+        area.init_app(app)
+        fragments.append(area.OPENAPI)
     api.register_error_handlers(app)
     return app
 
 
 # Dashboard areas, each a module with ``init_app(app)`` registering its pages
 # (and its /api/v1 routes); see docs/dashboard.md.
-_AREAS = ("roster", "roster_import", "accounts", "events", "zones", "board", "fleet",
-          "people", "hotspots")
+AREAS = (roster, roster_import, accounts, events, zones, board, fleet, people, hotspots)
 
 
 def _secret_key(db_path: Path) -> bytes:
@@ -104,37 +103,3 @@ def _load_hub_config() -> dict:
     if "secure_cookies" in web:
         mapping["SECURE_COOKIES"] = bool(web["secure_cookies"])
     return mapping
-
-
-def get_db() -> Database:
-    """This request's connection to the hub database, opened on first use."""
-    if "db" not in g:
-        # The first connection of a process migrates (under a file lock); the
-        # rest connect plainly.
-        migrated = current_app.extensions.setdefault("hub_db_migrated", False)
-        g.db = open_db(current_app.config["HUB_DB"], migrate=not migrated)
-        current_app.extensions["hub_db_migrated"] = True
-    return g.db
-
-
-def close_db(exc: BaseException | None = None) -> None:
-    db = g.pop("db", None)
-    if db is not None:
-        db.close()
-
-
-def hospital_tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
-
-
-def localtime(ts: str | None, fmt: str = "%H:%M") -> str:
-    """Template filter: a stored UTC timestamp shown in the hospital time zone."""
-    if not ts:
-        return ""
-    try:
-        dt = datetime.fromisoformat(ts)
-    except ValueError:
-        return ts
-    if dt.tzinfo is None:
-        return ts  # not a wire timestamp; show it as stored rather than guess
-    return dt.astimezone(hospital_tz()).strftime(fmt)

@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from hub import account_admin, audit, roster
 from hub.db import write_transaction
 
-from . import get_db
+from .context import get_db
 from .auth import audited, requires
 from .openapi import NULLABLE_STR, SIGNED_IN, errors, json_response, ref
 from .roster import json_object, says, text_fields

@@ -13,9 +13,11 @@ from werkzeug.exceptions import HTTPException
 
 from hub import attendance, hotspots, hours, occupancy, tickets
 from hub.db import write_transaction
+from hub.errors import NotFound
 from protocol.clock import iso
 
-from . import get_db, hospital_tz, open311
+from . import open311
+from .context import get_db, hospital_tz
 from .auth import actor, audited, department_scope, requires
 from .params import number
 
@@ -169,7 +171,7 @@ def move_ticket(ticket_id: int, to: str, comment: str) -> None:
             tickets.transition(db, ticket_id, to, actor(), comment)
             audited("ticket.transition", f"ticket:{ticket_id}",
                     **{"from": before["state"] if before else None, "to": to})
-    except tickets.NotFound as exc:
+    except NotFound as exc:
         abort(404, description=str(exc))
     except ValueError as exc:
         abort(409, description=str(exc))

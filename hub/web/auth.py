@@ -25,7 +25,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from hub import accounts, audit
 
-from . import get_db
+from .context import get_db
 from .params import safe_next
 
 bp = Blueprint("auth", __name__)

@@ -24,7 +24,8 @@ from werkzeug.exceptions import Conflict
 from hub import hours, tickets
 from protocol.clock import iso
 
-from . import get_db, hospital_tz, labels
+from . import labels
+from .context import get_db, hospital_tz
 from .api import decide_hours, move_ticket
 from .auth import department_scope, requires
 from .params import number

@@ -21,7 +21,7 @@ from hub import attendance, events, ical, zones
 from hub.db import write_transaction
 from hub.zones import Invalid, Problem
 
-from . import get_db, hospital_tz
+from .context import get_db, hospital_tz
 from .auth import audited, requires
 from .zones import errors, feed_url, invalid_json, translated
 

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from hub import nodes, site
 from hub.db import write_transaction
 
-from . import get_db
+from .context import get_db
 from .auth import audited, requires
 
 bp = Blueprint("fleet", __name__)

@@ -26,7 +26,8 @@ from markupsafe import Markup
 from hub import hotspots, svg, tickets
 from protocol.clock import iso
 
-from . import get_db, labels
+from . import labels
+from .context import get_db
 from .auth import requires
 from .params import number
 

@@ -43,11 +43,12 @@ from flask import Blueprint, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from hub import tickets
+from hub.db import write_transaction
 from hub.store import write_batch
 from protocol.clock import iso, now_iso
 from protocol.records import InvalidRecord, validate
 
-from . import get_db
+from .context import get_db
 from .params import number
 
 PREFIX = "/open311/v2"
@@ -72,7 +73,7 @@ def error_response(exc: HTTPException):
 
 
 def add_api_key(db, api_key: str, name: str) -> None:
-    with tickets.write_transaction(db):
+    with write_transaction(db):
         db.conn.execute("INSERT OR REPLACE INTO open311_keys (api_key, name) VALUES (?, ?)",
                         (api_key, name))
 
@@ -272,7 +273,7 @@ def post_request(fmt):
         validate(record)
     except InvalidRecord as exc:
         abort(400, description=str(exc))
-    with tickets.write_transaction(db):
+    with write_transaction(db):
         write_batch(db, f"{PREFIX}/requests", NODE, [record], [])
         tickets.materialize(db)
         ticket_id, duplicate = db.conn.execute(

@@ -22,13 +22,11 @@ from flask_babel import gettext as _
 from hub import attendance, zones
 from protocol.clock import iso
 
-from . import get_db, hospital_tz, labels
+from . import labels
+from .context import get_db, hospital_tz
 from .auth import requires
 
 bp = Blueprint("pages", __name__)
-# Every app registers this blueprint: the words for stored codes (labels.py)
-# and the ``hours`` filter come with it, for every area's templates.
-bp.record_once(lambda state: labels.init_app(state.app))
 
 PER_PAGE = 200
 _PAGE_DIGITS = 6  # ?page= beyond 999,999 is not a page anyone reached by a link

@@ -23,7 +23,8 @@ from hub import exports, zones
 from hub.attendance import day_bounds
 from hub.db import write_transaction
 
-from . import get_db, hospital_tz, labels
+from . import labels
+from .context import get_db, hospital_tz
 from .auth import audited, department_scope, requires
 
 bp = Blueprint("people", __name__)

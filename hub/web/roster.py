@@ -29,7 +29,7 @@ from flask_login import current_user
 from hub import account_admin, audit, roster, roster_import
 from hub.db import write_transaction
 
-from . import get_db
+from .context import get_db
 from .auth import audited, department_scope, requires
 from .openapi import errors, json_response, path_param, query, ref
 

@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from hub import roster, roster_import
 from hub.db import write_transaction
 
-from . import get_db
+from .context import get_db
 from .auth import audited, requires
 from .openapi import SIGNED_IN, errors, json_response, query, ref
 from .roster import json_object, may_grant_admin, says

@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from hub import floor_plans, ical, zones
 from hub.db import write_transaction
 
-from . import get_db
+from .context import get_db
 from .auth import audited, requires
 
 bp = Blueprint("zones", __name__)
