@@ -60,32 +60,28 @@ cookie, signed copy in the form's ``csrf_token`` field, valid for
 gets a clear "please try again" page).
 """
 
-import fcntl
 import hashlib
 import hmac
 import logging
 import os
 import sqlite3
 import threading
-from contextlib import contextmanager
-from datetime import datetime
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, g, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from edge import devices
-from edge.checkins import event_now
-from edge.db import immediate as db_immediate
 from edge.db import is_disk_full, open_db
-from edge.health import SYSTEM_CLOCK, NodeClock
-from edge.outbox import Outbox
-from edge.state import ROSTER, NodeState
-from protocol.clock import parse_iso
+from edge.health import SYSTEM_CLOCK
+from edge.state import ROSTER
 from runtime.settings import ConfigError, load_json
+
+from . import bind, checkin, device, i18n, me, probes, report
+from .context import clock_unset, close_db, current_zone, get_outbox, get_state, zone_label
+from .render import hhmm, message_page, storage_full_page, when
 
 CONFIG_ENV = "ROUNDS_EDGE_CONFIG"
 _REQUIRED = ("NODE_DB", "NODE_ID", "SECRET_KEY", "SITE_SECRET")
@@ -118,7 +114,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Migrate once at start-up, so requests only ever find the schema current.
     open_db(app.config["NODE_DB"]).close()
 
-    from . import bind, checkin, device, i18n, me, probes, report
     # Order of the before-request hooks: who is asking (and release a bound
     # phone) -> redirect foreign hosts -> CSRF check of POSTs.
     init_app(app)
@@ -210,143 +205,6 @@ def init_app(app: Flask) -> None:
     app.after_request(_no_store)
 
 
-# --- database: one connection per worker thread ------------------------------
-# Each gunicorn worker is its own process and an SQLite connection must not be
-# shared across threads, so each thread of a worker keeps its own connection
-# (opening one, with its migration check, for every request cost more than
-# the check-in itself). Between requests it holds no transaction.
-
-def get_outbox() -> Outbox:
-    """This thread's Outbox; its ``db`` is this thread's database connection,
-    so portal writes and outbox appends can share one transaction."""
-    local = current_app.extensions["rounds_portal_db"]
-    outbox = getattr(local, "outbox", None)
-    if outbox is None:
-        outbox = local.outbox = Outbox(current_app.config["NODE_DB"], node_clock())
-    g.db_used = True
-    return outbox
-
-
-def get_db():
-    return get_outbox().db
-
-
-def node_clock() -> NodeClock:
-    return current_app.config["CLOCK"]
-
-
-def current_event(state: NodeState | None = None) -> dict | None:
-    """The event a check-in made now counts for (``edge.checkins.event_now``:
-    none while the node's clock is not set)."""
-    clock = node_clock()
-    return event_now(state or get_state(), clock.now(), clock.synced())
-
-
-def clock_unset() -> bool:
-    """Whether the node knows its wall clock is not set yet (no NTP so far)."""
-    return node_clock().synced() is False
-
-
-def get_state() -> NodeState:
-    """The node's state for this request; each document is read (and parsed)
-    at most once per request."""
-    if "state" not in g:
-        g.state = _RequestState(get_db())
-    return g.state
-
-
-class _RequestState(NodeState):
-    def __init__(self, db):
-        super().__init__(db)
-        self._documents = {}
-
-    def get(self, key):
-        if key not in self._documents:
-            self._documents[key] = super().get(key)
-        return self._documents[key]
-
-    def put(self, key, document):
-        self._documents.pop(key, None)
-        super().put(key, document)
-
-
-def close_db(exc=None) -> None:
-    """End of request: leave no transaction open on this thread's connection."""
-    if g.pop("db_used", False):
-        conn = current_app.extensions["rounds_portal_db"].outbox.conn
-        if conn.in_transaction:
-            conn.rollback()
-
-
-@contextmanager
-def immediate(db):
-    """``edge.db.immediate``, with writers queued in order rather than in
-    SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and
-    made the slowest check-ins under load several times slower: threads of one
-    worker on a mutex, gunicorn's worker processes on a lock file (flock wakes
-    a waiter as soon as the holder lets go)."""
-    with _WRITE_LOCK, _process_lock(current_app.config["NODE_DB"]), db_immediate(db):
-        yield db
-
-
-_WRITE_LOCK = threading.Lock()
-_LOCK_FILES: dict[str, int] = {}
-
-
-@contextmanager
-def _process_lock(db_path):
-    """An exclusive flock shared by every portal process on this database
-    (taken under _WRITE_LOCK, so one thread per process asks for it)."""
-    path = f"{db_path}.write-lock"
-    fd = _LOCK_FILES.get(path)
-    if fd is None:
-        fd = _LOCK_FILES[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def current_zone(state: NodeState) -> str | None:
-    """The hub's word on this node's zone, else the provisioned one."""
-    return state.zone() or current_app.config.get("ZONE")
-
-
-def zone_label() -> str | None:
-    """The zone as shown to people: its name from the hub, else its id."""
-    state = get_state()
-    return state.zone_name() or current_zone(state)
-
-
-# --- rendering helpers --------------------------------------------------------
-
-def local_time(timestamp: str | datetime) -> datetime:
-    """A wire timestamp in the node's time zone."""
-    name = current_app.config.get("TIMEZONE")
-    moment = parse_iso(timestamp) if isinstance(timestamp, str) else timestamp
-    return moment.astimezone(ZoneInfo(name) if name else None)
-
-
-def hhmm(timestamp: str | datetime) -> str:
-    """A wire timestamp as HH:MM in the node's time zone."""
-    return local_time(timestamp).strftime("%H:%M")
-
-
-def when(timestamp: str) -> str:
-    """A wire timestamp as YYYY-MM-DD HH:MM in the node's time zone."""
-    return local_time(timestamp).strftime("%Y-%m-%d %H:%M")
-
-
-def minutes_until(moment: datetime, now: datetime) -> int:
-    """Whole minutes until ``moment``, rounded up, at least 1."""
-    return max(1, -(-int((moment - now).total_seconds()) // 60))
-
-
-def message_page(status: int, title: str, message: str, headers=None):
-    return render_template("message.html", title=title, message=message), status, headers or {}
-
-
 def _csrf_error(exc: CSRFError):
     return message_page(
         400, _("Please try again"),
@@ -361,14 +219,6 @@ def _http_error(exc: HTTPException):
               413: _("Too much data"), 429: _("Too many attempts")}
     return message_page(exc.code, titles.get(exc.code) or _("Something went wrong"),
                         _("Go back to the start page and try again."))
-
-
-def storage_full_page(status: int = 503):
-    """The page for a write the node's full storage refused."""
-    return message_page(
-        status, _("This node's storage is full"),
-        _("Nothing was saved. Please try again in a few minutes; if it keeps "
-          "happening, tell the facilities team."))
 
 
 def _storage_error(exc: sqlite3.OperationalError):

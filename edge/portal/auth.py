@@ -17,7 +17,8 @@ from edge.state import ROSTER, NodeState
 from protocol.clock import iso, parse_iso
 from protocol.pins import verify_pin
 
-from . import current_zone, get_db, get_state, hhmm, immediate, minutes_until, node_clock
+from .context import current_zone, get_db, get_state, immediate, node_clock
+from .render import hhmm, minutes_until
 
 MAX_FAILURES = 5          # per staff number
 MAX_DEVICE_FAILURES = 10  # per device, across staff numbers

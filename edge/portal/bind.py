@@ -15,12 +15,11 @@ from flask_babel import gettext as _
 from edge.checkins import checked_in, checkin_in_transaction
 from edge.state import ROSTER
 
-from . import (
-    current_event, get_db, get_outbox, get_state, immediate, message_page, node_clock,
-)
 from .auth import Refusal, authenticate
+from .context import current_event, get_db, get_outbox, get_state, immediate, node_clock
 from .device import device_key, devices, person, phone, rebound
 from .i18n import redirect_to
+from .render import message_page
 
 bp = Blueprint("bind", __name__)
 

@@ -16,14 +16,14 @@ from flask_babel import gettext as _
 from edge.checkins import checked_in, checkin_in_transaction
 from edge.state import ROSTER
 
-from . import (
-    clock_unset, current_event, current_zone, get_db, get_outbox, get_state, immediate,
-    message_page, node_clock,
-)
 from .auth import Refusal, authenticate
 from .bind import bind_page
+from .context import (
+    clock_unset, current_event, current_zone, get_db, get_outbox, get_state, immediate, node_clock,
+)
 from .device import device_key, person, phone
 from .i18n import redirect_to
+from .render import message_page
 
 bp = Blueprint("checkin", __name__)
 

@@ -22,7 +22,7 @@ from flask import Flask, current_app, g, request
 from edge.db import is_disk_full
 from edge.devices import Devices, mac_for_ip
 
-from . import get_db, get_state, immediate
+from .context import get_db, get_state, immediate
 
 log = logging.getLogger(__name__)
 # No phone to look up for these (and no database work either).

@@ -5,10 +5,10 @@ and it never shows one for a staff number typed in."""
 
 from flask import Blueprint, Flask, render_template
 
+from edge.checkins import NO_EVENT
 from edge.state import CONFIG
 
-from . import get_db, get_state
-from edge.checkins import NO_EVENT
+from .context import get_db, get_state
 from .device import devices, person, phone
 from .i18n import redirect_to
 

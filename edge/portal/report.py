@@ -36,12 +36,11 @@ from edge.health import disk_free
 from edge.photos import PhotoSpool
 from edge.state import CONFIG
 
-from . import (
-    current_zone, get_db, get_outbox, get_state, immediate, message_page, node_clock,
-)
 from .auth import Refusal, authenticate
+from .context import current_zone, get_db, get_outbox, get_state, immediate, node_clock
 from .device import device_key, person, phone
 from .i18n import redirect_to
+from .render import message_page
 
 bp = Blueprint("report", __name__)
 log = logging.getLogger(__name__)
