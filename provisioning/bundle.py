@@ -10,6 +10,8 @@ a ``.tar.gz`` with the same files and modes::
       cmdline-hook.txt   0644  what to add to cmdline.txt so the first boot runs it
                                (the bundle is copied to the boot partition as <node>/)
       label.png, label.pdf, enrolment.json   0644  the box's label and its QR data
+      requirements.lock  0644  the versions (with hashes) first-boot.sh installs:
+                               requirements/runtime.lock, what the tests ran with
       wheels/            0644  Rounds and its dependencies, when given (--wheels)
 """
 
@@ -24,6 +26,9 @@ from .label import enrolment_data, enrolment_text, write_label
 from .nodeconfig import destinations, render_node
 from .pki import fingerprint
 
+# What make installs the tests with, minus the test tools (same versions:
+# tests/test_lock.py); make lock refreshes it.
+RUNTIME_LOCK = Path(__file__).resolve().parent.parent / "requirements" / "runtime.lock"
 INSTALL_DEFAULTS = {"venv": "/opt/rounds/.venv", "config": "/etc/rounds/node.json",
                     "config_dir": "/etc/rounds", "state_dir": "/var/lib/rounds",
                     "user": "rounds"}
@@ -77,6 +82,7 @@ def build_bundle(site, settings: dict, password: str, out: Path, *, zone_name: s
     secrets = ["node.json"] + [f"config/{p.name}" for p in rendered if p.name == "hostapd.conf"]
     write_file(out / "first-boot.sh", render_first_boot(
         config, files=files, units=units, secrets=secrets, pip_index=pip_index), SCRIPT)
+    write_file(out / "requirements.lock", RUNTIME_LOCK.read_bytes(), PUBLIC)
     write_file(out / "cmdline-hook.txt", CMDLINE_HOOK.format(node=settings["node"]) + "\n",
                PUBLIC)
 

@@ -9,6 +9,7 @@ already checked by ``nodeconfig`` (no spaces, no quotes).
 import ipaddress
 import re
 import shlex
+from importlib.metadata import version
 from pathlib import Path
 from string import Template
 
@@ -47,6 +48,7 @@ def render_first_boot(settings: dict, *, files: list[tuple[str, str, str, str]],
         config_dir=q(install.get("config_dir", "/etc/rounds")),
         venv=q(install.get("venv", "/opt/rounds/.venv")),
         pip_index=q(pip_index or ""),
+        version=version("rounds"),
         packages=" ".join(q(p) for p in packages),
         units=" ".join(q(u) for u in units),
         files="\n".join("    " + q("|".join(entry)) for entry in files),

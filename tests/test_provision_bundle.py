@@ -6,12 +6,15 @@ shellcheck), the tarball, and the label whose QR code holds no secret."""
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
 import tarfile
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -32,6 +35,7 @@ from .netns import Netns, missing_tools, sh, veth
 
 WARD_FILES = {"node.json", "ca.crt", "first-boot.sh", "cmdline-hook.txt", "label.png",
               "label.pdf", "enrolment.json", "wheels/rounds-0.1.0-py3-none-any.whl",
+              "requirements.lock",
               *(f"config/{name}" for name in (
                   "hostapd.conf", "dnsmasq.conf", "nftables.conf", "sysctl.conf",
                   "rounds-firewall.service", "rounds-dnsmasq.service", "rounds-portal.service",
@@ -249,3 +253,28 @@ def test_label_qr_decodes_to_the_enrolment_data_without_secrets(site):
     with Image.open(bundle / "label.png") as image:
         assert image.format == "PNG" and image.size == (1200, 600)
     assert (bundle / "label.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_first_boot_installs_exactly_the_lock(site, tmp_path):
+    """The script's install step, run for real against a stand-in pip that
+    records what it is asked: the bundle's lock, hash-checked and unresolved,
+    then Rounds at this version and nothing else. The lock it ships is the
+    runtime lock the tests' environment matches (tests/test_lock.py)."""
+    bundle = site.bundles_dir / "ward-3-a"
+    assert (bundle / "requirements.lock").read_bytes() == \
+        (Path(__file__).resolve().parent.parent / "requirements" / "runtime.lock").read_bytes()
+    script = (bundle / "first-boot.sh").read_text()
+    venv, calls = tmp_path / "venv", tmp_path / "pip-calls"
+    (venv / "bin").mkdir(parents=True)
+    for name, body in (("python", "exit 0"), ("rounds-edge", "exit 0"),
+                       ("pip", f'printf "%s\\n" "$*" >> {calls}')):
+        (venv / "bin" / name).write_text(f"#!/bin/sh\n{body}\n")
+        (venv / "bin" / name).chmod(0o755)
+    functions = script[:script.rindex('main "$@"')]
+    subprocess.run(["bash", "-c", functions + 'VENV="$1"; BUNDLE="$2"; install_rounds',
+                    "first-boot", str(venv), str(bundle)], check=True, env=os.environ)
+    lock, rounds, check = calls.read_text().splitlines()
+    wheels = f"--no-index --find-links {bundle}/wheels"
+    assert lock == f"install -q {wheels} --require-hashes --no-deps -r {bundle}/requirements.lock"
+    assert rounds == f"install -q {wheels} --no-deps rounds=={version('rounds')}"
+    assert check == "check"
