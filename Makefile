@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test bench faults load system-deps venv lock clean
 
 demo: venv
-	$(VENV)/bin/rounds-hub demo $(DEMO_ARGS)
+	$(VENV)/bin/python -m demo $(DEMO_ARGS)
 
 test: venv
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

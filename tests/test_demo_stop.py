@@ -58,7 +58,7 @@ def test_the_demo_leaves_no_process_and_no_port(tmp_path, sig):
     ports = {"web": free_port(), "portal": free_port(), "broker": free_port()}
     out = open(tmp_path / "demo.out", "wb")
     demo = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "demo", "--data-dir", str(tmp_path / "demo"),
+        [sys.executable, "-m", "demo", "--data-dir", str(tmp_path / "demo"),
          "--web-port", str(ports["web"]), "--portal-port", str(ports["portal"]),
          "--broker-port", str(ports["broker"]), "--phones", "2"],
         cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -6,7 +6,7 @@ of use, so that every dashboard page has something to show.
   the staff number (D007 -> 0007);
 * four floors with JSON-outline floor plans and seven zones drawn on them;
 * two nodes besides the demo's own (which ``rounds-provision node add``
-  registers, hub/demo.py): a ward node that went silent 20 minutes ago and an
+  registers, demo/run.py): a ward node that went silent 20 minutes ago and an
   outpatient node that said goodbye;
 * events: a lecture happening now, a CPR training later, a fire-safety
   training yesterday with its attendance;
@@ -36,10 +36,10 @@ from protocol import topics
 from protocol.clock import iso
 from protocol.pins import device_id, hash_pin
 
-from . import accounts, hours, roster, tickets, zones
-from .attendance import set_expected
-from .db import open_db
-from .store import write_batch
+from hub import accounts, hours, roster, tickets, zones
+from hub.attendance import set_expected
+from hub.db import open_db
+from hub.store import write_batch
 
 SITE, NODE, ZONE = "demo", "hall-a-1", "hall-a"
 LECTURE_ID = "lecture-hand-hygiene"

@@ -6,7 +6,7 @@ Everything lives in a fresh data directory; every process is a real one,
 started the way a node or hub starts it, and Ctrl-C stops them all. The site
 is provisioned as a technician provisions one: ``rounds-provision site init``
 (site secret, CA, Mosquitto over TLS, hub.json), then, once the hub's history
-is seeded (``hub.demo_seed``: three months of it, so every dashboard page has
+is seeded (``demo.seed``: three months of it, so every dashboard page has
 data) and the broker runs, ``rounds-provision node add`` for the demo's node.
 The hub runs with the site's hub.json and the node with its bundle's
 node.json; the few keys the demo changes (Pi paths that become demo paths,
@@ -39,7 +39,7 @@ from provisioning.broker import Mosquitto
 from provisioning.files import SECRET, write_file
 from provisioning.site import load_site
 
-from .demo_seed import (DEMO_ACCOUNTS, DEPARTMENT_NAMES, NAMES, NODE, SITE, STAFF_LOGIN, ZONE,
+from .seed import (DEMO_ACCOUNTS, DEPARTMENT_NAMES, NAMES, NODE, SITE, STAFF_LOGIN, ZONE,
                         demo_pin, phone_of, seed_hub, staff_name)
 
 # Bound phones whose owners never open the portal: the node's presence sees
