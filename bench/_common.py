@@ -14,8 +14,8 @@ if str(ROOT) not in sys.path:
 
 from protocol.clock import iso  # noqa: E402
 from protocol.ids import record_id  # noqa: E402
-from runtime.settings import MqttSettings  # noqa: E402
 from provisioning.broker import Mosquitto, render_broker  # noqa: E402
+from runtime.settings import MqttSettings  # noqa: E402
 from tests.support import free_port, wait_for  # noqa: E402,F401 - wait_for re-exported
 
 RESULTS = Path(__file__).resolve().parent / "results"

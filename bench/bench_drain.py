@@ -31,8 +31,8 @@ from edge.sync import NodeSync
 from hub.db import open_db
 from hub.ingest import Ingest
 from protocol import topics
-from runtime.mqttclient import make_client
 from protocol.records import join_envelope
+from runtime.mqttclient import make_client
 
 BATCH = 500
 # Stop-and-wait currently costs ~90 ms per record here (Nagle's algorithm and

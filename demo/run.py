@@ -34,10 +34,10 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from runtime.daemon import die_with_parent
 from provisioning.broker import Mosquitto
 from provisioning.files import SECRET, write_file
 from provisioning.site import load_site
+from runtime.daemon import die_with_parent
 
 from .seed import (DEMO_ACCOUNTS, DEPARTMENT_NAMES, NAMES, NODE, SITE, STAFF_LOGIN, ZONE,
                         demo_pin, phone_of, seed_hub, staff_name)

@@ -30,8 +30,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from protocol import topics
-from runtime.mqttclient import is_fatal, make_client
 from protocol.records import join_envelope
+from runtime.mqttclient import is_fatal, make_client
 from runtime.settings import MqttSettings
 
 from . import health

@@ -258,8 +258,9 @@ def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     return open_database(path, migrations if migrate else None)
 
 
-# The ingest writer's page cache: record ids are random UUIDs, so each batch
-# touches pages all over the id indexes; SQLite's default 2 MiB keeps few.
+# The ingest writer's page cache: a batch touches pages all over the staff,
+# zone and time indexes (and the id indexes, for an older node's random
+# UUIDs); SQLite's default 2 MiB keeps few of them.
 INGEST_CACHE_KIB = 65536
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from protocol import topics
 from protocol.clock import now_iso
-from runtime.mqttclient import is_fatal, make_client, session_properties
 from protocol.records import InvalidEnvelope, validate_status
+from runtime.mqttclient import is_fatal, make_client, session_properties
 from runtime.settings import MqttSettings
 
 from . import downlink, photos, store, tickets

@@ -6,6 +6,7 @@ siblings, and nothing else. A record id seen before is ignored, except that a
 """
 
 import json
+from operator import attrgetter
 from typing import NamedTuple
 
 from protocol import wire
@@ -162,21 +163,19 @@ def ingest_batch(db, topic: str, node: str, payload: bytes) -> Stored:
     return Stored(ids, batch, any(record["type"] == "report" for record in good))
 
 
-# wire record type -> (its table's INSERT, its row in _COMMON + _FIELDS order).
-# ``clock_synced is True or None``: 1 when the node said its clock was set,
-# NULL when it did not say (the only two a clean record can carry).
-_CLEAN_ROWS = {
-    wire.Checkin: (_SQL["checkin"], lambda r, node, at: (
-        r.id, node, r.ts, r.clock_synced is True or None, at,
-        r.staff_id, r.event_id, r.zone, r.method, r.device)),
-    wire.Presence: (_SQL["presence"], lambda r, node, at: (
-        r.id, node, r.ts, r.clock_synced is True or None, at,
-        r.device, r.staff_id, r.zone, r.first_seen, r.last_seen, r.closed)),
-    wire.Occupancy: (_SQL["occupancy"], lambda r, node, at: (
-        r.id, node, r.ts, r.clock_synced is True or None, at, r.zone, r.minute, r.devices)),
-    wire.Binding: (_SQL["binding"], lambda r, node, at: (
-        r.id, node, r.ts, r.clock_synced is True or None, at, r.device, r.staff_id)),
-}
+def _clean_row(kind: str):
+    """A clean record (protocol/wire.py) of ``kind`` as ``_SQL[kind]``'s row,
+    the columns in ``_row``'s order. ``clock_synced is True or None``: 1 when
+    the node said its clock was set, NULL when it did not say (the only two a
+    clean record can carry)."""
+    fields = attrgetter(*_FIELDS[kind])
+    return lambda r, node, at: (r.id, node, r.ts, r.clock_synced is True or None, at,
+                                *fields(r))
+
+
+# wire record type -> (its table's INSERT, its row)
+_CLEAN_ROWS = {cls: (_SQL[cls.__struct_config__.tag], _clean_row(cls.__struct_config__.tag))
+               for cls in (wire.Binding, wire.Checkin, wire.Presence, wire.Occupancy)}
 
 
 def write_clean(db, node: str, clean: wire.Clean) -> None:

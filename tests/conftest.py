@@ -16,8 +16,8 @@ import pytest
 from edge.sync import NodeSync
 from hub.db import open_db
 from hub.ingest import Ingest
-from runtime.settings import MqttSettings
 from provisioning.broker import Mosquitto, render_broker
+from runtime.settings import MqttSettings
 
 from .hubweb import make_app
 from .support import free_port, wait_for  # noqa: F401 - re-exported for the tests

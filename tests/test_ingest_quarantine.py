@@ -10,8 +10,8 @@ import pytest
 
 from protocol import topics
 from protocol.clock import now_iso
-from runtime.mqttclient import make_client
 from protocol.records import make_envelope
+from runtime.mqttclient import make_client
 
 from .conftest import SITE, running_ingest, wait_for
 

@@ -17,8 +17,8 @@ from edge.outbox import Outbox
 from edge.photos import PhotoSpool
 from protocol import topics
 from protocol.clock import now_iso
-from runtime.mqttclient import make_client
 from protocol.records import make_envelope
+from runtime.mqttclient import make_client
 
 from .conftest import SITE, running_ingest, running_sync, wait_for
 

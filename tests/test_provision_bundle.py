@@ -24,12 +24,12 @@ from PIL import Image
 
 from edge.portal import config_from_file
 from edge.presence.service import PresenceSettings
-from runtime.daemon import load_config
-from runtime.settings import MqttSettings
 from provisioning.broker import password_hash, read_passwords
 from provisioning.cli import main
 from provisioning.nodeconfig import destinations
 from provisioning.site import load_site
+from runtime.daemon import load_config
+from runtime.settings import MqttSettings
 
 from .netns import Netns, missing_tools, sh, veth
 

@@ -24,11 +24,11 @@ import pytest
 from click.testing import CliRunner
 
 from hub.db import open_db
-from runtime.mqttclient import make_client
-from runtime.settings import MqttSettings
 from provisioning.broker import Mosquitto, read_passwords
 from provisioning.cli import main
 from provisioning.site import load_site
+from runtime.mqttclient import make_client
+from runtime.settings import MqttSettings
 
 from .support import free_port, wait_for
 

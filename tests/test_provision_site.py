@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from runtime.daemon import load_config
-from runtime.settings import MqttSettings
 from provisioning.broker import read_passwords
 from provisioning.cli import main
 from provisioning.site import load_site
+from runtime.daemon import load_config
+from runtime.settings import MqttSettings
 
 INIT = ["site", "init", "--site", "test", "--name", "Test Hospital", "--hub-host",
         "hub.rounds.test", "--mqtt-port", "18883"]

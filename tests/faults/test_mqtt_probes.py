@@ -23,10 +23,10 @@ from collections import Counter
 
 import pytest
 
-from runtime.mqttclient import make_client, session_properties
-from runtime.settings import MqttSettings
 from provisioning.broker import Mosquitto
 from provisioning.site import load_site
+from runtime.mqttclient import make_client, session_properties
+from runtime.settings import MqttSettings
 
 from ..scale import report
 from ..support import free_port

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.settings import MqttSettings
 from provisioning.broker import Mosquitto, render_broker
+from runtime.settings import MqttSettings
 
 from ..conftest import SITE
 from ..support import free_port
