@@ -76,7 +76,7 @@ setup(
     entry_points={
         "console_scripts": [
             "rounds-edge=edge.cli:main",
-            "rounds-hub=hub.cli:main",
+            "rounds-hub=hub.cli.main:main",
             "rounds-provision=provisioning.cli:main",
         ],
     },

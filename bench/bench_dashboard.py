@@ -47,8 +47,10 @@ from pathlib import Path
 
 from _common import RESULTS, machine
 
-from hub import accounts, attendance, tickets
+from hub.attendance import attendance
 from hub.db import open_db
+from hub.people import accounts
+from hub.tickets import tickets
 from hub.web import create_app
 from hub.web.pages import PER_PAGE
 from protocol.clock import iso

@@ -29,7 +29,7 @@ from _common import NODE, SITE, Broker, checkin_records, wait_for, write_result
 from edge.outbox import Outbox
 from edge.sync import NodeSync
 from hub.db import open_db
-from hub.ingest import Ingest
+from hub.ingest.subscriber import Ingest
 from protocol import topics
 from protocol.records import join_envelope
 from runtime.mqttclient import make_client

@@ -32,7 +32,7 @@ from pathlib import Path
 from _common import NODE, SITE, mixed_records, write_result
 
 from hub.db import ingest_writer, open_db
-from hub.ingest import Ingest
+from hub.ingest.subscriber import Ingest
 from protocol import topics
 from protocol.clock import now_iso
 from protocol.records import make_envelope, validate

@@ -36,10 +36,12 @@ from protocol import topics
 from protocol.clock import iso
 from protocol.pins import device_id, hash_pin
 
-from hub import accounts, hours, roster, tickets, zones
-from hub.attendance import set_expected
+from hub.attendance.attendance import set_expected
 from hub.db import open_db
-from hub.store import write_batch
+from hub.ingest.store import write_batch
+from hub.people import accounts, roster
+from hub.schedule import zones
+from hub.tickets import hours, tickets
 
 SITE, NODE, ZONE = "demo", "hall-a-1", "hall-a"
 LECTURE_ID = "lecture-hand-hygiene"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from hub import registry
+from hub.fleet import registry
 
 DEFAULT_SITE_DIR = "/etc/rounds/site"
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hub import registry
+from hub.fleet import registry
 
 from . import ProvisioningError, bundle
 from .broker import Reload, format_passwords, password_hash, read_passwords, reload, render_acl

@@ -15,7 +15,7 @@ import pytest
 
 from edge.sync import NodeSync
 from hub.db import open_db
-from hub.ingest import Ingest
+from hub.ingest.subscriber import Ingest
 from provisioning.broker import Mosquitto, render_broker
 from runtime.settings import MqttSettings
 

@@ -6,8 +6,8 @@ database and app for one test are the ``hub_db`` and ``hub_app`` fixtures
 import re
 from contextlib import contextmanager
 
-from hub import accounts
 from hub.db import open_db
+from hub.people import accounts
 from hub.web import create_app
 
 from .openapi_check import install

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta, timezone
 
 from PIL import Image
 
-from hub import hours, photos, tickets
-from hub.attendance import set_expected
-from hub.store import update_node_status, write_batch
+from hub.attendance.attendance import set_expected
+from hub.ingest import photos
+from hub.ingest.store import update_node_status, write_batch
+from hub.tickets import hours, tickets
 from protocol.clock import iso
 from protocol.records import validate
 

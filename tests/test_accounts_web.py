@@ -6,8 +6,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from hub import account_admin, roster
-from hub.cli import main as hub_main
+from hub.cli.main import main as hub_main
+from hub.people import account_admin, roster
 
 from .hubweb import PASSWORD, post_json, sign_in, signed_in
 

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub import attendance
-from hub.attendance import (attendance_report, event_attendance, expected_staff, get_expected,
+from hub.attendance import attendance
+from hub.attendance.attendance import (attendance_report, event_attendance, expected_staff, get_expected,
                             list_events, merge_intervals, set_expected)
 from hub.db import open_db
-from hub.store import write_batch
+from hub.ingest.store import write_batch
 from protocol.clock import iso
 from protocol.records import validate
 

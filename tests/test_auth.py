@@ -2,7 +2,7 @@
 
 import pytest
 
-from hub import accounts
+from hub.people import accounts
 from protocol.pins import hash_pin
 
 from .hubweb import PASSWORD, add_account, csrf_token, make_app, sign_in, signed_in

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from hub import hours, photos, tickets
+from hub.ingest import photos
+from hub.tickets import hours, tickets
 from protocol.clock import iso
 
 from .hubweb import make_app, signed_in

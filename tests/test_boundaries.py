@@ -67,9 +67,9 @@ GRAPH = {name: imports(name, path) for name, path in modules().items()}
 
 
 def test_the_graph_is_read():
-    assert {"hub.ingest", "edge.sync", "protocol.records", "runtime.sqlite"} <= set(GRAPH)
-    assert ("hub.db", False) in GRAPH["hub.ingest"] or ("hub.db.ingest_writer", False) in \
-        GRAPH["hub.ingest"]
+    assert {"hub.ingest.subscriber", "edge.sync", "protocol.records", "runtime.sqlite"} <= set(GRAPH)
+    assert ("hub.db", False) in GRAPH["hub.ingest.subscriber"] or ("hub.db.ingest_writer", False) in \
+        GRAPH["hub.ingest.subscriber"]
 
 
 def test_edge_and_hub_never_import_each_other():

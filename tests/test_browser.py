@@ -19,8 +19,8 @@ from PIL import Image
 from edge.db import open_db as open_node_db
 from edge.outbox import Outbox
 from edge.state import NodeState
-from hub import accounts
 from hub.db import open_db as open_hub_db
+from hub.people import accounts
 from protocol.clock import iso
 from protocol.pins import hash_pin
 

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import main as edge_main
-from hub.cli import main as hub_main
+from hub.cli.main import main as hub_main
 from provisioning.cli import main as provision_main
 
 

@@ -11,7 +11,7 @@ import pytest
 from edge import health
 from edge.outbox import Outbox
 from hub.db import open_db
-from hub.store import write_batch
+from hub.ingest.store import write_batch
 from protocol.clock import iso
 from protocol.records import Clock, parse_envelope
 

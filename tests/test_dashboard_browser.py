@@ -33,8 +33,8 @@ from edge.camera.pipeline import process
 from edge.db import open_db as open_node_db
 from edge.outbox import Outbox
 from edge.photos import PhotoSpool
-from hub import accounts
 from hub.db import open_db as open_hub_db
+from hub.people import accounts
 from protocol.clock import iso
 from protocol.pins import hash_pin
 

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub import audit
-from hub.attendance import get_expected
-from hub.downlink import node_config_document
+from hub.attendance.attendance import get_expected
+from hub.ingest.downlink import node_config_document
 from protocol.clock import iso
 
 from .hubweb import csrf_token, office_session, post_json, signed_in

@@ -12,10 +12,12 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
-from hub import audit, exports, hours, tickets
-from hub.attendance import set_expected
-from hub.cli import main
+from hub import audit
+from hub.attendance import exports
+from hub.attendance.attendance import set_expected
+from hub.cli.main import main
 from hub.db import open_db
+from hub.tickets import hours, tickets
 
 from .test_attendance import (AFTER, add_event, add_staff, binding, checkin, ingest, presence,
                               ts)

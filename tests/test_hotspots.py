@@ -4,8 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub import hotspots, tickets
 from hub.db import open_db
+from hub.tickets import hotspots, tickets
 from protocol.clock import iso
 
 from .hubweb import make_app, signed_in

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub import svg
 from hub.db import open_db
+from hub.web import svg
 from protocol.clock import iso
 
 from .hubweb import make_app, signed_in

@@ -3,8 +3,8 @@
 import uuid
 
 from hub.db import open_db
-from hub.downlink import roster_document
-from hub.store import write_batch
+from hub.ingest.downlink import roster_document
+from hub.ingest.store import write_batch
 
 
 def binding(device, staff_id, ts):

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.attendance import set_expected
+from hub.attendance.attendance import set_expected
 from hub.web import create_app
 from protocol.clock import iso, now_iso
 from runtime.settings import ConfigError

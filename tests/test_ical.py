@@ -9,8 +9,8 @@ from html import unescape
 import pytest
 from icalendar import Calendar
 
-from hub import ical
-from hub.attendance import set_expected
+from hub.attendance.attendance import set_expected
+from hub.schedule import ical
 from protocol.clock import iso
 
 from .hubweb import make_app, signed_in

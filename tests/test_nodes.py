@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub import nodes
-from hub.store import update_node_status
+from hub.fleet import nodes
+from hub.ingest.store import update_node_status
 from protocol.clock import iso, parse_iso
 from protocol.records import validate_status
 

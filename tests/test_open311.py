@@ -4,8 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub import tickets
 from hub.db import open_db
+from hub.tickets import tickets
 from hub.web import create_app
 from hub.web.open311 import add_api_key
 from protocol.clock import iso

@@ -8,7 +8,8 @@ import re
 import pytest
 from openpyxl import load_workbook
 
-from hub import audit, exports
+from hub import audit
+from hub.attendance import exports
 
 from .hubweb import signed_in
 from .test_exports import INJECTED_NAME, build_records, csv_sections

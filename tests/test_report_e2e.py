@@ -14,8 +14,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from edge.db import open_db as open_node_db
-from hub import hours, tickets
 from hub.db import open_db as open_hub_db
+from hub.tickets import hours, tickets
 from protocol.clock import iso
 from protocol.pins import device_id, hash_pin
 

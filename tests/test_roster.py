@@ -10,8 +10,9 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from hub import account_admin, downlink, roster, roster_import
-from hub.cli import main as hub_main
+from hub.cli.main import main as hub_main
+from hub.ingest import downlink
+from hub.people import account_admin, roster, roster_import
 from protocol.pins import hash_pin, verify_pin
 
 from .hubweb import post_json, signed_in

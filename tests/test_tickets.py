@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub import hours, tickets
 from hub.db import open_db
-from hub.errors import NotFound
-from hub.store import write_batch
+from hub.ingest.store import write_batch
+from hub.tickets import hours, tickets
+from hub.tickets.errors import NotFound
 from protocol.clock import iso
 from protocol.records import validate
 

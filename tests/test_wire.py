@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.db import open_db
-from hub.store import ingest_batch, write_batch
+from hub.ingest.store import ingest_batch, write_batch
 from protocol import wire
 from protocol.records import make_envelope, parse_envelope
 

@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from hub import floor_plans
+from hub.schedule import floor_plans
 
 from .hubweb import csrf_token, office_session, post_json, signed_in
 

@@ -16,11 +16,11 @@ from flask import Flask
 from hub.config import load_hub_config
 from runtime.settings import ConfigError
 
-from . import (
+from hub.web import (
     accounts, api, auth, board, events, fleet, hotspots, i18n, labels, nav, open311, openapi,
     pages, people, roster, roster_import, zones,
 )
-from .context import close_db, localtime
+from hub.web.context import close_db, localtime
 
 CONFIG_ENV = "ROUNDS_HUB_CONFIG"
 DEFAULT_TIMEZONE = "Asia/Shanghai"

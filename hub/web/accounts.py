@@ -14,13 +14,13 @@ from flask import (Blueprint, Flask, abort, flash, jsonify, redirect, render_tem
                    url_for)
 from flask_babel import gettext as _
 
-from hub import account_admin, audit, roster
+from hub import audit
 from hub.db import write_transaction
-
-from .context import get_db
-from .auth import audited, requires
-from .openapi import NULLABLE_STR, SIGNED_IN, errors, json_response, ref
-from .roster import json_object, says, text_fields
+from hub.people import account_admin, roster
+from hub.web.auth import audited, requires
+from hub.web.context import get_db
+from hub.web.openapi import NULLABLE_STR, SIGNED_IN, errors, json_response, ref
+from hub.web.roster import json_object, says, text_fields
 
 bp = Blueprint("accounts", __name__)
 api = Blueprint("accounts_api", __name__, url_prefix="/api/v1")

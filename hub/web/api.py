@@ -11,15 +11,16 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from hub import attendance, hotspots, hours, occupancy, tickets
+from hub.attendance import attendance, occupancy
 from hub.db import write_transaction
-from hub.errors import NotFound
+from hub.tickets import hotspots, hours, tickets
+from hub.tickets.errors import NotFound
 from protocol.clock import iso
 
-from . import open311
-from .context import get_db, hospital_tz
-from .auth import actor, audited, department_scope, requires
-from .params import number
+from hub.web import open311
+from hub.web.auth import actor, audited, department_scope, requires
+from hub.web.context import get_db, hospital_tz
+from hub.web.params import number
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)

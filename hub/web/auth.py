@@ -23,10 +23,10 @@ from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
-from hub import accounts, audit
-
-from .context import get_db
-from .params import safe_next
+from hub import audit
+from hub.people import accounts
+from hub.web.context import get_db
+from hub.web.params import safe_next
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()

@@ -21,14 +21,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import Conflict
 
-from hub import hours, tickets
+from hub.tickets import hours, tickets
 from protocol.clock import iso
 
-from . import labels
-from .context import get_db, hospital_tz
-from .api import decide_hours, move_ticket
-from .auth import department_scope, requires
-from .params import number
+from hub.web import labels
+from hub.web.api import decide_hours, move_ticket
+from hub.web.auth import department_scope, requires
+from hub.web.context import get_db, hospital_tz
+from hub.web.params import number
 
 bp = Blueprint("board", __name__)
 log = logging.getLogger(__name__)

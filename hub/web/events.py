@@ -17,13 +17,13 @@ from flask import (Blueprint, Flask, Response, abort, current_app, flash, jsonif
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from hub import attendance, events, ical, zones
+from hub.attendance import attendance
 from hub.db import write_transaction
-from hub.zones import Invalid, Problem
-
-from .context import get_db, hospital_tz
-from .auth import audited, requires
-from .zones import errors, feed_url, invalid_json, translated
+from hub.schedule import events, ical, zones
+from hub.schedule.zones import Invalid, Problem
+from hub.web.auth import audited, requires
+from hub.web.context import get_db, hospital_tz
+from hub.web.zones import errors, feed_url, invalid_json, translated
 
 bp = Blueprint("events", __name__)
 api = Blueprint("events_api", __name__, url_prefix="/api/v1")

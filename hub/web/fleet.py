@@ -11,11 +11,10 @@ from flask import Blueprint, Flask, abort, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from hub import nodes, site
 from hub.db import write_transaction
-
-from .context import get_db
-from .auth import audited, requires
+from hub.fleet import nodes, site
+from hub.web.auth import audited, requires
+from hub.web.context import get_db
 
 bp = Blueprint("fleet", __name__)
 api = Blueprint("fleet_api", __name__, url_prefix="/api/v1")

@@ -23,13 +23,14 @@ from flask import Blueprint, Flask, abort, current_app, render_template, request
 from flask_babel import gettext as _
 from markupsafe import Markup
 
-from hub import hotspots, svg, tickets
+from hub.tickets import hotspots, tickets
+from hub.web import svg
 from protocol.clock import iso
 
-from . import labels
-from .context import get_db
-from .auth import requires
-from .params import number
+from hub.web import labels
+from hub.web.auth import requires
+from hub.web.context import get_db
+from hub.web.params import number
 
 bp = Blueprint("hotspots", __name__)
 api = Blueprint("hotspots_api", __name__, url_prefix="/api/v1")

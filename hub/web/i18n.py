@@ -32,7 +32,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, g, redirect, request, session, url_for
 from flask_babel import Babel
 
-from .params import safe_next
+from hub.web.params import safe_next
 
 LOCALES = {"zh": "zh_Hans_CN", "en": "en"}
 HTML_LANG = {"zh": "zh-CN", "en": "en"}

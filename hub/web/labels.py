@@ -23,7 +23,7 @@ templates; the pages blueprint calls it when it is registered (see pages.py).
 from flask import Flask
 from flask_babel import gettext as _
 
-from hub.tickets import SYSTEM  # the history's author for what the hub did itself
+from hub.tickets.tickets import SYSTEM  # the history's author for what the hub did itself
 
 
 def N_(message: str) -> str:

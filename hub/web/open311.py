@@ -42,14 +42,14 @@ from datetime import datetime, timedelta, timezone
 from flask import Blueprint, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from hub import tickets
 from hub.db import write_transaction
-from hub.store import write_batch
+from hub.ingest.store import write_batch
+from hub.tickets import tickets
 from protocol.clock import iso, now_iso
 from protocol.records import InvalidRecord, validate
 
-from .context import get_db
-from .params import number
+from hub.web.context import get_db
+from hub.web.params import number
 
 PREFIX = "/open311/v2"
 bp = Blueprint("open311", __name__, url_prefix=PREFIX)

@@ -9,7 +9,7 @@ document and that real responses match the schemas.
 
 from flask import Blueprint, current_app, jsonify
 
-from . import api
+from hub.web import api
 
 bp = Blueprint("openapi", __name__, url_prefix=api.PREFIX)
 

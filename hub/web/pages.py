@@ -19,12 +19,13 @@ from datetime import date, datetime, timezone
 from flask import Blueprint, abort, make_response, render_template, request, url_for
 from flask_babel import gettext as _
 
-from hub import attendance, zones
+from hub.attendance import attendance
+from hub.schedule import zones
 from protocol.clock import iso
 
-from . import labels
-from .context import get_db, hospital_tz
-from .auth import requires
+from hub.web import labels
+from hub.web.auth import requires
+from hub.web.context import get_db, hospital_tz
 
 bp = Blueprint("pages", __name__)
 

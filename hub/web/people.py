@@ -19,13 +19,13 @@ from flask import (Blueprint, Flask, Response, abort, current_app, jsonify, rend
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from hub import exports, zones
-from hub.attendance import day_bounds
+from hub.attendance import exports
+from hub.attendance.attendance import day_bounds
 from hub.db import write_transaction
-
-from . import labels
-from .context import get_db, hospital_tz
-from .auth import audited, department_scope, requires
+from hub.schedule import zones
+from hub.web import labels
+from hub.web.auth import audited, department_scope, requires
+from hub.web.context import get_db, hospital_tz
 
 bp = Blueprint("people", __name__)
 api = Blueprint("people_api", __name__, url_prefix="/api/v1")

@@ -26,12 +26,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from hub import account_admin, audit, roster, roster_import
+from hub import audit
 from hub.db import write_transaction
-
-from .context import get_db
-from .auth import audited, department_scope, requires
-from .openapi import errors, json_response, path_param, query, ref
+from hub.people import account_admin, roster, roster_import
+from hub.web.auth import audited, department_scope, requires
+from hub.web.context import get_db
+from hub.web.openapi import errors, json_response, path_param, query, ref
 
 bp = Blueprint("roster", __name__)
 api = Blueprint("roster_api", __name__, url_prefix="/api/v1")

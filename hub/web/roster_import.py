@@ -18,13 +18,12 @@ from flask import (Blueprint, Flask, abort, flash, jsonify, redirect, render_tem
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from hub import roster, roster_import
 from hub.db import write_transaction
-
-from .context import get_db
-from .auth import audited, requires
-from .openapi import SIGNED_IN, errors, json_response, query, ref
-from .roster import json_object, may_grant_admin, says
+from hub.people import roster, roster_import
+from hub.web.auth import audited, requires
+from hub.web.context import get_db
+from hub.web.openapi import SIGNED_IN, errors, json_response, query, ref
+from hub.web.roster import json_object, may_grant_admin, says
 
 bp = Blueprint("roster_import", __name__)
 api = Blueprint("roster_import_api", __name__, url_prefix="/api/v1")

@@ -14,11 +14,10 @@ from flask import (Blueprint, Flask, Response, abort, current_app, flash, jsonif
                    render_template, request, url_for)
 from flask_babel import gettext as _
 
-from hub import floor_plans, ical, zones
 from hub.db import write_transaction
-
-from .context import get_db
-from .auth import audited, requires
+from hub.schedule import floor_plans, ical, zones
+from hub.web.auth import audited, requires
+from hub.web.context import get_db
 
 bp = Blueprint("zones", __name__)
 api = Blueprint("zones_api", __name__, url_prefix="/api/v1")

@@ -33,9 +33,11 @@ from edge.presence.hostapd import Gone
 from edge.presence.parse import Sighting
 from edge.presence.tracker import Tracker
 from edge.state import NodeState
-from hub import attendance, clockfix, downlink, nodes
+from hub.attendance import attendance
 from hub.db import open_db as open_hub_db
-from hub.store import write_batch
+from hub.fleet import nodes
+from hub.ingest import clockfix, downlink
+from hub.ingest.store import write_batch
 from hub.web.fleet import OPENAPI
 from protocol.clock import iso, parse_iso
 from protocol.pins import device_id, hash_pin

@@ -43,7 +43,7 @@ from paho.mqtt.properties import Properties
 from PIL import Image
 
 from hub.db import open_db
-from hub.ingest import Ingest
+from hub.ingest.subscriber import Ingest
 from protocol import topics
 from protocol.clock import iso
 from runtime.mqttclient import make_client

@@ -27,9 +27,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub import tickets
 from hub.db import open_db
-from hub.store import write_batch
+from hub.ingest.store import write_batch
+from hub.tickets import tickets
 from protocol.clock import iso
 from protocol.records import validate
 

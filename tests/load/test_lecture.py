@@ -32,7 +32,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from edge.outbox import Outbox
-from hub.attendance import attendance_report, set_expected
+from hub.attendance.attendance import attendance_report, set_expected
 from hub.db import open_db as open_hub_db
 from protocol.clock import iso
 from protocol.pins import device_id, hash_pin

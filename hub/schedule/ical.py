@@ -18,7 +18,7 @@ from typing import Callable
 
 from icalendar import Calendar, Event
 
-from hub import attendance
+from hub.attendance import attendance
 from protocol.clock import iso
 
 FEED_KINDS = ("zone", "department")

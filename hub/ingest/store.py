@@ -13,7 +13,7 @@ from protocol import wire
 from protocol.clock import now_iso
 from protocol.records import Clock, parse_envelope
 
-from . import clockfix
+from hub.ingest import clockfix
 
 _COMMON = ("id", "node", "ts", "clock_synced", "received_at")
 _FIELDS = {

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 from protocol.clock import iso
 
-from .floor_plans import MAX_PLAN_BYTES, Refused, check_outline, fmt, points_within, sanitize_svg
+from hub.schedule.floor_plans import MAX_PLAN_BYTES, Refused, check_outline, fmt, points_within, sanitize_svg
 
 N_ = str  # marks a message for extraction; translated where it is shown
 

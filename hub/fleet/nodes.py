@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 
 from protocol.clock import parse_iso
 
-from .clockfix import unsynced_counts
+from hub.ingest.clockfix import unsynced_counts
 
 SILENT_AFTER = timedelta(minutes=10)
 UNSYNCED_WINDOW = timedelta(days=7)

@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 
 from protocol.clock import iso
 
-from .categories import category_settings
-from .db import write_transaction
-from .errors import NotFound
+from hub.db import write_transaction
+from hub.tickets.categories import category_settings
+from hub.tickets.errors import NotFound
 
 ENTRY_STATES = ("pending", "approved", "rejected")
 _ENTRY_COLUMNS = ("id", "staff_id", "ticket_id", "report_id", "hours", "state", "created_at",

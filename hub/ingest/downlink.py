@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 from protocol.clock import iso
 
-from . import site, tickets
+from hub.fleet import site
+from hub.tickets import tickets
 
 # Events that ended longer ago than this are no longer sent to nodes.
 SCHEDULE_PAST = timedelta(days=1)

@@ -14,8 +14,8 @@ status columns (state, last seen, ...) belong to the ingest.
 import math
 from contextlib import contextmanager
 
-from .db import open_db, write_transaction
-from .zones import ZONE_ID
+from hub.db import open_db, write_transaction
+from hub.schedule.zones import ZONE_ID
 
 MAX_NAME, MAX_PLACE = 100, 64
 PLACE_FIELDS = ("campus", "building", "floor")

@@ -51,10 +51,10 @@ from datetime import datetime, timedelta, timezone
 
 from protocol.clock import iso, parse_iso
 
-from . import hours
-from .categories import category_settings
-from .db import write_transaction
-from .errors import NotFound
+from hub.db import write_transaction
+from hub.tickets import hours
+from hub.tickets.categories import category_settings
+from hub.tickets.errors import NotFound
 
 DEFAULT_DEPARTMENT = "civility_office"
 DUPLICATE_WINDOW = timedelta(minutes=30)

@@ -57,7 +57,7 @@ from typing import Iterable
 
 from sqlite_utils import Database
 
-from hub.occupancy import minute_bounds
+from hub.attendance.occupancy import minute_bounds
 from protocol.clock import iso
 
 GRACE = timedelta(minutes=5)

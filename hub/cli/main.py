@@ -7,7 +7,9 @@ import click
 from runtime.daemon import exec_gunicorn, setup_logging, stop_on_signals
 from runtime.settings import MqttSettings
 
-from .cli_support import hub_config
+from hub.cli import export, roster
+from hub.cli.support import hub_config
+from hub.ingest.subscriber import Ingest, IngestFatal
 
 DEFAULT_CONFIG = "/etc/rounds/hub.json"
 
@@ -45,8 +47,6 @@ def ingest(ctx):
 
         rounds-hub --config /etc/rounds/hub.json ingest
     """
-    from .ingest import Ingest, IngestFatal
-
     config = _load(ctx)
     worker = Ingest(site=config["site"], db_path=config["db"],
                     mqtt=MqttSettings.from_dict(config["mqtt"]),
@@ -76,14 +76,5 @@ def web(ctx, bind, workers):
     exec_gunicorn("hub.web:create_app()", bind, workers, "ROUNDS_HUB_CONFIG", ctx.obj["config_path"])
 
 
-def _add_area_commands() -> None:
-    from . import cli_export, cli_roster
-
-    for command in (*cli_roster.COMMANDS, *cli_export.COMMANDS):
-        main.add_command(command)
-
-
-_add_area_commands()
-
-if __name__ == "__main__":
-    main()
+for command in (*roster.COMMANDS, *export.COMMANDS):
+    main.add_command(command)

@@ -31,8 +31,8 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from . import accounts
-from .roster import NAME_MAX, N_, NotFound, RosterError, get_staff, text_problem
+from hub.people import accounts
+from hub.people.roster import NAME_MAX, N_, NotFound, RosterError, get_staff, text_problem
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 MAX_IMPORT_ROWS = 20_000

@@ -30,7 +30,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 
-from hub import attendance, hours
+from hub.attendance import attendance
+from hub.tickets import hours
 from protocol.clock import iso
 
 N_ = str  # marks a message for extraction; translated where it is shown

@@ -12,10 +12,13 @@ import sys
 import click
 
 
-from . import account_admin, accounts, audit, roster
-from .cli_support import cli_actor, open_hub_db
-from .db import write_transaction
-from .roster_import import MAX_IMPORT_BYTES, import_roster
+from hub import audit
+
+
+from hub.cli.support import cli_actor, open_hub_db
+from hub.db import write_transaction
+from hub.people import account_admin, accounts, roster
+from hub.people.roster_import import MAX_IMPORT_BYTES, import_roster
 
 
 def _fail(exc: Exception) -> click.ClickException:

@@ -13,8 +13,8 @@ the caller wraps the change and its audit row in one
 
 import re
 
-from . import accounts
-from .roster import N_, ROLES, Conflict, NotFound, RosterError, department_exists, get_staff
+from hub.people import accounts
+from hub.people.roster import N_, ROLES, Conflict, NotFound, RosterError, department_exists, get_staff
 
 _USERNAME = re.compile(r"[^\s/\x00-\x1f\x7f]{1,64}")
 

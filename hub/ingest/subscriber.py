@@ -21,8 +21,9 @@ from protocol.records import InvalidEnvelope, validate_status
 from runtime.mqttclient import is_fatal, make_client, session_properties
 from runtime.settings import MqttSettings
 
-from . import downlink, photos, store, tickets
-from .db import ingest_writer, open_db
+from hub.db import ingest_writer, open_db
+from hub.ingest import downlink, photos, store
+from hub.tickets import tickets
 
 log = logging.getLogger(__name__)
 SESSION_EXPIRY = 7 * 24 * 3600

@@ -21,8 +21,8 @@ import json
 import re
 from datetime import datetime, timedelta, tzinfo
 
-from hub import attendance
-from hub.zones import Invalid, Problem
+from hub.attendance import attendance
+from hub.schedule.zones import Invalid, Problem
 from protocol.clock import iso
 
 N_ = str  # marks a message for extraction; translated where it is shown

@@ -8,8 +8,8 @@ import click
 
 from runtime.settings import ConfigError
 
-from .config import load_hub_config
-from .db import open_db
+from hub.config import load_hub_config
+from hub.db import open_db
 
 
 def hub_config(ctx, required=("site", "db")) -> dict:

@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from hub import audit, exports
-from hub.attendance import day_bounds
-from hub.cli_support import cli_actor, hub_config, open_hub_db
+from hub import audit
+from hub.attendance import exports
+from hub.attendance.attendance import day_bounds
+from hub.cli.support import cli_actor, hub_config, open_hub_db
 from hub.db import write_transaction
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"

@@ -1,0 +1,9 @@
+"""People: the staff roster and who may use the hub.
+
+``roster`` (departments, staff, PINs, phone bindings), ``roster_import``
+(the CSV import), ``accounts`` (roles, passwords, API tokens, sign-in
+throttling) and ``account_admin`` (accounts as administrators manage them).
+
+Tables it owns: ``staff``, ``departments``, ``accounts``, ``api_tokens``,
+``login_failures``.
+"""
