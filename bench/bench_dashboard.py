@@ -499,8 +499,8 @@ def measure_tickets(db_path, client, peer_client, runs: int) -> None:
              query_ms(db_path, statements[0], runs))
     page_url = f"/tickets/?department={TICKET_DEPARTMENT}"
     page = {"request": f"GET {page_url}",
-            "skipped": "the endpoint board.tickets does not exist yet"}
-    if has_endpoint(client.application, "board.tickets"):
+            "skipped": "the endpoint tickets.index does not exist yet"}
+    if has_endpoint(client.application, "tickets.index"):
         timing = Timing(client, page_url, runs, tickets_check)
         peer = Timing(peer_client, page_url, PEER_RUNS, tickets_check).median
         page = write("dashboard_tickets_page", timing, (PEER_NAME, peer), limit, plans=plans)

@@ -11,7 +11,7 @@ of use, so that every dashboard page has something to show.
 * events: a lecture happening now, a CPR training later, a fire-safety
   training yesterday with its attendance;
 * twelve weeks of reports in several zones and categories, turned into
-  tickets the way ingest does it (``hub.store.write_batch`` then
+  tickets the way ingest does it (``hub.ingest.store.write_batch`` then
   ``hub.tickets.materialize``, each at its own time), moved through their
   states with volunteer hours approved, rejected or still pending; Ward 3
   East's hygiene comes back often enough in the last week to be a recurring

@@ -24,7 +24,7 @@ def event_now(state, now: datetime, synced: bool | None) -> dict | None:
     believing it is yesterday evening would otherwise check people in to
     yesterday's lecture (or, set ahead, to tomorrow's). Such check-ins go out
     without an event, flagged with the clock state, and the hub matches them
-    to the event on at their corrected time (hub/clockfix.py)."""
+    to the event on at their corrected time (hub/ingest/clockfix.py)."""
     if synced is False:
         return None
     return state.active_event(now)

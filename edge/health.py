@@ -53,7 +53,7 @@ class NodeClock:
     ``monotonic()`` reading as ``mono`` with the boot id: the hub, given any
     later batch of the same boot (which carries its own ``mono`` and wall
     clock), knows how long before that batch the record was made, whatever
-    the wall clock did in between (hub/clockfix.py).
+    the wall clock did in between (hub/ingest/clockfix.py).
     """
 
     def wall(self) -> float:

@@ -99,7 +99,7 @@ _CATEGORY_SEEDS = (
      "queue,crowd,order,waiting", "Service", 48, 0.5, 0),
 )
 # Seed routing: category (and optionally zone) -> department; anything without
-# a rule goes to the civility office (hub.tickets.DEFAULT_DEPARTMENT).
+# a rule goes to the civility office (hub.tickets.tickets.DEFAULT_DEPARTMENT).
 _ROUTING_SEEDS = (
     ("hygiene", None, "environmental_services"),
     ("facilities", None, "facilities"),
@@ -222,7 +222,7 @@ def m004_dashboard(db):
 def m005_clock_flags(db):
     """Records a node made before NTP set its clock (``clock_synced`` false):
     the node's own timestamp, and the offset the hub corrected them by (NULL
-    when it could not: see hub/clockfix.py)."""
+    when it could not: see hub/ingest/clockfix.py)."""
     db.execute("""CREATE TABLE clock_flags (
         record_id TEXT PRIMARY KEY, node TEXT NOT NULL, type TEXT NOT NULL,
         node_ts TEXT NOT NULL, offset_seconds REAL, received_at TEXT NOT NULL

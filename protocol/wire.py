@@ -16,7 +16,7 @@ batches. What it leaves to the careful path:
 - any record that fails a check (its reason is the careful path's job);
 - reports (rare; their photos and tickets need the full path anyway);
 - records made with the node's clock unsynchronised, or a presence interval
-  ending before it starts (the hub corrects or flags those: hub/clockfix.py).
+  ending before it starts (the hub corrects or flags those: hub/ingest/clockfix.py).
 """
 
 from datetime import date

@@ -1,7 +1,7 @@
 """Attendance per event x staff (hub.attendance) on a real SQLite file.
 
 Records reach the database the way ingest writes them: validated against the
-protocol, then ``hub.store.write_batch``. The event runs 09:00-10:00 in
+protocol, then ``hub.ingest.store.write_batch``. The event runs 09:00-10:00 in
 Shanghai (01:00-02:00 UTC) and lasts 60 minutes, min_presence 0.75 (45 min).
 """
 

@@ -5,15 +5,20 @@ every module, so an import hidden in a function counts too):
   in ``protocol`` (pure) and ``runtime`` (shared I/O);
 - ``protocol`` does no I/O: it imports only itself and pure modules;
 - ``hub.db`` (the hub's tables) is imported only inside the hub; the
-  facilities team's tools reach the hub through ``hub.registry``, and the hub
+  facilities team's tools reach the hub through ``hub.fleet.registry``, and the hub
   imports neither them nor the demo (which drives both);
 - no import inside a function to get round a cycle. Only the command-line
   modules load a command's own dependencies when that command runs (a node's
   ``rounds-edge portal`` should not load OpenCV or scapy), and a module may
   load an optional heavy third-party library where it is used.
+
+And on the source text: ``hub.web`` runs no SQL (it calls the areas'
+functions; ``hub/web/context.py`` only opens and closes the connection), and
+the ``photos`` table is read and written by ``hub.ingest.photos`` alone.
 """
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,3 +123,30 @@ def test_every_imported_module_of_ours_exists():
                 if parent not in known:
                     missing.append((name, target))
     assert missing == [], missing
+
+
+def lines_matching(paths, pattern: re.Pattern) -> list[str]:
+    return [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+            for path in paths
+            for number, line in enumerate(path.read_text().splitlines(), 1)
+            if pattern.search(line)]
+
+
+SQL = re.compile(r"SELECT |INSERT |UPDATE |DELETE FROM|\.execute\(|\bdb\[")
+PHOTOS_SQL = re.compile(r"\bFROM photos\b|\bINTO photos\b|\bUPDATE photos\b"
+                        r"|\bdb\[[\"']photos[\"']\]")
+
+
+def test_the_web_modules_run_no_sql():
+    web = [path for path in sorted((ROOT / "hub" / "web").rglob("*.py"))
+           if path != ROOT / "hub" / "web" / "context.py"]
+    assert len(web) > 10 and lines_matching([ROOT / "hub" / "tickets" / "tickets.py"], SQL)
+    assert lines_matching(web, SQL) == []
+
+
+def test_only_hub_ingest_photos_touches_the_photos_table():
+    """hub/db.py's migration makes the table; no other module reads or writes it."""
+    allowed = {ROOT / "hub" / "ingest" / "photos.py", ROOT / "hub" / "db.py"}
+    others = [path for path in sorted((ROOT / "hub").rglob("*.py")) if path not in allowed]
+    assert lines_matching(others, PHOTOS_SQL) == []
+    assert lines_matching([ROOT / "hub" / "ingest" / "photos.py"], PHOTOS_SQL)

@@ -60,7 +60,7 @@ def test_every_post_without_a_token_is_refused_and_changes_nothing(setup):
 def test_a_token_from_another_session_is_refused(setup):
     app, db, client, examples = setup
     other = signed_in(app, db, "office")
-    rule = next(r for r in _post_rules(app) if r.endpoint == "api.ticket_transition")
+    rule = next(r for r in _post_rules(app) if r.endpoint == "tickets_api.ticket_transition")
     url = example_url(rule, examples)
     response = client.post(url, json={"to": "in_progress"}, headers={"X-CSRFToken": other.csrf})
     assert response.status_code == 400

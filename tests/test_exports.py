@@ -1,4 +1,4 @@
-"""People's records and their exports (hub.exports) on a real hub database:
+"""People's records and their exports (hub.attendance.exports) on a real hub database:
 attendance from ingested records, hours from real tickets, files read back
 with openpyxl and csv cell by cell, formula injection, and `rounds-hub export`."""
 

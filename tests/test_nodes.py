@@ -53,7 +53,7 @@ def build_fleet(db):
     register(db, "spare-1")
 
 
-# -- hub.nodes ---------------------------------------------------------------------
+# -- hub.fleet.nodes ---------------------------------------------------------------------
 
 def test_health_of_each_kind_of_node(db):
     build_fleet(db)

@@ -5,9 +5,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub.db import open_db
-from hub.tickets import tickets
+from hub.tickets import open311_keys, tickets
 from hub.web import create_app
-from hub.web.open311 import add_api_key
 from protocol.clock import iso
 
 from .test_tickets import file, report
@@ -18,7 +17,7 @@ API = "/open311/v2"
 @pytest.fixture
 def db(tmp_path):
     database = open_db(tmp_path / "hub.db")
-    add_api_key(database, "k-123", "city-app")
+    open311_keys.add_key(database, "k-123", "city-app")
     database["zones"].insert_all([
         {"zone": "ward-3", "name": "Ward 3", "building": "B2", "floor": "3", "lat": 31.20,
          "lon": 121.40},

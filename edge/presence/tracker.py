@@ -65,7 +65,7 @@ While the node knows its wall clock is unset (``synced()`` False; see
 ``edge.health.NodeClock``) it does not know which event is on:
 a bound phone is then checked in without an event, once per person and
 (node) day, and the hub matches it to the event by its corrected time
-(``edge.checkins.event_now``, hub/clockfix.py).
+(``edge.checkins.event_now``, hub/ingest/clockfix.py).
 """
 
 import logging

@@ -21,7 +21,7 @@ The rules, for an event from ``start`` to ``end`` looked at ``now``:
 * Intervals whose times the hub could not trust are ignored: those flagged
   in ``clock_flags`` without a correction (made with a node clock that was
   not set, in a boot the hub has no reference for; or ending before they
-  start, which the hub stores as a moment: hub/clockfix.py), and any with
+  start, which the hub stores as a moment: hub/ingest/clockfix.py), and any with
   ``last_seen < first_seen``. The others are clipped to [start, end] and merged where they
   overlap (two nodes in one hall see the same phone), so time is never
   counted twice. ``dwell`` is the length of the merged intervals;

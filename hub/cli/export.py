@@ -1,5 +1,5 @@
 """``rounds-hub export``: a person's or an event's record as XLSX or CSV
-(the same files as the dashboard's export buttons, ``hub.exports``).
+(the same files as the dashboard's export buttons, ``hub.attendance.exports``).
 
 Headers are English; times are wall-clock in the config's ``timezone``
 (default Asia/Shanghai). Each export is written to the audit log as done by

@@ -1,6 +1,6 @@
 """The fleet of edge nodes as the facilities team watches it.
 
-A node's row in ``nodes`` is written by ``hub.store.update_node_status`` from
+A node's row in ``nodes`` is written by ``hub.ingest.store.update_node_status`` from
 its retained ``up/status``: ``state`` is "online" (the birth message, then
 re-published every 30 s with backlog, disk and clock) or "offline" (the
 broker's Last Will, or the node's own goodbye), and ``last_seen`` is when the
@@ -19,7 +19,7 @@ never connected has neither.
 * ``online``: the rest.
 
 ``unsynced_records`` counts the records the node made with its wall clock not
-yet set (``clock_flags``, hub/clockfix.py) that reached the hub in the last
+yet set (``clock_flags``, hub/ingest/clockfix.py) that reached the hub in the last
 ``UNSYNCED_WINDOW`` (7 days): a node that keeps booting without a clock shows
 here before its attendance goes wrong.
 """
@@ -105,7 +105,7 @@ class NodeError(ValueError):
 
 
 def move(db, node: str, zone: str) -> None:
-    """Put ``node`` in ``zone``; its retained config follows (hub/downlink.py),
+    """Put ``node`` in ``zone``; its retained config follows (hub/ingest/downlink.py),
     and the node records in the new zone from then on."""
     if db.conn.execute("SELECT 1 FROM zones WHERE zone = ?", (zone,)).fetchone() is None:
         raise NodeError(f"unknown zone: {zone}")

@@ -5,7 +5,7 @@ the hub's tables.
 
 A zone is a place a node watches, in the campus / building / floor / name
 hierarchy; its id is a slug (it travels in every record). The hub's
-dashboard draws zones on floor plans (``hub.zones``); provisioning only
+dashboard draws zones on floor plans (``hub.schedule.zones``); provisioning only
 names them and places them. A node is registered with its zone
 (``revoked = 0``) when added and marked ``revoked = 1`` when revoked; its
 status columns (state, last seen, ...) belong to the ingest.

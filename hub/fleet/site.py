@@ -2,7 +2,7 @@
 
 Today that is the staff Wi-Fi (SSID and WPA2 passphrase, the same on every
 node so that a phone keeps one private MAC across the hospital). A change
-reaches each node within seconds in its retained config (hub/downlink.py)
+reaches each node within seconds in its retained config (hub/ingest/downlink.py)
 and is kept there. Not yet done: rewriting a ward node's hostapd.conf from it
 (hostapd runs as root, outside Rounds' least-privilege processes); until then
 a new SSID reaches hostapd with a new bundle (`rounds-provision node add

@@ -5,14 +5,20 @@ A photo arrives as an ``up/photo`` message whose ``sha256`` user property
 must match its bytes and whose bytes must decode as an image; anything else
 is quarantined, never stored. Files live at ``<dir>/<sha[:2]>/<sha>.jpg``,
 written through an fsynced temporary file, so a crash never leaves a torn one.
+
+The ``photos`` table (sha256, size, path, received_at, dhash) is read and
+written here only; the rest of the hub asks the functions at the end.
 """
 
 import hashlib
 import io
+import json
 import os
 from pathlib import Path
 
 from PIL import Image
+
+from protocol.clock import now_iso
 
 
 # The node's limit (edge/camera/pipeline.py sends at most 1600 px a side).
@@ -80,3 +86,37 @@ def store(directory, sha256: str, payload: bytes) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+# -- the photos table ---------------------------------------------------------------
+
+def record(db, sha256: str, payload: bytes, path: Path) -> None:
+    """The row of a stored photo; a photo received before keeps its row."""
+    db.conn.execute(
+        "INSERT INTO photos (sha256, size, path, received_at, dhash) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING",
+        (sha256, len(payload), str(path), now_iso(), dhash(payload)))
+
+
+def arrived(db, shas) -> set[str]:
+    """Those of ``shas`` whose photo has arrived."""
+    rows = db.conn.execute(
+        "SELECT sha256 FROM photos WHERE sha256 IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(set(shas))),))
+    return {sha for (sha,) in rows}
+
+
+def dhashes(db, shas) -> list[str | None]:
+    """The stored difference hashes of those of ``shas`` that have arrived."""
+    shas = list(shas)
+    if not shas:
+        return []
+    rows = db.conn.execute(
+        f"SELECT dhash FROM photos WHERE sha256 IN ({', '.join('?' * len(shas))})", shas)
+    return [value for (value,) in rows]
+
+
+def path_of(db, sha256: str) -> str | None:
+    """Where the photo's file was stored (None when unknown)."""
+    row = db.conn.execute("SELECT path FROM photos WHERE sha256 = ?", (sha256,)).fetchone()
+    return row[0] if row else None

@@ -106,7 +106,7 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
 
     Quarantined records are acknowledged too: they are durable here, and
     sending them again would not make them valid. Records made with the
-    node's clock unsynchronised are corrected or flagged (hub/clockfix.py)
+    node's clock unsynchronised are corrected or flagged (hub/ingest/clockfix.py)
     by ``clock``, the node's clock when it sent the batch; their check-ins
     are matched to the event on at their corrected time, and no presence
     interval is stored ending before it starts.

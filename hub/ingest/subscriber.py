@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 
 from protocol import topics
-from protocol.clock import now_iso
 from protocol.records import InvalidEnvelope, validate_status
 from runtime.mqttclient import is_fatal, make_client, session_properties
 from runtime.settings import MqttSettings
@@ -158,10 +157,7 @@ class Ingest:
         else:
             path = photos.store(self.photos_dir, sha, payload)
             with self.db.atomic():
-                self.db.conn.execute(
-                    "INSERT INTO photos (sha256, size, path, received_at, dhash) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING",
-                    (sha, len(payload), str(path), now_iso(), photos.dhash(payload)))
+                photos.record(self.db, sha, payload, path)
                 tickets.materialize(self.db)
         if isinstance(claimed, str) and len(claimed) == 64:
             self.client.publish(topics.node_down(self.site, node, "ack"),

@@ -2,10 +2,10 @@
 ``/api/v1/accounts``, ``rounds-hub user``): every change checked against the
 roster (a reviewer's department exists, a linked staff number is on the
 roster) and refused with a message the dashboard can translate (a
-``hub.roster.RosterError``). The last enabled admin can be neither demoted
+``hub.people.roster.RosterError``). The last enabled admin can be neither demoted
 nor disabled.
 
-``hub.accounts`` below it keeps the accounts themselves: password hashes,
+``hub.people.accounts`` below it keeps the accounts themselves: password hashes,
 sign-in, API tokens. Functions take a sqlite-utils ``db`` and never commit:
 the caller wraps the change and its audit row in one
 ``hub.db.write_transaction``.

@@ -1,6 +1,6 @@
 """The staff roster: departments, the people in them, their PINs and phone
-bindings. The CSV import is ``hub.roster_import``; the accounts
-administrators manage are ``hub.account_admin``.
+bindings. The CSV import is ``hub.people.roster_import``; the accounts
+administrators manage are ``hub.people.account_admin``.
 
 Departments come first: a roster row naming an unknown department is an
 error, so departments are added one by one (dashboard "Departments" page,
@@ -16,6 +16,7 @@ parameters (``RosterError``), so the dashboard can show them in the reader's
 language; the import and the account administration use the same errors.
 """
 
+import json
 import os
 import re
 import secrets
@@ -94,6 +95,12 @@ def department_exists(db, department: str) -> bool:
                            (department,)).fetchone() is not None
 
 
+def department_names(db) -> dict[str, str]:
+    """Department code -> name (the code when the name is empty)."""
+    return {code: name or code
+            for code, name in db.conn.execute("SELECT department, name FROM departments")}
+
+
 # -- people --------------------------------------------------------------------
 
 _STAFF_SELECT = (
@@ -134,6 +141,20 @@ def get_staff(db, staff_id: str) -> dict | None:
     person["bindings"] = bindings(db, staff_id)
     person["account"] = linked_account(db, staff_id)
     return person
+
+
+def staff_by_id(db, staff_ids) -> dict[str, dict]:
+    """staff_id -> {"name", "department"} for those of ``staff_ids`` on the roster."""
+    rows = db.conn.execute(
+        "SELECT staff_id, name, department FROM staff "
+        "WHERE staff_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(set(staff_ids))),))
+    return {sid: {"name": name, "department": dept} for sid, name, dept in rows}
+
+
+def in_department(db, staff_id: str, department: str) -> bool:
+    return db.conn.execute("SELECT 1 FROM staff WHERE staff_id = ? AND department = ?",
+                           (staff_id, department)).fetchone() is not None
 
 
 def linked_account(db, staff_id: str) -> dict | None:
@@ -192,7 +213,7 @@ def bindings(db, staff_id: str) -> list[dict]:
 
 def revoke_binding(db, staff_id: str, device: str) -> None:
     """Unbind ``device`` from ``staff_id``; the roster sent down to the nodes
-    follows (``hub.downlink.roster_document``)."""
+    follows (``hub.ingest.downlink.roster_document``)."""
     cursor = db.conn.execute("DELETE FROM devices WHERE device = ? AND staff_id = ?",
                              (device, staff_id))
     if cursor.rowcount == 0:

@@ -1,5 +1,5 @@
 """The roster import: a CSV file of people, checked row by row, previewed, and
-applied all or nothing (see ``hub.roster`` for departments, people and PINs).
+applied all or nothing (see ``hub.people.roster`` for departments, people and PINs).
 
 The file (UTF-8 with or without BOM; GB18030 as Excel saves it in Chinese
 Windows is accepted too) has the columns ``staff_number``, ``name``,

@@ -14,7 +14,7 @@ cancelled in advance; its expected list goes with it). Once someone checked
 in, the event is part of people's records and stays: change it instead.
 
 The schedule reaches the nodes by itself: ``hub.ingest`` republishes every
-node's retained config (``hub.downlink.node_config_document``) when it changes.
+node's retained config (``hub.ingest.downlink.node_config_document``) when it changes.
 """
 
 import json

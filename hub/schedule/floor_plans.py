@@ -1,5 +1,5 @@
 """Floor-plan files: what an uploaded plan may be, and the SVG served for it
-(the plans themselves are stored with the zones, ``hub.zones``).
+(the plans themselves are stored with the zones, ``hub.schedule.zones``).
 
 A plan is one of:
 
@@ -50,9 +50,9 @@ class Refused(ValueError):
 
 
 def plan_svg(plan: dict) -> str:
-    """The SVG to serve for a stored plan (``hub.zones.get_plan(...,
+    """The SVG to serve for a stored plan (``hub.schedule.zones.get_plan(...,
     content=True)``). A stored SVG goes through the sanitizer again: the table
-    may have been written by something other than ``hub.zones.save_plan``."""
+    may have been written by something other than ``hub.schedule.zones.save_plan``."""
     if plan["kind"] == "json":
         return render_outline(json.loads(plan["content"]))
     return sanitize_svg(plan["content"].encode())[0]

@@ -8,12 +8,12 @@ A **floor plan** (``floor_plans``) is one drawing per (campus, building,
 floor): an uploaded SVG (``kind`` ``svg``, stored only after sanitizing) or a
 JSON outline (``json``), whose ``width`` x ``height`` box is the coordinate
 system of the zones' polygons. What such a file may hold, the sanitizer and
-the drawing of outlines are ``hub.floor_plans``.
+the drawing of outlines are ``hub.schedule.floor_plans``.
 
 Validation problems are ``Invalid`` errors: messages in English marked for
 translation (``N_``) with their parameters apart, so the dashboard shows them
-translated and the API in English. ``hub.events`` uses the same class. A plan
-file that is not accepted raises ``hub.floor_plans.Refused``.
+translated and the API in English. ``hub.schedule.events`` uses the same class. A plan
+file that is not accepted raises ``hub.schedule.floor_plans.Refused``.
 """
 
 import json
@@ -90,7 +90,36 @@ def get_zone(db, zone_id: str) -> dict | None:
 
 
 def zone_names(db) -> dict[str, str]:
-    return {zone: name for zone, name in db.conn.execute("SELECT zone, name FROM zones")}
+    """Zone -> name, by name."""
+    return {zone: name for zone, name in db.conn.execute(
+        "SELECT zone, name FROM zones ORDER BY name, zone")}
+
+
+def zones_on_floor(db, campus, building, floor) -> list[dict]:
+    """The zones of one (campus, building, floor), by id: a floor plan's zones."""
+    rows = db.conn.execute(
+        f"SELECT {', '.join(_ZONE_COLUMNS)} FROM zones "
+        "WHERE campus IS ? AND building IS ? AND floor IS ? ORDER BY zone",
+        (campus, building, floor))
+    return [_zone(row) for row in rows]
+
+
+def find_zone(db, text: str) -> str | None:
+    """The zone whose id or name is ``text``."""
+    row = db.conn.execute("SELECT zone FROM zones WHERE zone = ? OR name = ? LIMIT 1",
+                          (text, text)).fetchone()
+    return row[0] if row else None
+
+
+def nearest_zone(db, lat: float, lon: float) -> str | None:
+    """The zone with coordinates closest to (lat, lon); None when no zone has any."""
+    best = None
+    for zone, zlat, zlon in db.conn.execute(
+            "SELECT zone, lat, lon FROM zones WHERE lat IS NOT NULL AND lon IS NOT NULL"):
+        d = (zlat - lat) ** 2 + ((zlon - lon) * math.cos(math.radians(lat))) ** 2
+        if best is None or d < best[0]:
+            best = (d, zone)
+    return best[1] if best else None
 
 
 _REQUIRED = {"name": N_("The name is required."), "floor": N_("The floor is required.")}

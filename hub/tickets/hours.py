@@ -1,10 +1,10 @@
 """Volunteer hours earned by snap-and-report (the ``volunteer_ledger``).
 
 The rule: a report earns hours when its ticket is **accepted**, i.e. moved
-from ``new`` to ``assigned`` (``hub.tickets.transition``). Then
+from ``new`` to ``assigned`` (``hub.tickets.tickets.transition``). Then
 
 * the original reporter gets the category's ``credit_hours``
-  (``hub.categories``: its ``category_settings`` or the default);
+  (``hub.tickets.categories``: its ``category_settings`` or the default);
 * each duplicate reporter gets ``duplicate_credit_hours`` (0 by default:
   a duplicate confirms a problem but does not find it, so no entry is
   written at all when it is 0); a duplicate attached after acceptance is

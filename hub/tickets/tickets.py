@@ -24,12 +24,12 @@ civility office). Among equal rules the newest (highest id) wins.
 
 **Due time** = ticket creation + ``category_settings.due_hours`` (seeded:
 safety 4 h, hygiene 8 h, the others 48 h); categories without settings use
-``hub.categories.DEFAULT_DUE_HOURS``.
+``hub.tickets.categories.DEFAULT_DUE_HOURS``.
 
 **States.** new -> assigned -> in_progress -> resolved -> closed; rejected
 from new, assigned or in_progress. Open = not resolved/closed/rejected.
 Moving to *assigned* is **accepting** the report (it credits volunteer hours,
-see ``hub.hours``); rejecting rejects the ticket's pending hour entries.
+see ``hub.tickets.hours``); rejecting rejects the ticket's pending hour entries.
 Creation and every move are rows in ``ticket_history`` (creation by
 ``"system"``, from_state NULL).
 
@@ -52,6 +52,7 @@ from datetime import datetime, timedelta, timezone
 from protocol.clock import iso, parse_iso
 
 from hub.db import write_transaction
+from hub.ingest import photos
 from hub.tickets import hours
 from hub.tickets.categories import category_settings
 from hub.tickets.errors import NotFound
@@ -102,12 +103,10 @@ def add_rule(db, category: str, department: str, zone: str | None = None) -> Non
 
 # -- materializing reports --------------------------------------------------
 
-_PENDING = (
+_UNTICKETED = (
     "SELECT r.report_id, r.node, r.staff_id, r.category, r.note, r.zone, r.lat, r.lon, "
     "r.photos, r.taken_at, r.clock_synced, r.received_at FROM reports r "
     "WHERE NOT EXISTS (SELECT 1 FROM ticket_reports t WHERE t.report_id = r.report_id) "
-    "AND NOT EXISTS (SELECT 1 FROM json_each(r.photos) p "
-    "                WHERE p.value NOT IN (SELECT sha256 FROM photos)) "
     "ORDER BY r.taken_at, r.received_at, r.id"
 )
 
@@ -122,14 +121,19 @@ def materialize(db, now: datetime | None = None) -> list[str]:
     created_at = iso(_now(now))
     new_ids: list[str] = []
     with db.atomic():
-        for row in db.conn.execute(_PENDING).fetchall():
-            report = dict(zip(("report_id", "node", "staff_id", "category", "note", "zone",
-                               "lat", "lon", "photos", "taken_at", "clock_synced",
-                               "received_at"), row))
+        waiting = [dict(zip(("report_id", "node", "staff_id", "category", "note", "zone",
+                             "lat", "lon", "photos", "taken_at", "clock_synced",
+                             "received_at"), row))
+                   for row in db.conn.execute(_UNTICKETED).fetchall()]
+        for report in waiting:
+            report["photos"] = json.loads(report["photos"])
+        arrived = photos.arrived(db, (sha for r in waiting for sha in r["photos"]))
+        for report in waiting:
+            if not arrived.issuperset(report["photos"]):
+                continue  # a photo still on its way
             if db.conn.execute("SELECT 1 FROM ticket_reports WHERE report_id = ?",
                                (report["report_id"],)).fetchone():
                 continue  # the same report_id twice in this run (resent under a new id)
-            report["photos"] = json.loads(report["photos"])
             report["reported_at"] = _normalized(
                 report["received_at"] if report["clock_synced"] == 0 else report["taken_at"])
             ticket_id = _materialize_one(db, report, created_at)
@@ -202,12 +206,7 @@ def _usable_dhash(value) -> int | None:
 
 
 def _dhashes(db, shas) -> list[int]:
-    shas = list(shas)
-    if not shas:
-        return []
-    rows = db.conn.execute(
-        f"SELECT dhash FROM photos WHERE sha256 IN ({', '.join('?' * len(shas))})", shas)
-    return [h for (value,) in rows if (h := _usable_dhash(value)) is not None]
+    return [h for value in photos.dhashes(db, shas) if (h := _usable_dhash(value)) is not None]
 
 
 def find_duplicate(db, report: dict) -> tuple[int, str] | None:
@@ -337,6 +336,53 @@ def get_ticket(db, ticket_id, detail: bool = False) -> dict | None:
                 "FROM ticket_reports tr WHERE tr.ticket_id = ? ORDER BY tr.duplicate, "
                 "tr.attached_at, tr.report_id", (ticket_id,))]
     return ticket
+
+
+def last_comment(db, ticket_id: int) -> str | None:
+    """The comment of the ticket's last history row (None when it has none)."""
+    row = db.conn.execute(
+        "SELECT comment FROM ticket_history WHERE ticket_id = ? ORDER BY at DESC, id DESC "
+        "LIMIT 1", (ticket_id,)).fetchone()
+    return (row[0] or None) if row else None
+
+
+def ticket_of_report(db, report_id: str) -> tuple[int, bool] | None:
+    """(ticket id, attached as a duplicate?) of a materialized report."""
+    row = db.conn.execute("SELECT ticket_id, duplicate FROM ticket_reports WHERE report_id = ?",
+                          (report_id,)).fetchone()
+    return (row[0], bool(row[1])) if row else None
+
+
+def categories_used(db) -> list[str]:
+    """Every category some ticket has."""
+    return [c for (c,) in db.conn.execute("SELECT DISTINCT category FROM tickets")]
+
+
+def departments_used(db) -> list[str]:
+    """Every department some ticket is routed to (off the ``tickets_department`` index)."""
+    return [d for (d,) in db.conn.execute("SELECT DISTINCT department FROM tickets")]
+
+
+def photos_of(db, ticket: dict) -> list[str]:
+    """Every photo of every report on the ticket, the original's first."""
+    seen = list(ticket["photos"])
+    for (sha,) in db.conn.execute(
+            "SELECT p.value FROM ticket_reports tr JOIN reports r ON r.report_id = tr.report_id, "
+            "json_each(r.photos) p WHERE tr.ticket_id = ? ORDER BY tr.duplicate, tr.attached_at",
+            (ticket["id"],)):
+        if sha not in seen:
+            seen.append(sha)
+    return seen
+
+
+def photo_in_department(db, sha256: str, department: str) -> bool:
+    """Whether the photo belongs to some ticket of the department (what a
+    department reviewer may see)."""
+    row = db.conn.execute(
+        "SELECT 1 FROM tickets t JOIN ticket_reports tr ON tr.ticket_id = t.id "
+        "JOIN reports r ON r.report_id = tr.report_id, json_each(r.photos) p "
+        "WHERE t.department = ? AND p.value = ? LIMIT 1", (department, sha256)).fetchone()
+    return row is not None
 
 
 def reports_for_node(db, node: str, now: datetime | None = None) -> list[dict]:

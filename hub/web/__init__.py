@@ -17,8 +17,8 @@ from hub.config import load_hub_config
 from runtime.settings import ConfigError
 
 from hub.web import (
-    accounts, api, auth, board, events, fleet, hotspots, i18n, labels, nav, open311, openapi,
-    pages, people, roster, roster_import, zones,
+    accounts, api, auth, events, fleet, hotspots, hours, i18n, labels, nav, open311, openapi,
+    pages, people, roster, roster_import, tickets, zones,
 )
 from hub.web.context import close_db, localtime
 
@@ -64,7 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 # Dashboard areas, each a module with ``init_app(app)`` registering its pages
 # (and its /api/v1 routes); see docs/dashboard.md.
-AREAS = (roster, roster_import, accounts, events, zones, board, fleet, people, hotspots)
+AREAS = (roster, roster_import, accounts, events, zones, tickets, hours, fleet, people, hotspots)
 
 
 def _secret_key(db_path: Path) -> bytes:

@@ -1,5 +1,5 @@
 """Dashboard area: the accounts, admin only (see docs/dashboard.md and the
-domain in ``hub/account_admin.py``).
+domain in ``hub/people/account_admin.py``).
 
 Pages: ``/accounts/`` lists the accounts and creates one; ``/accounts/<username>``
 changes its role, department, staff link or disabled state, and sets its

@@ -1,5 +1,6 @@
-"""JSON API under /api/v1: health, events, attendance, occupancy, tickets, hours,
-hotspots."""
+"""JSON API under /api/v1: health, events, attendance, occupancy, hotspots.
+The dashboard areas own the rest of /api/v1 (``api`` blueprints beside their
+pages: events, zones, tickets, hours, ...)."""
 
 import json
 import logging
@@ -12,13 +13,11 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from hub.attendance import attendance, occupancy
-from hub.db import write_transaction
-from hub.tickets import hotspots, hours, tickets
-from hub.tickets.errors import NotFound
+from hub.tickets import hotspots
 from protocol.clock import iso
 
 from hub.web import open311
-from hub.web.auth import actor, audited, department_scope, requires
+from hub.web.auth import requires
 from hub.web.context import get_db, hospital_tz
 from hub.web.params import number
 
@@ -104,150 +103,16 @@ def _instant(name: str, default: datetime) -> datetime:
     return value
 
 
-# -- tickets, volunteer hours, hotspots ---------------------------------------
-# Office and admin see everything; a department reviewer sees and moves only
-# the tickets routed to their department and decides only their staff's hours.
-# Who acted is the signed-in account, written in the history and audit log.
-
-def _visible_ticket(ticket_id: int) -> dict:
-    found = tickets.get_ticket(get_db(), ticket_id, detail=True)
-    scope = department_scope()
-    if found is None or (scope is not None and found["department"] != scope):
-        abort(404, description=f"unknown ticket: {ticket_id}")
-    return found
-
-
-@bp.get("/tickets")
-@requires("office", "dept_reviewer")
-def list_tickets():
-    """Tickets, newest first: ``?state=&department=&category=&zone=`` (each
-    optional, state may be comma-separated), ``limit`` (default 500, max
-    5000). Each ticket as ``hub.tickets.get_ticket``. A reviewer's list is
-    always their department's."""
-    filters = {}
-    for name in ("state", "department", "category", "zone"):
-        value = request.args.get(name)
-        if value:
-            filters[name] = value.split(",") if name == "state" else value
-    if department_scope() is not None:
-        filters["department"] = department_scope()
-    bad = set(filters.get("state", ())) - set(tickets.STATES)
-    if bad:
-        abort(400, description=f"unknown state(s): {', '.join(sorted(bad))}")
-    limit = request.args.get("limit", "500")
-    if not 0 < (number(limit) or 0) <= 5000:
-        abort(400, description="limit must be 1..5000")
-    return jsonify(tickets.list_tickets(get_db(), limit=int(limit), **filters))
-
-
-@bp.get("/tickets/<int:ticket_id>")
-@requires("office", "dept_reviewer")
-def ticket(ticket_id):
-    """One ticket with ``history`` and ``reports`` (its reporters)."""
-    return jsonify(_visible_ticket(ticket_id))
-
-
-@bp.post("/tickets/<int:ticket_id>/transition")
-@requires("office", "dept_reviewer")
-def ticket_transition(ticket_id):
-    """Body ``{"to", "comment"?}``; answers the ticket with history.
-    400 bad body, 404 unknown ticket, 409 a move the state machine refuses."""
-    body = _json_body()
-    to, comment = body.get("to"), body.get("comment", "")
-    if to not in tickets.STATES:
-        abort(400, description=f"to must be one of {', '.join(tickets.STATES)}")
-    if not isinstance(comment, str) or len(comment) > 2000:
-        abort(400, description="comment must be text of at most 2000 characters")
-    _visible_ticket(ticket_id)
-    move_ticket(ticket_id, to, comment)
-    return jsonify(tickets.get_ticket(get_db(), ticket_id, detail=True))
-
-
-def move_ticket(ticket_id: int, to: str, comment: str) -> None:
-    """Transition and audit in one transaction; 404/409 as HTTP errors."""
-    db = get_db()
-    try:
-        with write_transaction(db):
-            before = tickets.get_ticket(db, ticket_id)
-            tickets.transition(db, ticket_id, to, actor(), comment)
-            audited("ticket.transition", f"ticket:{ticket_id}",
-                    **{"from": before["state"] if before else None, "to": to})
-    except NotFound as exc:
-        abort(404, description=str(exc))
-    except ValueError as exc:
-        abort(409, description=str(exc))
-
-
-@bp.get("/hours")
-@requires("office", "dept_reviewer")
-def volunteer_hours():
-    """``?staff_id=`` (optional) and ``state=`` (optional): ``{"staff_id",
-    "totals": [{"staff_id", "approved", "pending", "rejected"}], "entries":
-    [...], "departments": [{"department", "approved", "pending",
-    "rejected"}]}``; without staff_id, totals for everyone (a reviewer: their
-    department's staff; ``departments`` is empty for them)."""
-    staff_id = request.args.get("staff_id") or None
-    state = request.args.get("state") or None
-    if state is not None and state not in hours.ENTRY_STATES:
-        abort(400, description=f"state must be one of {', '.join(hours.ENTRY_STATES)}")
-    db = get_db()
-    scope = department_scope()
-    if scope is not None and staff_id is not None and not in_department(staff_id, scope):
-        abort(404, description=f"unknown staff member: {staff_id}")
-    return jsonify(staff_id=staff_id, totals=hours.totals(db, staff_id, department=scope),
-                   entries=hours.entries(db, staff_id, state, department=scope),
-                   departments=hours.department_totals(db) if scope is None else [])
-
-
-def in_department(staff_id: str, department: str) -> bool:
-    return get_db().conn.execute("SELECT 1 FROM staff WHERE staff_id = ? AND department = ?",
-                                 (staff_id, department)).fetchone() is not None
-
-
-@bp.post("/hours/<int:entry_id>/decision")
-@requires("office", "dept_reviewer")
-def hours_decision(entry_id):
-    """Body ``{"approve": true|false}``; answers the entry. 409 when it was
-    already decided."""
-    approve = _json_body().get("approve")
-    if not isinstance(approve, bool):
-        abort(400, description="approve must be true or false")
-    return jsonify(decide_hours(entry_id, approve))
-
-
-def decide_hours(entry_id: int, approve: bool) -> dict:
-    """Decide and audit in one transaction; 404 when the entry is unknown or
-    (for a reviewer) not their department's, 409 when already decided."""
-    db = get_db()
-    entry = hours.get_entry(db, entry_id)
-    scope = department_scope()
-    if entry is None or (scope is not None and not in_department(entry["staff_id"], scope)):
-        abort(404, description=f"unknown ledger entry: {entry_id}")
-    try:
-        with write_transaction(db):
-            decided = hours.decide(db, entry_id, approve, actor())
-            audited("hours.decision", f"hours:{entry_id}", approve=approve,
-                    staff_id=entry["staff_id"], hours=entry["hours"])
-    except ValueError as exc:
-        abort(409, description=str(exc))
-    return decided
-
+# -- hotspots ------------------------------------------------------------------
 
 @bp.get("/hotspots")
 @requires("office", "dept_reviewer")
 def hotspot_analysis():
-    """``?weeks=`` (1..52, default 12): ``hub.hotspots.hotspots``."""
+    """``?weeks=`` (1..52, default 12): ``hub.tickets.hotspots.hotspots``."""
     weeks = request.args.get("weeks", "12")
     if not 0 < (number(weeks) or 0) <= 52:
         abort(400, description="weeks must be 1..52")
     return jsonify(hotspots.hotspots(get_db(), weeks=int(weeks)))
-
-
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="expected a JSON object body")
-    return body
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -36,7 +36,7 @@ SESSION_HOURS = 10
 HOME = {
     "admin": ("pages.today",),
     "office": ("pages.today",),
-    "dept_reviewer": ("board.tickets", "board.hours"),
+    "dept_reviewer": ("tickets.index", "hours.index"),
     "staff": ("people.me",),
 }
 

@@ -5,9 +5,9 @@ the attendance are in ``api.py``).
 
 Office and admin schedule. Times on the form are wall-clock in the hospital's
 time zone; the API takes ISO 8601 with an offset. Storage is UTC
-(``protocol.clock.iso``). The rules live in ``hub.events``; this module parses
+(``protocol.clock.iso``). The rules live in ``hub.schedule.events``; this module parses
 requests and renders. The feeds need no sign-in: their URL carries a token
-(``hub.ical``), shown on this area's pages to office and admin.
+(``hub.schedule.ical``), shown on this area's pages to office and admin.
 """
 
 from datetime import datetime, timedelta, timezone
@@ -75,7 +75,7 @@ def _instant(value, field: str, problems: list) -> datetime | None:
 
 
 def _form_draft(form) -> tuple[dict, dict, list]:
-    """(draft for ``hub.events``, the form as typed, parse problems)."""
+    """(draft for ``hub.schedule.events``, the form as typed, parse problems)."""
     typed = {"title": form.get("title", "").strip(), "kind": form.get("kind", ""),
              "zones": form.getlist("zones"), "start": form.get("start", "").strip(),
              "end": form.get("end", "").strip(), "departments": form.getlist("departments"),
@@ -224,7 +224,7 @@ def edit(event_id):
 @requires("office")
 def delete(event_id):
     """Delete an event nobody checked in to; the form's ``confirm`` box must
-    be ticked (see ``hub.events`` on why attended events stay)."""
+    be ticked (see ``hub.schedule.events`` on why attended events stay)."""
     db = get_db()
     stored = events.draft_of(db, event_id)
     if stored is None:

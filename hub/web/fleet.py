@@ -2,7 +2,7 @@
 ``/nodes/`` page and the nodes API) and the staff Wi-Fi every node serves
 (``/api/v1/site/wifi``). Office and admin; setting the Wi-Fi is admin only.
 
-A node's health is computed by ``hub.nodes`` from the retained up/status
+A node's health is computed by ``hub.fleet.nodes`` from the retained up/status
 the ingest stores; moving a node to another zone and changing the Wi-Fi are
 pushed to the nodes as retained config within seconds, and audited.
 """
@@ -75,7 +75,7 @@ def human_bytes(size: int | None) -> str:
 @api.get("/nodes")
 @requires("office")
 def api_nodes():
-    """Every node with its ``health`` (``hub.nodes``)."""
+    """Every node with its ``health`` (``hub.fleet.nodes``)."""
     return jsonify(nodes.fleet(get_db()))
 
 

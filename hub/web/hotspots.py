@@ -4,18 +4,17 @@ One page, ``/hotspots/`` (office, admin, department reviewers: counts are
 site-wide aggregates, as in ``/api/v1/hotspots``), drawn on the server as
 inline SVG by ``hub.svg`` (no chart library, no JavaScript):
 
-* a heatmap of zone x ISO week over the last 12 weeks (``hub.hotspots``
+* a heatmap of zone x ISO week over the last 12 weeks (``hub.tickets.hotspots``
   counts: tickets, duplicates once, rejected ones not);
 * a floor plan (``floor_plans``) with its zones' polygons shaded by the
   tickets of the last 30 days, over the plan drawing served by the zones area;
-* the recurring hotspots (``hub.hotspots.recurring``) with a sparkline of
+* the recurring hotspots (``hub.tickets.hotspots.recurring``) with a sparkline of
   their weekly counts and their recent vs baseline numbers.
 
 ``?category=`` narrows everything to one category, ``?plan=<id>`` picks the
 floor plan (default: the first one).
 """
 
-import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -23,6 +22,7 @@ from flask import Blueprint, Flask, abort, current_app, render_template, request
 from flask_babel import gettext as _
 from markupsafe import Markup
 
+from hub.schedule import zones
 from hub.tickets import hotspots, tickets
 from hub.web import svg
 from protocol.clock import iso
@@ -45,35 +45,21 @@ def init_app(app: Flask) -> None:
 
 
 # -- reads for this page -------------------------------------------------------
-# Small lookups of the zones area's tables; the counting is hub.hotspots' and
-# hub.tickets'.
-
-def _zone_names(db) -> dict[str, str]:
-    return {zone: name for zone, name in db.conn.execute("SELECT zone, name FROM zones")}
-
+# The zones and plans are hub.schedule.zones'; the counting is hub.tickets.hotspots'
+# and hub.tickets'.
 
 def _categories(db) -> list[tuple[str, str]]:
     """(category, the words shown for it): the configured ones and any a
     ticket carries, by code."""
     shown = labels.category_labels(db)
-    for (category,) in db.conn.execute("SELECT DISTINCT category FROM tickets"):
+    for category in tickets.categories_used(db):
         shown.setdefault(category, category)
     return sorted(shown.items())
 
 
-def _floor_plans(db) -> list[dict]:
-    columns = ("id", "campus", "building", "floor", "width", "height")
-    return [dict(zip(columns, row)) for row in db.conn.execute(
-        f"SELECT {', '.join(columns)} FROM floor_plans ORDER BY campus, building, floor, id")]
-
-
-def _points(polygon) -> list[tuple[float, float]] | None:
-    """A zone's polygon (JSON ``[[x, y], ...]``) as points; None when it is
+def _points(points) -> list[tuple[float, float]] | None:
+    """A zone's polygon (decoded ``[[x, y], ...]``) as points; None when it is
     missing or not a usable polygon."""
-    try:
-        points = json.loads(polygon) if polygon else None
-    except ValueError:
-        return None
     if not isinstance(points, list) or len(points) < 3:
         return None
     out = []
@@ -87,11 +73,8 @@ def _points(polygon) -> list[tuple[float, float]] | None:
 
 def _plan_zones(db, plan: dict) -> list[dict]:
     """The zones on the plan's (campus, building, floor), with their points."""
-    rows = db.conn.execute(
-        "SELECT zone, name, polygon FROM zones WHERE campus IS ? AND building IS ? "
-        "AND floor IS ? ORDER BY zone", (plan["campus"], plan["building"], plan["floor"]))
-    return [{"zone": zone, "label": name or zone, "points": _points(polygon)}
-            for zone, name, polygon in rows]
+    return [{"zone": z["zone"], "label": z["name"] or z["zone"], "points": _points(z["polygon"])}
+            for z in zones.zones_on_floor(db, plan["campus"], plan["building"], plan["floor"])]
 
 
 def _plan_image(plan_id: int) -> str | None:
@@ -121,11 +104,11 @@ def _heatmap(weekly: list[dict], weeks: list[str], names: dict) -> tuple[Markup 
         totals[zone] += count
     if not totals:
         return None, 0
-    zones = sorted(totals, key=lambda z: (-totals[z], z))
-    rows = [(z, names.get(z, z)) for z in zones]
+    busiest = sorted(totals, key=lambda z: (-totals[z], z))
+    rows = [(z, names.get(z, z)) for z in busiest]
     columns = [(w, w.split("-")[1]) for w in weeks]
     return Markup(svg.heatmap(rows, columns, dict(counts),
-                              _("Reports per zone and week"))), len(zones)
+                              _("Reports per zone and week"))), len(busiest)
 
 
 def _chosen_plan(plans: list[dict]) -> dict | None:
@@ -148,13 +131,13 @@ def _floor(db, plan: dict | None, category: str | None, now: datetime) -> dict |
                                   since=iso(now - timedelta(days=PLAN_DAYS)), until=iso(now),
                                   limit=1_000_000)
     counts = Counter(t["zone"] for t in recent)
-    zones = _plan_zones(db, plan)
-    drawn = [{**z, "count": counts.get(z["zone"], 0)} for z in zones if z["points"]]
+    on_floor = _plan_zones(db, plan)
+    drawn = [{**z, "count": counts.get(z["zone"], 0)} for z in on_floor if z["points"]]
     picture = svg.floor_plan(float(plan["width"]), float(plan["height"]), drawn,
                              _("Reports per zone in the last %(days)s days", days=PLAN_DAYS),
                              _plan_image(plan["id"]))
     return {"plan": plan, "svg": Markup(picture), "zones": drawn,
-            "unplaced": [z for z in zones if not z["points"]]}
+            "unplaced": [z for z in on_floor if not z["points"]]}
 
 
 @bp.get("/hotspots/")
@@ -167,7 +150,7 @@ def page():
     category = request.args.get("category") or None
     if category is not None and category not in category_names:
         abort(400, description=f"unknown category: {category}")
-    names = _zone_names(db)
+    names = zones.zone_names(db)
     weeks = _weeks(now)
     weekly = [r for r in hotspots.weekly_counts(db, now, weeks=WEEKS)
               if category is None or r["category"] == category]
@@ -187,7 +170,7 @@ def page():
                         "category_label": category_names.get(row["category"], row["category"]),
                         "sparkline": Markup(line)})
 
-    plans = _floor_plans(db)
+    plans = zones.list_plans(db)
     floor = _floor(db, _chosen_plan(plans), category, now)
     return render_template("hotspots_page.html", heatmap=heatmap, heat_rows=heat_rows,
                            weeks=weeks, recurring=flagged, categories=categories,

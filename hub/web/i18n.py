@@ -7,8 +7,8 @@ Chinese catalogue is ``translations/zh_Hans_CN/LC_MESSAGES/messages.po`` with
 its compiled ``.mo`` committed beside it. Messages are marked with ``_()`` /
 ``gettext`` (translated now), ``_l()`` / ``lazy_gettext`` (module-level labels,
 translated when shown) and ``N_()`` (a no-op in the domain modules such as
-hub/roster.py, hub/events.py, hub/zones.py and hub/exports.py, translated where
-the message is shown); the extraction needs all of these keywords (``KEYWORDS``
+hub/people/roster.py, hub/schedule/events.py, hub/schedule/zones.py and
+hub/attendance/exports.py, translated where the message is shown); the extraction needs all of these keywords (``KEYWORDS``
 below, which tests/test_hub_i18n.py uses too: it fails if a message is missing
 from the catalogue, untranslated, fuzzy or has other placeholders than its
 English). After changing messages::

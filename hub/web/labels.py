@@ -23,6 +23,8 @@ templates; the pages blueprint calls it when it is registered (see pages.py).
 from flask import Flask
 from flask_babel import gettext as _
 
+from hub.people import roster
+from hub.tickets import categories
 from hub.tickets.tickets import SYSTEM  # the history's author for what the hub did itself
 
 
@@ -112,15 +114,13 @@ def category_label(code: str | None, stored: str | None = None) -> str:
 
 def category_labels(db) -> dict[str, str]:
     """Category code -> the words shown for it, for every configured category."""
-    return {code: category_label(code, label)
-            for code, label in db.conn.execute("SELECT category, label FROM category_settings")}
+    return {code: category_label(code, label) for code, label in categories.labels(db).items()}
 
 
 def department_names(db) -> dict[str, str]:
     """Department code -> name, from the departments table (one query; a code
     the table does not name is shown as the code)."""
-    return {code: name or code
-            for code, name in db.conn.execute("SELECT department, name FROM departments")}
+    return roster.department_names(db)
 
 
 def history_who(who: str | None) -> str:

@@ -9,8 +9,8 @@ from flask_login import current_user
 ITEMS = (
     ("pages.today", _l("Today"), ("office",)),
     ("events.index", _l("Events"), ("office",)),
-    ("board.tickets", _l("Tickets"), ("office", "dept_reviewer")),
-    ("board.hours", _l("Volunteer hours"), ("office", "dept_reviewer")),
+    ("tickets.index", _l("Tickets"), ("office", "dept_reviewer")),
+    ("hours.index", _l("Volunteer hours"), ("office", "dept_reviewer")),
     ("hotspots.page", _l("Hotspots"), ("office", "dept_reviewer")),
     ("people.index", _l("People"), ("office", "dept_reviewer")),
     ("roster.staff", _l("Roster"), ("office",)),

@@ -44,7 +44,8 @@ from werkzeug.exceptions import HTTPException
 
 from hub.db import write_transaction
 from hub.ingest.store import write_batch
-from hub.tickets import tickets
+from hub.schedule import zones
+from hub.tickets import categories, open311_keys, tickets
 from protocol.clock import iso, now_iso
 from protocol.records import InvalidRecord, validate
 
@@ -72,12 +73,6 @@ def error_response(exc: HTTPException):
     return response
 
 
-def add_api_key(db, api_key: str, name: str) -> None:
-    with write_transaction(db):
-        db.conn.execute("INSERT OR REPLACE INTO open311_keys (api_key, name) VALUES (?, ?)",
-                        (api_key, name))
-
-
 def _json_only(fmt: str) -> None:
     if fmt != "json":
         abort(400, description=f"format {fmt!r} is not supported: this server answers json "
@@ -87,16 +82,10 @@ def _json_only(fmt: str) -> None:
 # -- services ---------------------------------------------------------------
 
 def _services(db, code=None) -> list[dict]:
-    sql = ("SELECT category, label, description, keywords, group_name FROM category_settings")
-    params = ()
-    if code is not None:
-        sql += " WHERE category = ?"
-        params = (code,)
-    return [{"service_code": c, "service_name": label, "description": description or "",
-             "metadata": False, "type": "realtime", "keywords": keywords or "",
-             "group": group or ""}
-            for c, label, description, keywords, group in db.conn.execute(
-                sql + " ORDER BY category", params)]
+    return [{"service_code": c["category"], "service_name": c["label"],
+             "description": c["description"] or "", "metadata": False, "type": "realtime",
+             "keywords": c["keywords"] or "", "group": c["group_name"] or ""}
+            for c in categories.list_categories(db, code)]
 
 
 @bp.get("/services.<fmt>")
@@ -116,21 +105,18 @@ def service_definition(code, fmt):
 # -- requests ---------------------------------------------------------------
 
 def _address(db, zone: str) -> str:
-    row = db.conn.execute("SELECT name, building, floor FROM zones WHERE zone = ?",
-                          (zone,)).fetchone()
-    if row is None:
+    found = zones.get_zone(db, zone)
+    if found is None:
         return zone
-    return ", ".join(str(part) for part in row if part)
+    return ", ".join(str(found[part]) for part in ("name", "building", "floor") if found[part])
 
 
 def _service_request(db, ticket: dict, names: dict) -> dict:
-    last = db.conn.execute(
-        "SELECT comment FROM ticket_history WHERE ticket_id = ? ORDER BY at DESC, id DESC "
-        "LIMIT 1", (ticket["id"],)).fetchone()
     return {
         "service_request_id": str(ticket["id"]),
         "status": "open" if ticket["state"] in tickets.OPEN_STATES else "closed",
-        "status_notes": (last[0] or None) if last and ticket["state"] != "new" else None,
+        "status_notes": (tickets.last_comment(db, ticket["id"])
+                         if ticket["state"] != "new" else None),
         "service_name": names.get(ticket["category"], ticket["category"]),
         "service_code": ticket["category"],
         "description": ticket["note"] or "",
@@ -146,10 +132,6 @@ def _service_request(db, ticket: dict, names: dict) -> dict:
         "long": ticket["lon"],
         "media_url": None,
     }
-
-
-def _names(db) -> dict:
-    return dict(db.conn.execute("SELECT category, label FROM category_settings"))
 
 
 def _date(name: str) -> str | None:
@@ -169,7 +151,7 @@ def _date(name: str) -> str | None:
 def get_requests(fmt):
     _json_only(fmt)
     db = get_db()
-    names = _names(db)
+    names = categories.labels(db)
     ids = request.args.get("service_request_id")
     if ids:
         wanted = [i.strip() for i in ids.split(",") if i.strip()]
@@ -204,7 +186,7 @@ def get_request(request_id, fmt):
     ticket = tickets.get_ticket(db, number(request_id)) if number(request_id) else None
     if ticket is None:
         abort(404, description=f"service_request_id {request_id!r} not found")
-    return jsonify([_service_request(db, ticket, _names(db))])
+    return jsonify([_service_request(db, ticket, categories.labels(db))])
 
 
 def _coordinate(name: str, bound: float) -> float | None:
@@ -222,19 +204,13 @@ def _coordinate(name: str, bound: float) -> float | None:
 
 def _zone_for(db, lat, lon, address: str) -> str:
     if address:
-        row = db.conn.execute("SELECT zone FROM zones WHERE zone = ? OR name = ? LIMIT 1",
-                              (address, address)).fetchone()
-        if row:
-            return row[0]
+        zone = zones.find_zone(db, address)
+        if zone:
+            return zone
     if lat is not None:
-        best = None
-        for zone, zlat, zlon in db.conn.execute(
-                "SELECT zone, lat, lon FROM zones WHERE lat IS NOT NULL AND lon IS NOT NULL"):
-            d = (zlat - lat) ** 2 + ((zlon - lon) * math.cos(math.radians(lat))) ** 2
-            if best is None or d < best[0]:
-                best = (d, zone)
-        if best:
-            return best[1]
+        zone = zones.nearest_zone(db, lat, lon)
+        if zone:
+            return zone
     return address[:64] if address else UNLOCATED
 
 
@@ -244,8 +220,7 @@ def post_request(fmt):
     db = get_db()
     form = request.form
     api_key = form.get("api_key", "")
-    key = db.conn.execute("SELECT name FROM open311_keys WHERE api_key = ?",
-                          (api_key,)).fetchone() if api_key else None
+    key = open311_keys.key_name(db, api_key) if api_key else None
     if key is None:
         abort(403, description="api_key was not provided or is invalid")
     code = form.get("service_code", "").strip()
@@ -266,7 +241,7 @@ def post_request(fmt):
         abort(400, description="a location is required: lat and long, or address_string")
     now = now_iso()
     record = {"id": str(uuid.uuid4()), "type": "report", "ts": now,
-              "report_id": str(uuid.uuid4()), "staff_id": f"311:{key[0]}"[:64],
+              "report_id": str(uuid.uuid4()), "staff_id": f"311:{key}"[:64],
               "category": code, "note": description, "zone": _zone_for(db, lat, lon, address),
               "lat": lat, "lon": lon, "photos": [], "taken_at": now}
     try:
@@ -276,9 +251,7 @@ def post_request(fmt):
     with write_transaction(db):
         write_batch(db, f"{PREFIX}/requests", NODE, [record], [])
         tickets.materialize(db)
-        ticket_id, duplicate = db.conn.execute(
-            "SELECT ticket_id, duplicate FROM ticket_reports WHERE report_id = ?",
-            (record["report_id"],)).fetchone()
+        ticket_id, duplicate = tickets.ticket_of_report(db, record["report_id"])
     ticket = tickets.get_ticket(db, ticket_id)
     if duplicate:
         notice = (f"Already reported: added to request {ticket_id} "

@@ -97,62 +97,6 @@ SCHEMAS = {
                 "type": "object", "required": ["zone", "minute", "devices"],
                 "properties": {"zone": {"type": "string"}, "minute": {"type": "string"},
                                "devices": {"type": "integer"}}}}}},
-    "Ticket": {
-        "type": "object",
-        "required": ["id", "report_id", "category", "zone", "department", "state",
-                     "created_at", "reported_at", "due_at", "updated_at", "staff_id",
-                     "reporters", "photos", "open"],
-        "properties": {
-            "id": {"type": "integer"}, "report_id": {"type": "string"},
-            "category": {"type": "string"}, "zone": {"type": "string"},
-            "department": {"type": "string"},
-            "state": {"enum": ["new", "assigned", "in_progress", "resolved", "closed",
-                               "rejected"]},
-            "created_at": {"type": "string"}, "reported_at": {"type": "string"},
-            "due_at": {"type": "string"}, "updated_at": {"type": "string"},
-            "staff_id": {"type": "string"}, "reporters": {"type": "integer"},
-            "lat": NULLABLE_NUM, "lon": NULLABLE_NUM, "note": NULLABLE_STR,
-            "photos": {"type": "array", "items": {"type": "string"}},
-            "source": {"type": "string"}, "open": {"type": "boolean"}}},
-    "TicketDetail": {"allOf": [ref("Ticket"), {
-        "type": "object", "required": ["history", "reports"],
-        "properties": {
-            "history": {"type": "array", "items": {
-                "type": "object", "required": ["at", "who", "from_state", "to_state", "comment"],
-                "properties": {"at": {"type": "string"}, "who": {"type": "string"},
-                               "from_state": NULLABLE_STR, "to_state": {"type": "string"},
-                               "comment": {"type": "string"}}}},
-            "reports": {"type": "array", "items": {
-                "type": "object", "required": ["report_id", "staff_id", "duplicate"],
-                "properties": {"report_id": {"type": "string"}, "staff_id": {"type": "string"},
-                               "duplicate": {"type": "boolean"}, "matched_by": NULLABLE_STR,
-                               "taken_at": NULLABLE_STR}}}}}]},
-    "Transition": {
-        "type": "object", "required": ["to"],
-        "properties": {"to": {"type": "string"}, "comment": {"type": "string", "maxLength": 2000}}},
-    "HoursEntry": {
-        "type": "object",
-        "required": ["id", "staff_id", "ticket_id", "report_id", "hours", "state", "created_at",
-                     "decided_by", "decided_at"],
-        "properties": {
-            "id": {"type": "integer"}, "staff_id": {"type": "string"},
-            "ticket_id": {"type": "integer"}, "report_id": {"type": "string"},
-            "hours": {"type": "number"}, "state": {"enum": ["pending", "approved", "rejected"]},
-            "created_at": {"type": "string"}, "decided_by": NULLABLE_STR,
-            "decided_at": NULLABLE_STR}},
-    "HoursTotals": {
-        "type": "object", "required": ["approved", "pending", "rejected"],
-        "properties": {"staff_id": {"type": "string"}, "department": {"type": "string"},
-                       "approved": {"type": "number"}, "pending": {"type": "number"},
-                       "rejected": {"type": "number"}}},
-    "Hours": {
-        "type": "object", "required": ["staff_id", "totals", "entries", "departments"],
-        "properties": {"staff_id": NULLABLE_STR,
-                       "totals": {"type": "array", "items": ref("HoursTotals")},
-                       "entries": {"type": "array", "items": ref("HoursEntry")},
-                       "departments": {"type": "array", "items": ref("HoursTotals")}}},
-    "Decision": {"type": "object", "required": ["approve"],
-                 "properties": {"approve": {"type": "boolean"}}},
     "Hotspots": {
         "type": "object", "required": ["now", "rule", "weekly", "recurring"],
         "properties": {
@@ -173,7 +117,7 @@ SCHEMAS = {
 }
 
 
-def _json_body(schema: dict) -> dict:
+def json_request(schema: dict) -> dict:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
@@ -200,35 +144,6 @@ PATHS = {
                        query("to", "ISO 8601 with offset")],
         "responses": {"200": json_response("Occupancy", ref("Occupancy")),
                       **errors(400), **SIGNED_IN}}},
-    "/api/v1/tickets": {"get": {
-        "summary": "Tickets, newest first (a reviewer: their department's)",
-        "parameters": [query("state", "Comma-separated states"), query("department", ""),
-                       query("category", ""), query("zone", ""),
-                       query("limit", "1..5000, default 500")],
-        "responses": {"200": json_response("Tickets", {"type": "array", "items": ref("Ticket")}),
-                      **errors(400), **SIGNED_IN}}},
-    "/api/v1/tickets/{ticket_id}": {"get": {
-        "summary": "One ticket with its history and reporters",
-        "parameters": [path_param("ticket_id", {"type": "integer"})],
-        "responses": {"200": json_response("The ticket", ref("TicketDetail")),
-                      **errors(404), **SIGNED_IN}}},
-    "/api/v1/tickets/{ticket_id}/transition": {"post": {
-        "summary": "Move a ticket to another state (as the signed-in account)",
-        "parameters": [path_param("ticket_id", {"type": "integer"})],
-        "requestBody": _json_body(ref("Transition")),
-        "responses": {"200": json_response("The ticket after the move", ref("TicketDetail")),
-                      **errors(400, 404, 409), **SIGNED_IN}}},
-    "/api/v1/hours": {"get": {
-        "summary": "Volunteer hours: entries and totals",
-        "parameters": [query("staff_id", ""), query("state", "pending, approved or rejected")],
-        "responses": {"200": json_response("Hours", ref("Hours")),
-                      **errors(400, 404), **SIGNED_IN}}},
-    "/api/v1/hours/{entry_id}/decision": {"post": {
-        "summary": "Approve or reject a pending entry",
-        "parameters": [path_param("entry_id", {"type": "integer"})],
-        "requestBody": _json_body(ref("Decision")),
-        "responses": {"200": json_response("The entry", ref("HoursEntry")),
-                      **errors(400, 404, 409), **SIGNED_IN}}},
     "/api/v1/hotspots": {"get": {
         "summary": "Weekly counts and recurring hotspots",
         "parameters": [query("weeks", "1..52, default 12")],

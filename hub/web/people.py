@@ -1,6 +1,6 @@
 """Dashboard area: people's records (attendance, volunteer hours, reports),
 a staff member's own page (``/me``), and the exports (CSV, XLSX) of a person
-and of an event. The data and the files come from ``hub.exports``.
+and of an event. The data and the files come from ``hub.attendance.exports``.
 
 Who sees what: office and admin everyone; a department reviewer only their
 department's staff (anyone else is 404); a staff account only its own record
@@ -122,16 +122,16 @@ def _api_format() -> str:
 
 def _ticket_link(report: dict) -> str | None:
     """The ticket page for a report, when this account may open it."""
-    if report["ticket_id"] is None or "board.ticket" not in current_app.view_functions:
+    if report["ticket_id"] is None or "tickets.ticket" not in current_app.view_functions:
         return None
     if not current_user.may("office", "dept_reviewer"):
         return None
     scope = department_scope()
     if scope is not None and report["department"] != scope:
         return None
-    rule = next(current_app.url_map.iter_rules("board.ticket"))
+    rule = next(current_app.url_map.iter_rules("tickets.ticket"))
     arg = next(iter(rule.arguments), None)
-    return url_for("board.ticket", **{arg: report["ticket_id"]}) if arg else None
+    return url_for("tickets.ticket", **{arg: report["ticket_id"]}) if arg else None
 
 
 def _render_record(record: dict, args: dict, export_endpoint: str, mine: bool, **ids):
@@ -214,7 +214,7 @@ def event_export(event_id, fmt):
 @api.get("/people/<staff_id>")
 @requires("office", "dept_reviewer")
 def api_person(staff_id):
-    """``hub.exports.person_record``; ``?from=&to=`` local dates."""
+    """``hub.attendance.exports.person_record``; ``?from=&to=`` local dates."""
     _visible_staff(staff_id)
     since, until, _args = _period()
     return jsonify(_record(staff_id, since, until))

@@ -1,5 +1,5 @@
 """Dashboard area: the staff roster and departments, office and admin (see
-docs/dashboard.md and the domain in ``hub/roster.py``). Importing the roster
+docs/dashboard.md and the domain in ``hub/people/roster.py``). Importing the roster
 from CSV is its own area (``roster_import.py``), so are accounts
 (``accounts.py``); both use this module's helpers for requests and domain
 errors (``says``, ``may_grant_admin``, ``json_object``, ``text_fields``).

@@ -1,5 +1,5 @@
 """Dashboard area: importing the roster from a CSV file, office and admin (see
-docs/dashboard.md and the domain in ``hub/roster_import.py``).
+docs/dashboard.md and the domain in ``hub/people/roster_import.py``).
 
 The upload form is on the roster page (``/staff/``). An upload is previewed
 first (each row's action and every row error) and nothing is written; the

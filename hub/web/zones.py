@@ -5,7 +5,7 @@ plan); uploading floor plans and serving them; the zones API.
 Office and admin edit; a department reviewer may also read the zones API and
 see the plans (the hotspot views draw on them). Floor plans are served with a
 Content-Security-Policy that forbids scripts and every external load, on top
-of the sanitizing done at upload (``hub.floor_plans.sanitize_svg``).
+of the sanitizing done at upload (``hub.schedule.floor_plans.sanitize_svg``).
 """
 
 import json
@@ -43,7 +43,7 @@ def invalid_json(exc: zones.Invalid, status: int = 400):
 
 
 def feed_url(kind: str, name: str) -> str:
-    """The subscribe URL of a feed, token included (see ``hub.ical``)."""
+    """The subscribe URL of a feed, token included (see ``hub.schedule.ical``)."""
     endpoint = "events.zone_feed" if kind == "zone" else "events.department_feed"
     key = "zone" if kind == "zone" else "dept"
     return url_for(endpoint, _external=True, token=ical.feed_token(
@@ -159,7 +159,7 @@ def _svg_points(text: str | None) -> str:
 @bp.route("/zones/plans/upload", methods=["GET", "POST"], endpoint="upload_plan")
 @requires("office")
 def upload_plan():
-    """A floor's plan: an SVG drawing or a JSON outline (``hub.floor_plans``),
+    """A floor's plan: an SVG drawing or a JSON outline (``hub.schedule.floor_plans``),
     replacing that floor's earlier plan."""
     source = request.form if request.method == "POST" else request.args
     typed = {name: source.get(name, "").strip() for name in ("campus", "building", "floor")}

@@ -392,7 +392,7 @@ class Ledger:
         if record.get("clock_synced") is False:
             self.unsynced.add(rid)
         known = self.expected.get(rid)
-        if record["type"] == "presence":  # never negative dwell (hub/clockfix.py)
+        if record["type"] == "presence":  # never negative dwell (hub/ingest/clockfix.py)
             record = {**record, "last_seen": max(record["first_seen"], record["last_seen"])}
         if known is None:
             self.expected[rid] = dict(record)
@@ -480,7 +480,7 @@ def check_stored(hub: FuzzedHub, ledger: Ledger, rid: str) -> None:
     assert row["clock_synced"] == (None if synced is None else int(synced))
     for name in ("ts", *FIELDS[kind]):
         if rid in ledger.unsynced and (name in TIME_FIELDS or name == "event_id"):
-            continue  # moved by the clock correction (hub/clockfix.py): not ours to say
+            continue  # moved by the clock correction (hub/ingest/clockfix.py): not ours to say
         got, sent = row[name], expected.get(name)
         if name == "photos":
             got = json.loads(got)

@@ -34,7 +34,7 @@ from ..test_provision_nodes import Peer, run
 
 SITE = "test"
 ROOT = f"rounds/v1/{SITE}"
-HUB_CLIENT_ID = f"rounds-hub-{SITE}"  # what hub/ingest.py connects as
+HUB_CLIENT_ID = f"rounds-hub-{SITE}"  # what hub/ingest/subscriber.py connects as
 TALLY = Counter()
 
 
@@ -293,7 +293,7 @@ def test_a_node_cannot_take_the_hubs_client_id_or_session(fleet):
     assert "use_username_as_clientid true" in fleet.site.broker_conf.read_text()
     for user in ("hub", "n1"):
         fleet.release(user)
-    ingest = Client(fleet.settings("hub"), HUB_CLIENT_ID)  # as hub/ingest.py connects
+    ingest = Client(fleet.settings("hub"), HUB_CLIENT_ID)  # as hub/ingest/subscriber.py connects
     try:
         assert str(ingest.connect_persistent()) == "Success"
         ingest.subscribe(f"{ROOT}/node/+/up/#")
