@@ -3,7 +3,7 @@
 Domain errors are ``ProvisioningError``s (``NodeConfigError``s, and the hub's
 ``registry.ZoneError``) raised by the modules; only here do they become
 ``click.ClickException`` (exit 1, the message on stderr). The hub's tables
-are reached only through ``hub.registry``.
+are reached only through ``hub.fleet.registry``.
 """
 
 import json

@@ -35,10 +35,10 @@ PUBLIC_PREFIXES = {
 POLICY = {
     "pages.today": OFFICE_UP,
     "pages.event": OFFICE_UP,
-    "api.events": OFFICE_UP,
-    "api.event_attendance": OFFICE_UP,
+    "events_api.list_events": OFFICE_UP,
+    "events_api.event_attendance": OFFICE_UP,
     "api.zone_occupancy": OFFICE_UP,
-    "api.hotspot_analysis": REVIEWERS_UP,
+    "hotspots_api.hotspot_analysis": REVIEWERS_UP,
     # events, zones, live attendance
     "pages.event_live": OFFICE_UP,
     "events.index": OFFICE_UP,

@@ -1,11 +1,12 @@
-"""JSON API under /api/v1: health, events, attendance, occupancy, hotspots.
-The dashboard areas own the rest of /api/v1 (``api`` blueprints beside their
-pages: events, zones, tickets, hours, ...)."""
+"""JSON API under /api/v1: health and occupancy, and the JSON errors of every
+/api/v1 route. The dashboard areas own the rest of /api/v1 (``api``
+blueprints beside their pages: events and attendance, zones, tickets, hours,
+hotspots, ...)."""
 
 import json
 import logging
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
@@ -13,13 +14,11 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from hub.attendance import attendance, occupancy
-from hub.tickets import hotspots
 from protocol.clock import iso
 
 from hub.web import open311
 from hub.web.auth import requires
-from hub.web.context import get_db, hospital_tz
-from hub.web.params import number
+from hub.web.context import get_db
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
@@ -38,30 +37,6 @@ def health():
         log.exception("health: hub database unavailable")
         return jsonify(ok=False, site=site, db="error"), 503
     return jsonify(ok=True, site=site, db="ok", nodes=nodes, quarantine=quarantine)
-
-
-@bp.get("/events")
-@requires("office")
-def events():
-    day = request.args.get("date")
-    if day is None:
-        return jsonify(attendance.list_events(get_db()))
-    try:
-        day = date.fromisoformat(day)
-    except ValueError:
-        abort(400, description="date must be YYYY-MM-DD")
-    return jsonify(attendance.list_events(get_db(), day, hospital_tz()))
-
-
-@bp.get("/events/<event_id>/attendance")
-@requires("office")
-def event_attendance(event_id):
-    """``{"event", "counts": {"present", "partial", "absent", "expected"},
-    "attendance": [row, ...]}``; rows as ``hub.attendance.attendance_of``."""
-    report = attendance.attendance_report(get_db(), event_id)
-    if report is None:
-        abort(404, description=f"unknown event: {event_id}")
-    return jsonify(report)
 
 
 OCCUPANCY_DEFAULT = timedelta(hours=2)
@@ -101,18 +76,6 @@ def _instant(name: str, default: datetime) -> datetime:
     if not 1970 <= value.year <= 9998:
         abort(400, description=f"{name} is out of range")
     return value
-
-
-# -- hotspots ------------------------------------------------------------------
-
-@bp.get("/hotspots")
-@requires("office", "dept_reviewer")
-def hotspot_analysis():
-    """``?weeks=`` (1..52, default 12): ``hub.tickets.hotspots.hotspots``."""
-    weeks = request.args.get("weeks", "12")
-    if not 0 < (number(weeks) or 0) <= 52:
-        abort(400, description="weeks must be 1..52")
-    return jsonify(hotspots.hotspots(get_db(), weeks=int(weeks)))
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -10,7 +10,7 @@ requests and renders. The feeds need no sign-in: their URL carries a token
 (``hub.schedule.ical``), shown on this area's pages to office and admin.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from flask import (Blueprint, Flask, Response, abort, current_app, flash, jsonify, redirect,
                    render_template, request, url_for)
@@ -21,6 +21,7 @@ from hub.attendance import attendance
 from hub.db import write_transaction
 from hub.schedule import events, ical, zones
 from hub.schedule.zones import Invalid, Problem
+from hub.web import openapi
 from hub.web.auth import audited, requires
 from hub.web.context import get_db, hospital_tz
 from hub.web.zones import errors, feed_url, invalid_json, translated
@@ -304,6 +305,32 @@ def _json_body() -> dict:
     return body
 
 
+@api.get("/events")
+@requires("office")
+def list_events():
+    """``?date=YYYY-MM-DD`` (a local day; every event when left out), each
+    with its attendance counts."""
+    day = request.args.get("date")
+    if day is None:
+        return jsonify(attendance.list_events(get_db()))
+    try:
+        day = date.fromisoformat(day)
+    except ValueError:
+        abort(400, description="date must be YYYY-MM-DD")
+    return jsonify(attendance.list_events(get_db(), day, hospital_tz()))
+
+
+@api.get("/events/<event_id>/attendance")
+@requires("office")
+def event_attendance(event_id):
+    """``{"event", "counts": {"present", "partial", "absent", "expected"},
+    "attendance": [row, ...]}``; rows as ``hub.attendance.attendance.attendance_of``."""
+    report = attendance.attendance_report(get_db(), event_id)
+    if report is None:
+        abort(404, description=f"unknown event: {event_id}")
+    return jsonify(report)
+
+
 @api.post("/events")
 @requires("office")
 def create_event():
@@ -378,26 +405,28 @@ _INPUT_PROPS = {
 }
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _ok(description: str, schema: dict) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _body(schema: dict) -> dict:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
+_ref, _ok, _body = openapi.ref, openapi.json_response, openapi.json_request
+NULLABLE_STR, NULLABLE_NUM = openapi.NULLABLE_STR, openapi.NULLABLE_NUM
 
 OPENAPI = {
     "paths": {
-        "/api/v1/events": {"post": {
+        "/api/v1/events": {"get": {
+            "summary": "Events with attendance counts", "tags": ["events"],
+            "parameters": [openapi.query("date", "A local day, YYYY-MM-DD",
+                                         {"type": "string", "format": "date"})],
+            "responses": {"200": _ok("Events by start",
+                                     {"type": "array", "items": _ref("EventSummary")}),
+                          **openapi.errors(400), **openapi.SIGNED_IN}}, "post": {
             "summary": "Schedule an event (office, admin)", "tags": ["events"],
             "requestBody": _body({**_ref("EventInput"),
                                   "description": "title, kind, zones, start and end required"}),
             "responses": {"201": _ok("The event", _ref("Event")),
                           **errors(400, 401, 403, 409)}}},
+        "/api/v1/events/{event_id}/attendance": {"get": {
+            "summary": "One event's attendance: counts and every person", "tags": ["events"],
+            "parameters": [_EVENT_ID],
+            "responses": {"200": _ok("Attendance", _ref("AttendanceReport")),
+                          **openapi.errors(404), **openapi.SIGNED_IN}}},
         "/api/v1/events/{event_id}": {
             "get": {"summary": "One event with who it expects", "tags": ["events"],
                     "parameters": [_EVENT_ID],
@@ -410,6 +439,40 @@ OPENAPI = {
                                   **errors(400, 401, 403, 404)}}},
     },
     "schemas": {
+        "EventSummary": {
+            "type": "object",
+            "required": ["id", "title", "kind", "zones", "start", "end", "credit_hours",
+                         "min_presence", "checked_in"],
+            "properties": {
+                "id": {"type": "string"}, "title": {"type": "string"},
+                "kind": {"type": "string"},
+                "zones": {"type": "array", "items": {"type": "string"}},
+                "start": {"type": "string"}, "end": {"type": "string"},
+                "credit_hours": {"type": "number"}, "min_presence": {"type": "number"},
+                "checked_in": {"type": "integer"}, "present": {"type": "integer"},
+                "partial": {"type": "integer"}, "absent": {"type": "integer"},
+                "expected": {"type": "integer"}}},
+        "Counts": {
+            "type": "object", "required": ["present", "partial", "absent", "expected"],
+            "properties": {k: {"type": "integer"}
+                           for k in ("present", "partial", "absent", "expected")}},
+        "AttendanceRow": {
+            "type": "object",
+            "required": ["staff_id", "name", "department", "status", "checked_in_at", "method",
+                         "node", "first_seen", "last_seen", "dwell_minutes", "late_minutes",
+                         "early_leave_minutes", "expected"],
+            "properties": {
+                "staff_id": {"type": "string"}, "name": NULLABLE_STR,
+                "department": NULLABLE_STR,
+                "status": {"enum": ["present", "partial", "absent"]},
+                "checked_in_at": NULLABLE_STR, "method": NULLABLE_STR, "node": NULLABLE_STR,
+                "first_seen": NULLABLE_STR, "last_seen": NULLABLE_STR,
+                "dwell_minutes": {"type": "number"}, "late_minutes": NULLABLE_NUM,
+                "early_leave_minutes": NULLABLE_NUM, "expected": {"type": "boolean"}}},
+        "AttendanceReport": {
+            "type": "object", "required": ["event", "counts", "attendance"],
+            "properties": {"event": _ref("EventSummary"), "counts": _ref("Counts"),
+                           "attendance": {"type": "array", "items": _ref("AttendanceRow")}}},
         "EventInput": {"type": "object", "properties": {
             "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                    "description": "on create only; made from the day and title if left out"},

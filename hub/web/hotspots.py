@@ -18,7 +18,8 @@ floor plan (default: the first one).
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, Flask, abort, current_app, render_template, request, url_for
+from flask import (Blueprint, Flask, abort, current_app, jsonify, render_template, request,
+                   url_for)
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -27,14 +28,13 @@ from hub.tickets import hotspots, tickets
 from hub.web import svg
 from protocol.clock import iso
 
-from hub.web import labels
+from hub.web import labels, openapi
 from hub.web.auth import requires
 from hub.web.context import get_db
 from hub.web.params import number
 
 bp = Blueprint("hotspots", __name__)
 api = Blueprint("hotspots_api", __name__, url_prefix="/api/v1")
-OPENAPI = {"paths": {}, "schemas": {}}  # the hotspots API is /api/v1/hotspots in api.py
 WEEKS = 12
 PLAN_DAYS = 30
 
@@ -184,3 +184,41 @@ def _rule() -> str:
              "times the weekly mean of the %(weeks)s weeks before, plus one.",
              min=hotspots.MIN_RECENT, factor=factor,
              weeks=hotspots.BASELINE_WEEKS)
+
+
+# -- the API -------------------------------------------------------------------
+
+@api.get("/hotspots")
+@requires("office", "dept_reviewer")
+def hotspot_analysis():
+    """``?weeks=`` (1..52, default 12): ``hub.tickets.hotspots.hotspots``."""
+    weeks = request.args.get("weeks", "12")
+    if not 0 < (number(weeks) or 0) <= 52:
+        abort(400, description="weeks must be 1..52")
+    return jsonify(hotspots.hotspots(get_db(), weeks=int(weeks)))
+
+
+OPENAPI = {
+    "paths": {"/api/v1/hotspots": {"get": {
+        "summary": "Weekly counts and recurring hotspots",
+        "parameters": [openapi.query("weeks", "1..52, default 12")],
+        "responses": {"200": openapi.json_response("Hotspot analysis", openapi.ref("Hotspots")),
+                      **openapi.errors(400), **openapi.SIGNED_IN}}}},
+    "schemas": {"Hotspots": {
+        "type": "object", "required": ["now", "rule", "weekly", "recurring"],
+        "properties": {
+            "now": {"type": "string"}, "rule": {"type": "string"},
+            "weekly": {"type": "array", "items": {
+                "type": "object", "required": ["zone", "category", "week", "count"],
+                "properties": {"zone": {"type": "string"}, "category": {"type": "string"},
+                               "week": {"type": "string"}, "count": {"type": "integer"}}}},
+            "recurring": {"type": "array", "items": {
+                "type": "object",
+                "required": ["zone", "category", "recent", "baseline_weekly", "threshold",
+                             "p_value", "recurring"],
+                "properties": {"zone": {"type": "string"}, "category": {"type": "string"},
+                               "recent": {"type": "integer"},
+                               "baseline_weekly": {"type": "number"},
+                               "threshold": {"type": "number"}, "p_value": {"type": "number"},
+                               "recurring": {"type": "boolean"}}}}}}},
+}

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json.
 
 Written by hand next to the code it describes: this module holds the paths of
-``api.py``; each dashboard area module holds an ``OPENAPI = {"paths",
+``api.py`` and the helpers every fragment uses; each dashboard area module holds an ``OPENAPI = {"paths",
 "schemas"}`` fragment for its own routes, and ``document()`` merges them.
 ``tests/test_openapi.py`` checks that every /api/v1 route of the app is in the
 document and that real responses match the schemas.
@@ -57,38 +57,6 @@ SCHEMAS = {
                                  "properties": {"online": {"type": "integer"},
                                                 "offline": {"type": "integer"}}},
                        "quarantine": {"type": "integer"}}},
-    "EventSummary": {
-        "type": "object",
-        "required": ["id", "title", "kind", "zones", "start", "end", "credit_hours",
-                     "min_presence", "checked_in"],
-        "properties": {
-            "id": {"type": "string"}, "title": {"type": "string"}, "kind": {"type": "string"},
-            "zones": {"type": "array", "items": {"type": "string"}},
-            "start": {"type": "string"}, "end": {"type": "string"},
-            "credit_hours": {"type": "number"}, "min_presence": {"type": "number"},
-            "checked_in": {"type": "integer"}, "present": {"type": "integer"},
-            "partial": {"type": "integer"}, "absent": {"type": "integer"},
-            "expected": {"type": "integer"}}},
-    "Counts": {
-        "type": "object", "required": ["present", "partial", "absent", "expected"],
-        "properties": {k: {"type": "integer"}
-                       for k in ("present", "partial", "absent", "expected")}},
-    "AttendanceRow": {
-        "type": "object",
-        "required": ["staff_id", "name", "department", "status", "checked_in_at", "method",
-                     "node", "first_seen", "last_seen", "dwell_minutes", "late_minutes",
-                     "early_leave_minutes", "expected"],
-        "properties": {
-            "staff_id": {"type": "string"}, "name": NULLABLE_STR, "department": NULLABLE_STR,
-            "status": {"enum": ["present", "partial", "absent"]},
-            "checked_in_at": NULLABLE_STR, "method": NULLABLE_STR, "node": NULLABLE_STR,
-            "first_seen": NULLABLE_STR, "last_seen": NULLABLE_STR,
-            "dwell_minutes": {"type": "number"}, "late_minutes": NULLABLE_NUM,
-            "early_leave_minutes": NULLABLE_NUM, "expected": {"type": "boolean"}}},
-    "AttendanceReport": {
-        "type": "object", "required": ["event", "counts", "attendance"],
-        "properties": {"event": ref("EventSummary"), "counts": ref("Counts"),
-                       "attendance": {"type": "array", "items": ref("AttendanceRow")}}},
     "Occupancy": {
         "type": "object", "required": ["zone", "from", "to", "occupancy"],
         "properties": {
@@ -97,23 +65,6 @@ SCHEMAS = {
                 "type": "object", "required": ["zone", "minute", "devices"],
                 "properties": {"zone": {"type": "string"}, "minute": {"type": "string"},
                                "devices": {"type": "integer"}}}}}},
-    "Hotspots": {
-        "type": "object", "required": ["now", "rule", "weekly", "recurring"],
-        "properties": {
-            "now": {"type": "string"}, "rule": {"type": "string"},
-            "weekly": {"type": "array", "items": {
-                "type": "object", "required": ["zone", "category", "week", "count"],
-                "properties": {"zone": {"type": "string"}, "category": {"type": "string"},
-                               "week": {"type": "string"}, "count": {"type": "integer"}}}},
-            "recurring": {"type": "array", "items": {
-                "type": "object",
-                "required": ["zone", "category", "recent", "baseline_weekly", "threshold",
-                             "p_value", "recurring"],
-                "properties": {"zone": {"type": "string"}, "category": {"type": "string"},
-                               "recent": {"type": "integer"},
-                               "baseline_weekly": {"type": "number"},
-                               "threshold": {"type": "number"}, "p_value": {"type": "number"},
-                               "recurring": {"type": "boolean"}}}}}},
 }
 
 
@@ -126,28 +77,11 @@ PATHS = {
         "summary": "Liveness and counts (no sign-in needed)", "security": [],
         "responses": {"200": json_response("The hub is up", ref("Health")),
                       **errors(503)}}},
-    "/api/v1/events": {"get": {
-        "summary": "Events with attendance counts",
-        "parameters": [query("date", "A local day, YYYY-MM-DD", {"type": "string",
-                                                                  "format": "date"})],
-        "responses": {"200": json_response("Events by start",
-                                           {"type": "array", "items": ref("EventSummary")}),
-                      **errors(400), **SIGNED_IN}}},
-    "/api/v1/events/{event_id}/attendance": {"get": {
-        "summary": "One event's attendance: counts and every person",
-        "parameters": [path_param("event_id")],
-        "responses": {"200": json_response("Attendance", ref("AttendanceReport")),
-                      **errors(404), **SIGNED_IN}}},
     "/api/v1/occupancy": {"get": {
         "summary": "Devices per zone and minute",
         "parameters": [query("zone", "Zone id"), query("from", "ISO 8601 with offset"),
                        query("to", "ISO 8601 with offset")],
         "responses": {"200": json_response("Occupancy", ref("Occupancy")),
-                      **errors(400), **SIGNED_IN}}},
-    "/api/v1/hotspots": {"get": {
-        "summary": "Weekly counts and recurring hotspots",
-        "parameters": [query("weeks", "1..52, default 12")],
-        "responses": {"200": json_response("Hotspot analysis", ref("Hotspots")),
                       **errors(400), **SIGNED_IN}}},
     "/api/v1/openapi.json": {"get": {
         "summary": "This document", "security": [],
