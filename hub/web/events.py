@@ -1,7 +1,7 @@
 """Dashboard area "events": scheduling lectures, trainings, meetings and
 volunteer duties to zones, who is expected, the iCalendar feeds, and the
-events API (POST /api/v1/events, GET/PUT /api/v1/events/<id>; the list and
-the attendance are in ``api.py``).
+events API (GET/POST /api/v1/events, GET/PUT /api/v1/events/<id>, GET
+/api/v1/events/<id>/attendance).
 
 Office and admin schedule. Times on the form are wall-clock in the hospital's
 time zone; the API takes ISO 8601 with an offset. Storage is UTC

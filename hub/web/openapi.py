@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json.
 
 Written by hand next to the code it describes: this module holds the paths of
-``api.py`` and the helpers every fragment uses; each dashboard area module holds an ``OPENAPI = {"paths",
-"schemas"}`` fragment for its own routes, and ``document()`` merges them.
+``api.py`` and the helpers every fragment uses; each dashboard area module
+holds an ``OPENAPI = {"paths", "schemas"}`` fragment for its own routes, and ``document()`` merges them.
 ``tests/test_openapi.py`` checks that every /api/v1 route of the app is in the
 document and that real responses match the schemas.
 """
