@@ -103,7 +103,8 @@ def test_late_and_early_is_partial_whole_time_is_present_never_seen_is_absent(db
 
     report = attendance_report(db, "ev", now=AFTER)
 
-    assert report["counts"] == {"present": 1, "partial": 1, "absent": 1, "expected": 3}
+    assert report["counts"] == {"present": 1, "partial": 1, "absent": 1, "expected": 3,
+                                "now": None}
     rows = report["attendance"]
     assert [(r["staff_id"], r["status"]) for r in rows] == [
         ("N2", "present"), ("N1", "partial"), ("N3", "absent")]
@@ -119,7 +120,7 @@ def test_late_and_early_is_partial_whole_time_is_present_never_seen_is_absent(db
         "staff_id": "N3", "name": "Zhang Min", "department": "Nursing", "status": "absent",
         "checked_in_at": None, "method": None, "node": None, "first_seen": None,
         "last_seen": None, "dwell_minutes": 0.0, "late_minutes": None,
-        "early_leave_minutes": None, "expected": True}
+        "early_leave_minutes": None, "expected": True, "now": None}
     assert all(r["expected"] for r in rows)
 
 
@@ -188,10 +189,14 @@ def test_during_the_event_the_duration_so_far_is_what_counts(db):
     live = rows_by_id(db, now=at(30))  # 09:30: 0.75 x 30 min = 22.5 min needed
     later = rows_by_id(db, now=AFTER)  # nobody came back
 
-    assert (live["S1"]["status"], live["S1"]["dwell_minutes"]) == ("present", 28.0)
+    # S1's interval is open: the phone is still there, so it counts up to now.
+    assert (live["S1"]["status"], live["S1"]["dwell_minutes"]) == ("present", 30.0)
     assert live["S1"]["early_leave_minutes"] == 0.0  # open: not left
     assert (live["S2"]["status"], live["S2"]["early_leave_minutes"]) == ("partial", 45.0)
+    assert (live["S1"]["now"], live["S2"]["now"]) == ("in_room", "left")
+    # Long after, S1's node never refreshed the interval: it ended at its last_seen.
     assert (later["S1"]["status"], later["S1"]["early_leave_minutes"]) == ("partial", 32.0)
+    assert later["S1"]["now"] is None and later["S2"]["now"] is None
 
 
 def test_late_and_early_leave_have_a_five_minute_grace(db):
@@ -310,7 +315,8 @@ def test_unexpected_walk_ins_are_listed_but_not_expected(db):
 
     report = attendance_report(db, "ev", now=AFTER)
 
-    assert report["counts"] == {"present": 2, "partial": 0, "absent": 0, "expected": 1}
+    assert report["counts"] == {"present": 2, "partial": 0, "absent": 0, "expected": 1,
+                                "now": None}
     assert {r["staff_id"]: r["expected"] for r in report["attendance"]} == {
         "N1": True, "C1": False}
 
@@ -385,3 +391,54 @@ def test_a_zone_counts_as_watched_only_by_a_source_during_the_event(db):
     assert status == {
         "ward-1": "partial", "ward-2": "partial", "ward-3": "partial", "ward-4": "present",
         "ward-5": "present"}
+
+
+# --- while the event is on: where people are now ----------------------------------------
+
+
+def test_one_minute_in_those_who_came_early_are_in_the_room_not_partial(db):
+    """The demo's first screen: phones arrived before the start, their intervals
+    open (refreshed a minute ago, before the start); one minute in they are in the
+    room and present so far, not "partial, 0 min"."""
+    ingest(db, checkin("S1", -8, method="portal"), presence("S1", -10, -1, closed=False),
+           checkin("S2", -3), presence("S2", -3, -1, closed=False))
+
+    rows = rows_by_id(db, now=at(1))
+
+    assert {sid: (row["now"], row["status"], row["dwell_minutes"]) for sid, row in rows.items()} \
+        == {"S1": ("in_room", "present", 1.0), "S2": ("in_room", "present", 1.0)}
+
+
+def test_before_the_start_those_waiting_are_in_the_room(db):
+    ingest(db, checkin("S1", -8, method="portal"), presence("S1", -10, -6, closed=False))
+
+    [row] = event_attendance(db, "ev", now=at(-5))
+
+    assert (row["now"], row["status"], row["first_seen"]) == ("in_room", "present", None)
+
+
+def test_now_says_in_the_room_left_unseen_or_not_arrived(db):
+    set_expected(db, "ev", staff=["S1", "S2", "S3", "S4", "S5"])
+    ingest(db, occupancy("hall-a", 10, 3),  # hall-a's node watches the room
+           checkin("S1", 0), presence("S1", 0, 19, closed=False),
+           checkin("S2", 0), presence("S2", 0, 12, closed=True),  # walked out at 09:12
+           checkin("S3", 2, method="portal"),  # tapped in, phone never seen
+           checkin("S5", 0), presence("S5", 0, 5, closed=False))  # node silent since 09:05
+
+    report = attendance_report(db, "ev", now=at(20))
+
+    now = {row["staff_id"]: row["now"] for row in report["attendance"]}
+    assert now == {"S1": "in_room", "S2": "left", "S3": "unseen", "S4": "not_arrived",
+                   "S5": "left"}
+    assert report["counts"]["now"] == {"in_room": 1, "unseen": 1, "left": 2, "not_arrived": 1}
+    assert [row["staff_id"] for row in report["attendance"]][:2] == ["S1", "S3"]
+
+
+def test_an_open_interval_not_refreshed_for_ten_minutes_ends_at_its_last_seen(db):
+    ingest(db, checkin("S1", 0), presence("S1", 0, 30, closed=False))
+
+    fresh = rows_by_id(db, now=at(39))["S1"]
+    stale = rows_by_id(db, now=at(41))["S1"]
+
+    assert (fresh["now"], fresh["dwell_minutes"]) == ("in_room", 39.0)
+    assert (stale["now"], stale["dwell_minutes"]) == ("left", 30.0)

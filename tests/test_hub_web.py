@@ -208,7 +208,7 @@ def test_api_server_error_is_json_without_details(tmp_path):
 
 ROW_FIELDS = {"staff_id", "name", "department", "status", "checked_in_at", "method", "node",
               "first_seen", "last_seen", "dwell_minutes", "late_minutes",
-              "early_leave_minutes", "expected"}
+              "early_leave_minutes", "expected", "now"}
 
 
 def seed_lecture(db):
@@ -233,7 +233,8 @@ def test_attendance_api_gives_counts_and_every_person_with_status(client, db):
 
     assert set(body) == {"event", "counts", "attendance"}
     assert body["event"]["id"] == "ev" and body["event"]["checked_in"] == 3
-    assert body["counts"] == {"present": 2, "partial": 1, "absent": 2, "expected": 4}
+    assert body["counts"] == {"present": 2, "partial": 1, "absent": 2, "expected": 4,
+                              "now": None}
     rows = body["attendance"]
     assert all(set(row) == ROW_FIELDS for row in rows)
     assert [(r["staff_id"], r["status"], r["expected"]) for r in rows] == [

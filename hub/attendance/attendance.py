@@ -48,6 +48,19 @@ The rules, for an event from ``start`` to ``end`` looked at ``now``:
   the person has left: the event has ended, or the interval holding their
   latest ``last_seen`` is closed (during the event: left, maybe to return).
   0 while their interval is open or when never seen; None for the absent.
+* An **open** interval (``closed`` false) says the phone is still there: the
+  node refreshes its ``last_seen`` every minute or so and closes it after five
+  silent minutes. So an open interval counts up to ``min(now, end)``; one not
+  refreshed for ``OPEN_FRESH`` (its node went quiet) counts as closed at its
+  ``last_seen``. Without this, every phone that arrived before the start would
+  read as "never seen, 0 min" for the lecture's first minute.
+* **While the event is on** (``now < end``) each row also says where the
+  person is *now* (``now``, one of ``LIVE_STATES``; None once it is over):
+  ``in_room`` (an open interval, or checked in where no presence source
+  watches), ``left`` (seen during the event, no interval open now),
+  ``unseen`` (checked in, but the room's presence never saw their phone) or
+  ``not_arrived`` (neither). ``status`` is then the verdict so far; once the
+  event is over it is the verdict.
 """
 
 import json
@@ -63,6 +76,8 @@ from protocol.clock import iso
 GRACE = timedelta(minutes=5)
 DEFAULT_MIN_PRESENCE = 0.75
 STATUSES = ("present", "partial", "absent")
+LIVE_STATES = ("in_room", "unseen", "left", "not_arrived")
+OPEN_FRESH = timedelta(minutes=10)  # away (5 min) + refresh (1 min) + sync slack
 EXPECTED_KINDS = ("department", "staff")
 
 _EVENT_COLUMNS = 'e.id, e.title, e.kind, e.zones, e.start, e."end", e.credit_hours, e.min_presence'
@@ -115,7 +130,9 @@ def list_events(db: Database, day: date | None = None, tz: tzinfo | None = None,
     events = [_event(row) for row in db.query(sql, params)]
     if counts:
         for event in events:
-            event.update(count_statuses(attendance_of(db, event, now)))
+            counts_of = count_statuses(attendance_of(db, event, now))
+            del counts_of["now"]
+            event.update(counts_of)
     return events
 
 
@@ -200,18 +217,24 @@ def _first_checkins(db: Database, event_id: str) -> dict[str, dict]:
     return firsts
 
 
-def _presence(db: Database, zones: list[str], start: datetime, end: datetime) -> dict:
-    """Valid presence intervals in ``zones`` overlapping [start, end], per
-    person: ``{staff_id: [(first_seen, last_seen, closed), ...]}`` unclipped."""
+def _presence(db: Database, zones: list[str], start: datetime, end: datetime,
+              now: datetime) -> dict:
+    """Valid presence intervals in ``zones`` overlapping [start, end] as of
+    ``now``, per person: ``{staff_id: [(first_seen, last_seen, closed), ...]}``
+    unclipped, open ones reaching ``min(now, end)`` (``_as_of``); before the
+    start, the open ones of those already in the room."""
     sql = """
         SELECT coalesce(p.staff_id, d.staff_id), p.first_seen, p.last_seen, p.closed
         FROM presence p LEFT JOIN devices d ON d.device = p.device
         WHERE p.zone IN (SELECT value FROM json_each(:zones))
-          AND p.last_seen >= :lo AND p.first_seen <= :hi
+          AND (p.last_seen >= :lo OR (p.closed = 0 AND p.last_seen >= :fresh))
+          AND p.first_seen <= :hi
           AND NOT EXISTS (SELECT 1 FROM clock_flags f
                           WHERE f.record_id = p.id AND f.offset_seconds IS NULL)
     """
-    params = {"zones": json.dumps(zones), "lo": iso(start - _SLACK), "hi": iso(end + _SLACK)}
+    params = {"zones": json.dumps(zones), "lo": iso(start - _SLACK), "hi": iso(end + _SLACK),
+              "fresh": iso(now - OPEN_FRESH - _SLACK)}
+    horizon = min(now, end)
     found: dict[str, list] = {}
     for staff_id, first_seen, last_seen, closed in db.conn.execute(sql, params):
         if staff_id is None:
@@ -220,14 +243,29 @@ def _presence(db: Database, zones: list[str], start: datetime, end: datetime) ->
             first, last = parse_time(first_seen), parse_time(last_seen)
         except ValueError:
             continue
-        if last < first or last < start or first > end:
+        if last < first:
             continue
-        found.setdefault(staff_id, []).append((first, last, bool(closed)))
+        last, closed = _as_of(last, bool(closed), now, horizon)
+        if (last < start and closed) or first > end:
+            continue  # an open one before the start: in the room, waiting
+        found.setdefault(staff_id, []).append((first, last, closed))
     return found
 
 
+def _as_of(last: datetime, closed: bool, now: datetime,
+           horizon: datetime) -> tuple[datetime, bool]:
+    """(last_seen, closed) of an interval as of ``now``: an open one refreshed
+    within ``OPEN_FRESH`` reaches ``horizon``; an older open one is as good as
+    closed at its ``last_seen``."""
+    if closed:
+        return last, True
+    if now - last > OPEN_FRESH:
+        return last, True
+    return max(last, horizon), False
+
+
 def _presence_sources(db: Database, event_id: str, zones: Iterable[str], start: datetime,
-                      end: datetime) -> set[str]:
+                      end: datetime, now: datetime) -> set[str]:
     """Which of ``zones`` had a presence source during the event: a presence
     interval or an occupancy minute there, or a presence check-in to it.
 
@@ -237,13 +275,15 @@ def _presence_sources(db: Database, event_id: str, zones: Iterable[str], start: 
     sql = """
         SELECT z.value FROM json_each(:zones) z
         WHERE EXISTS (SELECT 1 FROM presence p WHERE p.zone = z.value
-                        AND p.last_seen >= :lo AND p.first_seen <= :hi)
+                        AND (p.last_seen >= :lo OR (p.closed = 0 AND p.last_seen >= :fresh))
+                        AND p.first_seen <= :hi)
            OR EXISTS (SELECT 1 FROM occupancy o WHERE o.zone = z.value
                         AND o.minute >= :lo_minute AND o.minute < :hi_minute)
         UNION SELECT zone FROM checkins WHERE event_id = :event AND method = 'presence'
     """
     params = {"zones": json.dumps(sorted(set(zones))), "event": event_id,
-              "lo": iso(start - _SLACK), "hi": iso(end + _SLACK)}
+              "lo": iso(start - _SLACK), "hi": iso(end + _SLACK),
+              "fresh": iso(now - OPEN_FRESH - _SLACK)}
     params["lo_minute"], params["hi_minute"] = minute_bounds(start, end)
     return {row[0] for row in db.conn.execute(sql, params)}
 
@@ -280,8 +320,10 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
     in the roster), ``status``, ``checked_in_at``/``method``/``node`` of the
     earliest check-in (None when none), ``first_seen``/``last_seen`` (wire
     timestamps, None when never seen), ``dwell_minutes``, ``late_minutes``,
-    ``early_leave_minutes`` (None for the absent) and ``expected``. Ordered
-    present, partial, absent, then by check-in time (none last), then name.
+    ``early_leave_minutes`` (None for the absent), ``expected`` and ``now``
+    (``LIVE_STATES`` while the event is on, else None). Ordered by ``now``
+    while the event is on, else present, partial, absent; then by check-in
+    time (none last), then name.
     """
     now = now or datetime.now(timezone.utc)
     start, end = parse_time(event["start"]), parse_time(event["end"])
@@ -296,9 +338,10 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
 
     expected = expected_staff(db, event["id"])
     checkins = _first_checkins(db, event["id"])
-    presence = _presence(db, zones, start, end) if zones else {}
+    presence = _presence(db, zones, start, end, now) if zones else {}
     checkin_zones = set().union(*(c["zones"] for c in checkins.values()))
-    sources = _presence_sources(db, event["id"], set(zones) | checkin_zones, start, end)
+    sources = _presence_sources(db, event["id"], set(zones) | checkin_zones, start, end, now)
+    on = is_on(event, now)
     people = expected | checkins.keys() | presence.keys()
     names = _staff_names(db, people)
 
@@ -307,10 +350,12 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
     stamps = {start: iso(start), end: iso(end)}
     zero = timedelta(0)
     rank = {status: n for n, status in enumerate(STATUSES)}
-    keyed = []  # (sort key, row): present, partial, absent; check-in time, name
+    live_rank = {state: n for n, state in enumerate(LIVE_STATES)}
+    keyed = []  # (sort key, row): by state now (or verdict), check-in time, name
     for staff_id in people:
         checkin = checkins.get(staff_id)
-        intervals = presence.get(staff_id)
+        found = presence.get(staff_id, ())
+        intervals = [iv for iv in found if iv[1] >= start]
         if not intervals:
             merged, dwell = (), zero
         elif len(intervals) == 1:
@@ -322,8 +367,10 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
                                      for first, last, _ in intervals)
             dwell = sum((hi - lo for lo, hi in merged), zero)
         seen = bool(merged)
+        in_room = any(not closed for _, _, closed in found)
         unwatched = checkin is not None and bool(checkin["zones"] - sources)
-        if checkin is not None and (unwatched or (seen and dwell >= required)):
+        waiting = now <= start and in_room  # there before the start: nothing to judge yet
+        if checkin is not None and (unwatched or waiting or (seen and dwell >= required)):
             status = "present"
         elif checkin is not None or seen:
             status = "partial"
@@ -346,10 +393,15 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
             first_seen = stamps[lo] if lo in stamps else _wire(lo)
             last_seen = stamps[hi] if hi in stamps else _wire(hi)
         checked_in_at = checkin["checked_in_at"] if checkin else None
-        keyed.append(((rank[status], checked_in_at is None, checked_in_at or "", name or "",
+        live = None
+        if on:
+            live = ("in_room" if in_room or unwatched else "left" if seen
+                    else "unseen" if checkin is not None else "not_arrived")
+        order = live_rank[live] if on else rank[status]
+        keyed.append(((order, checked_in_at is None, checked_in_at or "", name or "",
                        staff_id), {
             "staff_id": staff_id, "name": name, "department": department,
-            "status": status,
+            "status": status, "now": live,
             "checked_in_at": checked_in_at,
             "method": checkin["method"] if checkin else None,
             "node": checkin["node"] if checkin else None,
@@ -369,12 +421,23 @@ def event_attendance(db: Database, event_id: str, now: datetime | None = None) -
     return [] if event is None else attendance_of(db, event, now)
 
 
-def count_statuses(rows: list[dict]) -> dict:
-    """``{"present", "partial", "absent", "expected"}`` counts of attendance rows."""
+def is_on(event: dict, now: datetime | None = None) -> bool:
+    """Whether ``event`` has not ended at ``now``: its rows say where people are now."""
+    return (now or datetime.now(timezone.utc)) < parse_time(event["end"])
+
+
+def count_statuses(rows: list[dict], on: bool = False) -> dict:
+    """``{"present", "partial", "absent", "expected", "now"}`` counts of
+    attendance rows; ``now`` counts ``LIVE_STATES`` when the event is ``on``
+    (``is_on``), else it is None."""
     counts = {status: 0 for status in STATUSES}
+    live = dict.fromkeys(LIVE_STATES, 0)
     for row in rows:
         counts[row["status"]] += 1
+        if row["now"] is not None:
+            live[row["now"]] += 1
     counts["expected"] = sum(1 for row in rows if row["expected"])
+    counts["now"] = live if on else None
     return counts
 
 
@@ -383,8 +446,10 @@ def attendance_report(db: Database, event_id: str, now: datetime | None = None) 
     event = get_event(db, event_id)
     if event is None:
         return None
+    now = now or datetime.now(timezone.utc)
     rows = attendance_of(db, event, now)
-    return {"event": event, "counts": count_statuses(rows), "attendance": rows}
+    return {"event": event, "counts": count_statuses(rows, is_on(event, now)),
+            "attendance": rows}
 
 
 # --- fleet ----------------------------------------------------------------------------

@@ -453,22 +453,31 @@ OPENAPI = {
                 "partial": {"type": "integer"}, "absent": {"type": "integer"},
                 "expected": {"type": "integer"}}},
         "Counts": {
-            "type": "object", "required": ["present", "partial", "absent", "expected"],
-            "properties": {k: {"type": "integer"}
-                           for k in ("present", "partial", "absent", "expected")}},
+            "type": "object", "required": ["present", "partial", "absent", "expected", "now"],
+            "properties": {
+                **{k: {"type": "integer"} for k in ("present", "partial", "absent", "expected")},
+                "now": {"description": "while the event is on: how many are where now "
+                                       "(null once it is over)",
+                        "oneOf": [{"type": "null"}, {
+                            "type": "object", "required": list(attendance.LIVE_STATES),
+                            "properties": {k: {"type": "integer"}
+                                           for k in attendance.LIVE_STATES}}]}}},
         "AttendanceRow": {
             "type": "object",
             "required": ["staff_id", "name", "department", "status", "checked_in_at", "method",
                          "node", "first_seen", "last_seen", "dwell_minutes", "late_minutes",
-                         "early_leave_minutes", "expected"],
+                         "early_leave_minutes", "expected", "now"],
             "properties": {
                 "staff_id": {"type": "string"}, "name": NULLABLE_STR,
                 "department": NULLABLE_STR,
-                "status": {"enum": ["present", "partial", "absent"]},
+                "status": {"enum": list(attendance.STATUSES)},
                 "checked_in_at": NULLABLE_STR, "method": NULLABLE_STR, "node": NULLABLE_STR,
                 "first_seen": NULLABLE_STR, "last_seen": NULLABLE_STR,
                 "dwell_minutes": {"type": "number"}, "late_minutes": NULLABLE_NUM,
-                "early_leave_minutes": NULLABLE_NUM, "expected": {"type": "boolean"}}},
+                "early_leave_minutes": NULLABLE_NUM, "expected": {"type": "boolean"},
+                "now": {"enum": [*attendance.LIVE_STATES, None],
+                        "description": "where the person is now while the event is on "
+                                       "(status is then the verdict so far); null after"}}},
         "AttendanceReport": {
             "type": "object", "required": ["event", "counts", "attendance"],
             "properties": {"event": _ref("EventSummary"), "counts": _ref("Counts"),

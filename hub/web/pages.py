@@ -6,8 +6,14 @@ The event page refreshes itself without reloading: a small script fetches
 swaps it in; without JavaScript a ``<noscript>`` meta refresh reloads the page
 every 15 seconds. The today page, a wall-screen view, reloads every 10 s.
 
+While an event is on, the page leads with where people are now (in the
+room, checked in but not seen, left, not arrived: ``attendance.LIVE_STATES``)
+and shows present/partial/absent as the verdict so far; once it is over, the
+verdict alone.
+
 A hospital lecture can expect thousands of people: the event page shows at
-most ``PER_PAGE`` rows, filtered by ``?status=present|partial|absent`` and
+most ``PER_PAGE`` rows, filtered by ``?status=`` (a verdict, or a state now
+while the event is on) and
 paged by ``?page=N`` (the counts always cover everyone; the CSV/XLSX export
 has the full list), and the fragment it polls keeps the same status and page.
 The today page shows the first ``PER_PAGE`` rows of each event and links to
@@ -47,8 +53,10 @@ def today():
     db = get_db()
     reports = []
     for event in attendance.list_events(db, day, tz, counts=False):
-        rows = attendance.attendance_of(db, event)
-        reports.append({"event": event, "counts": attendance.count_statuses(rows),
+        now = datetime.now(timezone.utc)
+        rows = attendance.attendance_of(db, event, now)
+        counts = attendance.count_statuses(rows, attendance.is_on(event, now))
+        reports.append({"event": event, "counts": counts,
                         "attendance": rows[:PER_PAGE],
                         "listing": _first_page(event["id"], len(rows))})
     return render_template("today.html", day=day, reports=reports, labels=_labels(),
@@ -77,6 +85,8 @@ def _labels() -> dict:
     """
     return {
         "status": {"present": _("present"), "partial": _("partial"), "absent": _("absent")},
+        "now": {"in_room": _("in the room"), "unseen": _("checked in, not seen"),
+                "left": _("left"), "not_arrived": _("not arrived")},
         "minutes": _("%(n)d min"),
         "late": _("late %(n)d min"),
         "early": _("left %(n)d min early"),
@@ -96,8 +106,9 @@ def _report(event_id: str) -> dict:
 def _shown() -> tuple[str | None, int]:
     """``?status=`` (None: everyone) and ``?page=`` (from 1) asked for; 400 otherwise."""
     status = request.args.get("status") or None
-    if status is not None and status not in attendance.STATUSES:
-        abort(400, description="status must be one of: " + ", ".join(attendance.STATUSES))
+    known = (*attendance.STATUSES, *attendance.LIVE_STATES)
+    if status is not None and status not in known:
+        abort(400, description="status must be one of: " + ", ".join(known))
     page = request.args.get("page") or "1"
     if not (page.isascii() and page.isdigit() and len(page) <= _PAGE_DIGITS
             and int(page) >= 1):
@@ -115,9 +126,13 @@ def _page_of(report: dict) -> dict:
     """
     event_id = report["event"]["id"]
     status, page = _shown()
+    on = report["counts"]["now"] is not None
+    if status in attendance.LIVE_STATES and not on:
+        status = None  # the event ended while the page was open: everyone
     rows = report["attendance"]
     if status is not None:
-        rows = [row for row in rows if row["status"] == status]
+        field = "now" if status in attendance.LIVE_STATES else "status"
+        rows = [row for row in rows if row[field] == status]
     pages = max(1, -(-len(rows) // PER_PAGE))
     page = min(page, pages)
     first = (page - 1) * PER_PAGE
@@ -129,7 +144,8 @@ def _page_of(report: dict) -> dict:
     listing = {
         "status": status, "page": page, "pages": pages, "matching": len(rows),
         "first": first + 1, "last": min(first + PER_PAGE, len(rows)),
-        "tabs": {s: link(status=s) for s in (None, *attendance.STATUSES)},
+        "tabs": {s: link(status=s) for s in (None, *attendance.STATUSES,
+                                             *(attendance.LIVE_STATES if on else ()))},
         "previous": link(status=status, page=page - 1) if page > 1 else None,
         "next": link(status=status, page=page + 1) if page < pages else None,
         "live": link("pages.event_live", **kept),
