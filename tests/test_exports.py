@@ -231,7 +231,12 @@ def test_no_formula_reaches_a_workbook(db, built):
     assert "<f>" not in xml and "<f " not in xml
 
 
-@pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+@pytest.mark.parametrize("text", [
+    "=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx",
+    # full-width and small forms (a Chinese input method types these), and any
+    # of them after leading white space, ASCII or ideographic
+    "＝1+1", "＋1", "－1", "＠SUM(A1)", "﹦1", "﹢1", "﹣1", " =1+1", "  +1", "\u3000＝1",
+    "\n=1"])
 def test_formula_like_text_is_neutralised_in_both_formats(text):
     sheets = [exports.Sheet("Notes", ["Note", "Number"], [[text, -1]])]
     assert exports.neutralise(text) == "'" + text
@@ -244,7 +249,7 @@ def test_formula_like_text_is_neutralised_in_both_formats(text):
 
 
 def test_plain_text_and_numbers_are_left_alone():
-    for value in ("a=b", "李娜", "", "3 + 4", 42, -1.5, None):
+    for value in ("a=b", "李娜", "", "3 + 4", "  李娜", "\u3000备注", "a＝b", 42, -1.5, None):
         assert exports.neutralise(value) == value
 
 

@@ -21,12 +21,18 @@ the dashboard, the JSON API and ``rounds-hub export`` share them.
 Formula injection: every text cell that starts with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return is written with a leading ``'`` (OWASP's
 advice), in both formats, so that no spreadsheet evaluates a name or a note.
+So is one that starts with their full-width or small forms (``＝`` U+FF1D,
+``＋``, ``－``, ``＠``, ``﹦`` ...: a Chinese input method types these, and
+spreadsheets read some as the ASCII ones) or with any of them after leading
+white space (``" =1"``, ``"\u3000=1"``): the first character that is not white
+space is compared after NFKC normalisation.
 Numbers and times are written as such and never prefixed.
 """
 
 import csv
 import io
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 
@@ -37,6 +43,7 @@ from protocol.clock import iso
 N_ = str  # marks a message for extraction; translated where it is shown
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = frozenset("=+-@")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 XLSX_TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 CSV_MIME = "text/csv; charset=utf-8"
@@ -324,7 +331,12 @@ def event_sheets(report: dict, tz: tzinfo, translate=_identity) -> list[Sheet]:
 
 def neutralise(value):
     """A text cell a spreadsheet would take for a formula, made plain text."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    first = value.lstrip()[:1]
+    if first and unicodedata.normalize("NFKC", first)[:1] in _FORMULA_STARTS:
         return "'" + value
     return value
 
