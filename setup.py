@@ -3,6 +3,8 @@
 Why each dependency (the field's chosen parts; we use them rather than
 rewrite them):
 - Flask + gunicorn: the node's portal and the hub's dashboard/API.
+- itsdangerous (Flask's own signer, named because the hub imports it): the signed,
+  expiring Open311 photo links, rather than a hand-rolled HMAC token.
 - paho-mqtt 2.x: MQTT v5 client for node sync and hub ingest.
 - sqlite-utils 4.x: SQLite access and its built-in migrations (node and hub).
 - click: the three console scripts.
@@ -44,6 +46,7 @@ setup(
                               "translations/*/LC_MESSAGES/*"]},
     install_requires=[
         "flask>=3.1,<4",
+        "itsdangerous>=2.2,<3",
         "gunicorn>=23,<28",
         "paho-mqtt>=2.1,<3",
         "sqlite-utils>=4.2,<5",

@@ -2,20 +2,47 @@
 
 ``db`` and ``photos_dir`` are relative to the config file, never to the
 working directory, so ``rounds-hub web``, ``ingest`` and the CLI tools all
-open the same files whatever directory they were started from."""
+open the same files whatever directory they were started from.
+
+``open311`` (optional) says who may read Open311 service requests
+(``hub/web/open311.py``): ``{"public_read": false, "media_url_seconds": 3600}``
+are the defaults. ``public_read`` true lists requests to anyone, without their
+descriptions; ``media_url_seconds`` is how long a request's photo link works."""
 
 from pathlib import Path
 
-from runtime.settings import load_json
+from runtime.settings import ConfigError, load_json
 
 _PATHS = ("db", "photos_dir")
+OPEN311_DEFAULTS = {"public_read": False, "media_url_seconds": 3600}
 
 
 def load_hub_config(path, required=("site", "db")) -> dict:
-    """The config at ``path`` with its paths resolved; ConfigError when the
-    file is unreadable or lacks a ``required`` key."""
+    """The config at ``path`` with its paths resolved and its ``open311``
+    section checked and completed; ConfigError when the file is unreadable,
+    lacks a ``required`` key or has a wrong ``open311`` value."""
     config = load_json(path, required)
     for key in _PATHS:
         if isinstance(config.get(key), str):
             config[key] = str(Path(path).parent / config[key])
+    config["open311"] = open311_settings(config.get("open311"))
     return config
+
+
+def open311_settings(section: dict | None) -> dict:
+    """The ``open311`` section with its defaults filled in; ConfigError on an
+    unknown key or a value of the wrong type."""
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError("open311 must be an object, e.g. {\"public_read\": false}")
+    unknown = sorted(set(section) - set(OPEN311_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"open311 has unknown keys: {', '.join(unknown)}")
+    settings = {**OPEN311_DEFAULTS, **section}
+    if not isinstance(settings["public_read"], bool):
+        raise ConfigError("open311.public_read must be true or false")
+    seconds = settings["media_url_seconds"]
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+        raise ConfigError("open311.media_url_seconds must be a whole number of seconds above 0")
+    return settings

@@ -10,7 +10,7 @@ from .test_roles import example_url
 
 # Routes that need no CSRF token, and why.
 EXEMPT = {
-    "open311.": "Open311 authenticates with api_key, never with the session cookie",
+    "open311.": "Open311 writes authenticate with api_key, never with the session cookie",
 }
 
 

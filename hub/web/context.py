@@ -4,6 +4,7 @@ ingest process writes the same file, and WAL lets readers and the writer work
 at once) and the hospital's time zone."""
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import current_app, g
@@ -27,6 +28,13 @@ def close_db(exc: BaseException | None = None) -> None:
     db = g.pop("db", None)
     if db is not None:
         db.close()
+
+
+def photos_dir() -> Path:
+    """Where ingest stores photos (``hub.ingest.photos.store``): the configured
+    ``photos_dir``, else ``photos`` beside the database."""
+    configured = current_app.config.get("PHOTOS_DIR")
+    return Path(configured) if configured else Path(current_app.config["HUB_DB"]).parent / "photos"
 
 
 def hospital_tz() -> ZoneInfo:

@@ -30,7 +30,7 @@ from protocol.clock import iso
 
 from hub.web import labels, openapi
 from hub.web.auth import actor, audited, department_scope, requires
-from hub.web.context import get_db, hospital_tz
+from hub.web.context import get_db, hospital_tz, photos_dir
 from hub.web.params import number
 
 bp = Blueprint("tickets", __name__)
@@ -252,13 +252,6 @@ def photo(sha256):
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = f"private, max-age={PHOTO_MAX_AGE}"
     return response
-
-
-def photos_dir() -> Path:
-    """Where ingest stores photos (``hub.ingest.photos.store``): the configured
-    ``photos_dir``, else ``photos`` beside the database."""
-    configured = current_app.config.get("PHOTOS_DIR")
-    return Path(configured) if configured else Path(current_app.config["HUB_DB"]).parent / "photos"
 
 
 def _photo_file(stored: str) -> Path | None:
