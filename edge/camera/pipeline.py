@@ -8,8 +8,11 @@ returned beside it, so the report can carry it although the photo does not.
 
 Anything that is not a whole, decodable, reasonably sized image is refused with
 :class:`PhotoRejected`, whose ``status`` is the HTTP status to answer with (400, 413
-or 422) and whose ``reason`` is a sentence for people. File name and content type
-are never looked at: only decoding decides.
+or 422) and whose ``message`` is a sentence for people: English marked with ``N_``
+(the portal's catalogue translates it where it is shown, edge/portal/report.py),
+with its ``%(name)s`` placeholders filled from ``params``; ``reason`` is the
+English sentence filled in, for logs and the command line. File name and content
+type are never looked at: only decoding decides.
 """
 
 from __future__ import annotations
@@ -61,14 +64,21 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # the default; a truncated file is refu
 log = logging.getLogger(__name__)
 
 
+def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated where it is shown."""
+    return message
+
+
 class PhotoRejected(ValueError):
     """Not accepted as a photo. ``status``: 400 not an image or truncated, 413 too
-    many bytes, 422 too many pixels (a decompression bomb)."""
+    many bytes, 422 too many pixels (a decompression bomb). ``message`` and
+    ``params``: the sentence for people, to translate then fill; ``reason``: the
+    English sentence filled in."""
 
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+    def __init__(self, status: int, message: str, **params):
+        self.status, self.message, self.params = status, message, params
+        self.reason = message % params if params else message
+        super().__init__(self.reason)
 
 
 @dataclass(frozen=True)
@@ -89,16 +99,26 @@ def _not_image(exc: BaseException | None = None) -> PhotoRejected:
         log.info("photo refused by the decoder: %s: %s", type(exc).__name__, exc)
         text = str(exc).lower()
         if isinstance(exc, EOFError) or "truncat" in text or "broken data stream" in text:
-            return PhotoRejected(400, "The photo is incomplete: the file ends before the "
-                                      "image does. Please send it again.")
-    return PhotoRejected(400, "The file is not a photo we can read "
-                              "(JPEG, PNG, WebP, GIF or BMP).")
+            return PhotoRejected(400, N_("The photo is incomplete: the file ends before "
+                                         "the image does. Please send it again."))
+    return PhotoRejected(400, N_("The file is not a photo we can read "
+                                 "(JPEG, PNG, WebP, GIF or BMP)."))
 
 
 def _too_many_pixels(width: int | None = None, height: int | None = None) -> PhotoRejected:
-    size = f" ({width} × {height})" if width and height else ""
-    return PhotoRejected(422, f"The photo has too many pixels{size}; the limit is "
-                              f"{MAX_PIXELS // 1_000_000} megapixels.")
+    limit = MAX_PIXELS // 1_000_000
+    if width and height:
+        return PhotoRejected(422, N_("The photo has too many pixels (%(width)d × %(height)d); "
+                                     "the limit is %(limit)d megapixels."),
+                             width=width, height=height, limit=limit)
+    return PhotoRejected(422, N_("The photo has too many pixels; the limit is %(limit)d "
+                                 "megapixels."), limit=limit)
+
+
+def _too_large(size: int) -> PhotoRejected:
+    return PhotoRejected(413, N_("The file is too large (%(size)s MB); the limit is "
+                                 "%(limit)d MB."),
+                         size=f"{size / 1048576:.1f}", limit=MAX_BYTES // 1048576)
 
 
 def _open(data: bytes) -> Image.Image:
@@ -116,8 +136,7 @@ def _decode(data: bytes) -> Image.Image:
     """Open, verify, check the pixel count, then decode for real (reduced in the
     JPEG decoder when the photo is much larger than the output)."""
     if len(data) > MAX_BYTES:
-        raise PhotoRejected(413, f"The file is too large ({len(data) / 1048576:.1f} MB); "
-                                 f"the limit is {MAX_BYTES // 1048576} MB.")
+        raise _too_large(len(data))
     if not data:
         raise _not_image()
     im = _open(data)
@@ -348,8 +367,7 @@ def process_file(path) -> SafePhoto:
     try:
         size = os.path.getsize(path)
         if size > MAX_BYTES:  # do not read 2 GB to say it is too big
-            raise PhotoRejected(413, f"The file is too large ({size / 1048576:.1f} MB); "
-                                     f"the limit is {MAX_BYTES // 1048576} MB.")
+            raise _too_large(size)
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
         return process(data)

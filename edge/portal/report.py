@@ -141,7 +141,7 @@ def submit():
         except PhotoRejected as exc:
             return _form(exc.status, _("Photo %(name)s was not accepted: %(reason)s",
                                         name=Path(upload.filename).name[:80],
-                                        reason=exc.reason), values)
+                                        reason=_(exc.message, **exc.params)), values)
     if not _room_for(sum(len(photo.jpeg) for photo in safe)):
         return _storage_full(values)
     gps = next((photo.gps for photo in safe if photo.gps), None)
@@ -196,11 +196,18 @@ def _storage_full(values):
 
 @bp.get("/reports")
 def mine():
-    """My reports: each with its ticket's state, as the hub last told this node."""
+    """My reports: each with its ticket's state, as the hub last told this node.
+
+    Filing a report ends here (``?sent=<report id>``) whoever filed it, so the
+    page confirms a report just sent also to a phone that is not bound; its
+    list needs a bound phone (the node lists a person's reports only to the
+    phone bound to them), and a phone the node knows is offered the binding.
+    """
     current = phone()
+    sent = _filed(request.args.get("sent"))
     if current is None or current.staff_id is None:
-        return message_page(200, _("My reports"),
-                            _("Bind this phone to see your reports and how they are handled."))
+        return render_template("reports.html", person=None, reports=[], sent=sent,
+                               can_bind=current is not None)
     states = {r.get("report_id"): r for r in (get_state().get(CONFIG) or {}).get("reports", [])}
     rows = get_db().conn.execute(
         "SELECT report_id, category, note, photos, ts FROM local_reports WHERE staff_id = ? "
@@ -215,4 +222,10 @@ def mine():
                         "state_code": state,
                         "duplicate": ticket.get("duplicate", False)})
     return render_template("reports.html", reports=reports, person=person(current.staff_id),
-                           sent=request.args.get("sent"))
+                           sent=sent, can_bind=False)
+
+
+def _filed(report_id: str | None) -> bool:
+    """Whether ``report_id`` names a report filed at this node (the one just sent)."""
+    return bool(report_id) and get_db().conn.execute(
+        "SELECT 1 FROM local_reports WHERE report_id = ?", (report_id,)).fetchone() is not None
