@@ -39,18 +39,19 @@ from provisioning.files import SECRET, write_file
 from provisioning.site import load_site
 from runtime.daemon import die_with_parent
 
-from .seed import (DEMO_ACCOUNTS, DEPARTMENT_NAMES, NAMES, NODE, SITE, STAFF_LOGIN, ZONE,
-                        demo_pin, phone_of, seed_hub, staff_name)
+from .seed import (DEMO_ACCOUNTS, DEPARTMENT_NAMES, LECTURE_TITLE, NAMES, NODE, SITE,
+                   SITE_NAME, STAFF_LOGIN, ZONE, demo_pin, phone_of, seed_hub, staff_name)
 
 # Bound phones whose owners never open the portal: the node's presence sees
 # them arrive (hostapd's AP-STA-CONNECTED) and checks them in by itself. Two of
 # them leave early and end up partial.
 PRESENCE_ONLY = (1, 3, 5, 9, 11, 13)
 LEAVE_EARLY = (5, 13)
+# Expected at the lecture (emergency, pharmacy) but never come: "not arrived".
+STAY_AWAY = (17, 18)
 VISITORS = 4  # unbound devices: only counted in the per-minute occupancy
 # What `rounds-provision` runs (the console script may not be on PATH).
 PROVISION = (sys.executable, "-m", "provisioning.cli")
-SITE_NAME = "Demo Hospital"
 # How long the processes get to stop after SIGTERM, all at once, before the
 # rest of their process groups (gunicorn's workers too) are killed: the whole
 # stop stays within the 10 s a person waits after Ctrl-C.
@@ -374,7 +375,8 @@ class Demo:
         for v in range(VISITORS):
             self.ap.connect(f"02:0f:00:00:00:{v:02x}")
         self.echo(f"  {VISITORS} unbound devices joined (counted in occupancy, not stored)")
-        people = [n for n in range(1, len(NAMES) + 1) if n not in PRESENCE_ONLY]
+        people = [n for n in range(1, len(NAMES) + 1)
+                  if n not in PRESENCE_ONLY and n not in STAY_AWAY]
         random.shuffle(people)
         for k, n in enumerate(people[: self.phones]):
             self.check_alive()
@@ -410,9 +412,9 @@ class Demo:
         """Snap-and-report from the lecture hall, then the civility office at work."""
         spill, sign = _demo_photo(1), _demo_photo(2)
         for n, category, note, photo in (
-                (1, "hygiene", "Spilled coffee on the stairs by the entrance", spill),
-                (3, "hygiene", "Wet floor by the entrance, slippery", spill),
-                (9, "signage", "Exit sign above door 2 is dark", sign)):
+                (1, "hygiene", "入口楼梯上洒了咖啡", spill),
+                (3, "hygiene", "入口处地面湿滑", spill),
+                (9, "signage", "2 号门上方的安全出口指示灯不亮", sign)):
             status = self.phone_reports(n, category, note, photo)
             self.echo(f"  phone of D{n:03d}: reported {category!r} with a photo ({status})")
         api = f"http://127.0.0.1:{self.web_port}/api/v1"
@@ -424,7 +426,7 @@ class Demo:
             return
         ticket = ticket[0]
         _post_json(f"{api}/tickets/{ticket['id']}/transition",
-                   {"to": "assigned", "comment": "Cleaning team sent"}, self.token)
+                   {"to": "assigned", "comment": "已派保洁人员"}, self.token)
         entries = (_get_json(f"{api}/hours?state=pending", self.token) or {}).get("entries", [])
         for entry in entries[:1]:
             _post_json(f"{api}/hours/{entry['id']}/decision", {"approve": True}, self.token)
@@ -467,7 +469,8 @@ def credentials(web_port: int) -> list[str]:
     ``  <username> / <password>  (<role>: what it sees)``."""
     lines = [f"Sign in at http://127.0.0.1:{web_port}/login as:"]
     for username, role, department, staff_id, password in DEMO_ACCOUNTS:
-        note = ROLE_NOTES[role].format(department=DEPARTMENT_NAMES.get(department))
+        name = DEPARTMENT_NAMES[department][0] if department else None
+        note = ROLE_NOTES[role].format(department=name)
         if staff_id:
             note += f"; {staff_name(staff_id)}, {staff_id}"
         lines.append(f"  {username} / {password}  ({role}: {note})")
@@ -493,7 +496,7 @@ def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phone
              f"Node portal: http://127.0.0.1:{portal_port}   (Ctrl-C stops everything)")
         for line in credentials(web_port):
             echo(line)
-        echo("Scripted phones are checking in to 'Hand hygiene and infection control':")
+        echo(f"Scripted phones are checking in to '{LECTURE_TITLE}':")
         demo.run_phones()
         echo("All scripted phones are done; the demo keeps running until Ctrl-C.")
         while True:

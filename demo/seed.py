@@ -19,6 +19,12 @@ of use, so that every dashboard page has something to show.
 * accounts: admin, office (with an API token for the scripted office) and
   the cleaning lead, a department reviewer who is on the roster too.
 
+The hospital's language is Chinese: the site, departments, zones, floor
+plans, events, notes, comments and people's names are stored in Chinese, as a
+Chinese hospital's office would type them; the site, departments and zones
+also carry their English names (``name_en``), which the dashboard shows to a
+reader who picks English (docs/dashboard.md, "Languages").
+
 It is deterministic apart from ``now`` and the secrets, and quick: the slow
 part, scrypt for 24 PINs, runs on every core while the accounts are made.
 """
@@ -38,33 +44,37 @@ from protocol.pins import device_id, hash_pin
 
 from hub.attendance.attendance import set_expected
 from hub.db import open_db
+from hub.fleet import site
 from hub.ingest.store import write_batch
 from hub.people import accounts, roster
 from hub.schedule import zones
 from hub.tickets import hours, tickets
 
 SITE, NODE, ZONE = "demo", "hall-a-1", "hall-a"
+SITE_NAME, SITE_NAME_EN = "示范医院", "Demo Hospital"
 LECTURE_ID = "lecture-hand-hygiene"
+LECTURE_TITLE = "手卫生与感染控制"
 PAST_EVENT_ID = "training-fire-safety"
 HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")  # the hub's default time zone
 HOTSPOT = ("ward-3e", "hygiene")
 
+# department -> (name, English name)
 DEPARTMENT_NAMES = {
-    "administration": "Administration", "cardiology": "Cardiology",
-    "civility_office": "Civility office", "emergency": "Emergency",
-    "environmental_services": "Environmental services", "facilities": "Facilities",
-    "nursing": "Nursing", "pharmacy": "Pharmacy", "security": "Security",
+    "administration": ("院办", "Administration"), "cardiology": ("心内科", "Cardiology"),
+    "civility_office": ("文明办", "Civility office"), "emergency": ("急诊科", "Emergency"),
+    "environmental_services": ("保洁中心", "Environmental services"),
+    "facilities": ("后勤保障科", "Facilities"), "nursing": ("护理部", "Nursing"),
+    "pharmacy": ("药剂科", "Pharmacy"), "security": ("保卫科", "Security"),
 }
 DEPARTMENTS = ["cardiology", "nursing", "emergency", "pharmacy", "administration"]
 # The 20 people with scripted phones: D001..D020, department by number.
-NAMES = ["Li Wei", "Wang Fang", "Zhang Min", "Liu Yang", "Chen Jing", "Yang Lei", "Zhao Li",
-         "Huang Qiang", "Zhou Xin", "Wu Hui", "Xu Tao", "Sun Na", "Ma Jun", "Zhu Yan",
-         "Hu Bin", "Guo Ping", "He Jie", "Lin Hong", "Gao Feng", "Luo Mei"]
+NAMES = ["李伟", "王芳", "张敏", "刘洋", "陈静", "杨磊", "赵丽", "黄强", "周欣", "吴慧",
+         "徐涛", "孙娜", "马骏", "朱艳", "胡斌", "郭平", "何杰", "林红", "高峰", "罗梅"]
 # The people tickets are routed to (no scripted phone): staff id, name, department, role.
-SUPPORT = (("D021", "Qian Hao", "environmental_services", "dept_reviewer"),
-           ("D022", "Feng Lan", "environmental_services", "staff"),
-           ("D023", "Deng Wei", "facilities", "staff"),
-           ("D024", "Cao Rui", "security", "staff"))
+SUPPORT = (("D021", "钱浩", "environmental_services", "dept_reviewer"),
+           ("D022", "冯兰", "environmental_services", "staff"),
+           ("D023", "邓伟", "facilities", "staff"),
+           ("D024", "曹睿", "security", "staff"))
 CLEANERS = ("D021", "D022")
 
 # Demo accounts (printed when the demo starts):
@@ -110,55 +120,56 @@ def _ward_floor(floor: str) -> dict:
     return {"width": 1240, "height": 600, "outline": _rect(0, 0, 1240, 600), "shapes": [
         {"type": "rect", "x": 20, "y": 20, "width": 540, "height": 260},  # west wing
         {"type": "rect", "x": 680, "y": 20, "width": 540, "height": 260},  # east wing
-        {"type": "rect", "x": 0, "y": 290, "width": 1240, "height": 70, "label": "Corridor"},
-        {"type": "rect", "x": 580, "y": 20, "width": 80, "height": 120, "label": "Lifts"},
-        {"type": "rect", "x": 580, "y": 160, "width": 80, "height": 110, "label": "Stairs"},
-        {"type": "rect", "x": 560, "y": 380, "width": 120, "height": 180, "label": "Station"},
+        {"type": "rect", "x": 0, "y": 290, "width": 1240, "height": 70, "label": "走廊"},
+        {"type": "rect", "x": 580, "y": 20, "width": 80, "height": 120, "label": "电梯"},
+        {"type": "rect", "x": 580, "y": 160, "width": 80, "height": 110, "label": "楼梯"},
+        {"type": "rect", "x": 560, "y": 380, "width": 120, "height": 180, "label": "护士站"},
         *rooms,
-        {"type": "text", "x": 620, "y": 585, "text": "South"}]}
+        {"type": "text", "x": 620, "y": 585, "text": "南"}]}
 
 
+# (campus, building, floor) -> the floor's JSON outline
 FLOORS = {
-    ("Main", "Teaching", "2"): {"width": 1000, "height": 600, "outline": _rect(0, 0, 1000, 600),
+    ("本部", "教学楼", "2"): {"width": 1000, "height": 600, "outline": _rect(0, 0, 1000, 600),
                                 "shapes": [
         {"type": "rect", "x": 40, "y": 40, "width": 520, "height": 340},
         *({"type": "polyline", "points": [[90, y], [510, y]]} for y in range(90, 300, 35)),
-        {"type": "rect", "x": 230, "y": 320, "width": 140, "height": 40, "label": "Lectern"},
+        {"type": "rect", "x": 230, "y": 320, "width": 140, "height": 40, "label": "讲台"},
         {"type": "rect", "x": 600, "y": 40, "width": 360, "height": 340},
         {"type": "rect", "x": 680, "y": 160, "width": 200, "height": 100},
-        {"type": "rect", "x": 0, "y": 400, "width": 1000, "height": 60, "label": "Corridor"},
-        {"type": "rect", "x": 40, "y": 480, "width": 120, "height": 100, "label": "Stairs"},
-        {"type": "rect", "x": 840, "y": 480, "width": 120, "height": 100, "label": "Lifts"},
-        {"type": "text", "x": 500, "y": 540, "text": "Entrance"}]},
-    ("Main", "Inpatient", "3"): _ward_floor("3"),
-    ("Main", "Inpatient", "5"): _ward_floor("5"),
-    ("Main", "Outpatient", "1"): {"width": 1000, "height": 700, "outline": _rect(0, 0, 1000, 700),
+        {"type": "rect", "x": 0, "y": 400, "width": 1000, "height": 60, "label": "走廊"},
+        {"type": "rect", "x": 40, "y": 480, "width": 120, "height": 100, "label": "楼梯"},
+        {"type": "rect", "x": 840, "y": 480, "width": 120, "height": 100, "label": "电梯"},
+        {"type": "text", "x": 500, "y": 540, "text": "入口"}]},
+    ("本部", "住院楼", "3"): _ward_floor("3"),
+    ("本部", "住院楼", "5"): _ward_floor("5"),
+    ("本部", "门诊楼", "1"): {"width": 1000, "height": 700, "outline": _rect(0, 0, 1000, 700),
                                   "shapes": [
         {"type": "polygon", "points": [[20, 20], [720, 20], [720, 620], [380, 620], [380, 320],
                                        [20, 320]]},
         {"type": "rect", "x": 760, "y": 20, "width": 220, "height": 200},
-        {"type": "rect", "x": 420, "y": 60, "width": 260, "height": 60, "label": "Registration"},
-        {"type": "rect", "x": 20, "y": 360, "width": 160, "height": 160, "label": "Toilets"},
-        {"type": "rect", "x": 200, "y": 360, "width": 160, "height": 160, "label": "Triage"},
-        {"type": "rect", "x": 760, "y": 260, "width": 200, "height": 340, "label": "Clinics"},
-        {"type": "rect", "x": 420, "y": 640, "width": 160, "height": 60, "label": "Entrance"},
-        {"type": "text", "x": 500, "y": 12, "text": "North"}]},
+        {"type": "rect", "x": 420, "y": 60, "width": 260, "height": 60, "label": "挂号"},
+        {"type": "rect", "x": 20, "y": 360, "width": 160, "height": 160, "label": "卫生间"},
+        {"type": "rect", "x": 200, "y": 360, "width": 160, "height": 160, "label": "分诊"},
+        {"type": "rect", "x": 760, "y": 260, "width": 200, "height": 340, "label": "诊室"},
+        {"type": "rect", "x": 420, "y": 640, "width": 160, "height": 60, "label": "入口"},
+        {"type": "text", "x": 500, "y": 12, "text": "北"}]},
 }
-# zone, name, (campus, building, floor), polygon on that floor's plan
+# zone, name, English name, (campus, building, floor), polygon on that floor's plan
 ZONES = (
-    ("hall-a", "Lecture hall A", ("Main", "Teaching", "2"),
+    ("hall-a", "第一报告厅", "Lecture hall A", ("本部", "教学楼", "2"),
      [[40, 40], [560, 40], [560, 380], [40, 380]]),
-    ("seminar-2", "Seminar room 2", ("Main", "Teaching", "2"),
+    ("seminar-2", "第二研讨室", "Seminar room 2", ("本部", "教学楼", "2"),
      [[600, 40], [960, 40], [960, 380], [600, 380]]),
-    ("ward-3w", "Ward 3 West", ("Main", "Inpatient", "3"),
+    ("ward-3w", "内科三病区西区", "Ward 3 West", ("本部", "住院楼", "3"),
      [[20, 20], [560, 20], [560, 280], [20, 280]]),
-    ("ward-3e", "Ward 3 East", ("Main", "Inpatient", "3"),
+    ("ward-3e", "内科三病区东区", "Ward 3 East", ("本部", "住院楼", "3"),
      [[680, 20], [1220, 20], [1220, 280], [680, 280]]),
-    ("ward-5w", "Ward 5 West", ("Main", "Inpatient", "5"),
+    ("ward-5w", "外科五病区西区", "Ward 5 West", ("本部", "住院楼", "5"),
      [[20, 20], [560, 20], [560, 280], [20, 280]]),
-    ("outpatient-hall", "Outpatient hall", ("Main", "Outpatient", "1"),
+    ("outpatient-hall", "门诊大厅", "Outpatient hall", ("本部", "门诊楼", "1"),
      [[20, 20], [720, 20], [720, 620], [380, 620], [380, 320], [20, 320]]),
-    ("pharmacy-counter", "Pharmacy counter", ("Main", "Outpatient", "1"),
+    ("pharmacy-counter", "门诊药房窗口", "Pharmacy counter", ("本部", "门诊楼", "1"),
      [[760, 20], [980, 20], [980, 220], [760, 220]]),
 )
 
@@ -166,12 +177,12 @@ ZONES = (
 def _seed_places(db, now: datetime) -> None:
     """Floor plans and zones through the checks the dashboard uses."""
     for (campus, building, floor), outline in FLOORS.items():
-        zones.save_plan(db, campus, building, floor, f"{building}-{floor}.json".lower(),
+        zones.save_plan(db, campus, building, floor, f"floor-{floor}.json",
                         json.dumps(outline).encode(), now)
-    for zone, name, (campus, building, floor), polygon in ZONES:
+    for zone, name, name_en, (campus, building, floor), polygon in ZONES:
         zones.create_zone(db, zones.check_zone(db, {
-            "zone": zone, "name": name, "campus": campus, "building": building,
-            "floor": floor, "polygon": polygon}))
+            "zone": zone, "name": name, "name_en": name_en, "campus": campus,
+            "building": building, "floor": floor, "polygon": polygon}))
 
 
 def _seed_nodes(db, now: datetime) -> None:
@@ -200,8 +211,8 @@ def _seed_roster_and_accounts(db, now: datetime) -> str:
     """Departments, staff with their PINs, accounts; answers the office's API
     token. The PINs are hashed on every core while the accounts' passwords
     are hashed here (scrypt frees the GIL)."""
-    for department, name in DEPARTMENT_NAMES.items():
-        roster.add_department(db, department, name)
+    for department, (name, name_en) in DEPARTMENT_NAMES.items():
+        roster.add_department(db, department, name, name_en)
     people = _people()
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         pin_hashes = pool.map(hash_pin, [demo_pin(p[0]) for p in people])
@@ -229,13 +240,13 @@ def _seed_events(db, now: datetime, site_secret: bytes) -> None:
         # Starts as the scripted phones arrive (check-in opens 30 minutes early);
         # attendance is judged on the time so far, so those who came at the start
         # show as present and those who leave early as partial.
-        (LECTURE_ID, "Hand hygiene and infection control", "lecture", [ZONE],
+        (LECTURE_ID, LECTURE_TITLE, "lecture", [ZONE],
          now + timedelta(seconds=15), now + timedelta(minutes=60), 1),
-        ("training-cpr", "CPR refresher", "training", [ZONE], now + timedelta(hours=3),
+        ("training-cpr", "心肺复苏复训", "training", [ZONE], now + timedelta(hours=3),
          now + timedelta(hours=4), 1.5),
-        (PAST_EVENT_ID, "Fire safety training", "training", [ZONE], start,
+        (PAST_EVENT_ID, "消防安全培训", "training", [ZONE], start,
          start + timedelta(hours=1), 1),
-        ("duty-ward-3e-round", "Ward 3 East hygiene round", "volunteer_duty", ["ward-3e"],
+        ("duty-ward-3e-round", "内科三病区东区卫生巡查", "volunteer_duty", ["ward-3e"],
          _local(yesterday + timedelta(days=2), 9), _local(yesterday + timedelta(days=2), 10, 30),
          1),
     ]
@@ -244,7 +255,9 @@ def _seed_events(db, now: datetime, site_secret: bytes) -> None:
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(i, title, kind, json.dumps(where), iso(begin), iso(end), credit)
          for i, title, kind, where, begin, end, credit in rows])
-    set_expected(db, LECTURE_ID, departments=["nursing", "cardiology"], staff=["D007"])
+    # The lecture is for the clinical departments: their phones come (two of
+    # them stay away); administration's come as walk-ins, not on the list.
+    set_expected(db, LECTURE_ID, departments=["nursing", "cardiology", "emergency", "pharmacy"])
     set_expected(db, "training-cpr", departments=["emergency"])
     set_expected(db, PAST_EVENT_ID, departments=["nursing", "emergency"], staff=["D007"])
     set_expected(db, "duty-ward-3e-round", departments=["environmental_services"])
@@ -278,14 +291,13 @@ def _seed_past_attendance(db, start: datetime, site_secret: bytes) -> None:
 # -- twelve weeks of reports and tickets ---------------------------------------------
 
 NOTES = {
-    "hygiene": ("Overflowing bin by the nurses' station", "Dirty floor in the corridor",
-                "Toilet out of paper and soap", "Spill by the lifts"),
-    "facilities": ("Light flickering in the corridor", "Door closer broken",
-                   "Tap leaking in the sluice room"),
-    "safety": ("Wet floor without a warning sign", "Fire exit blocked by beds"),
-    "signage": ("Exit sign dark", "Sign to the lifts points the wrong way"),
-    "service": ("Visitor complains of a rude reply at the desk",),
-    "queue": ("Queue jumping at the counter", "Crowding at the registration windows"),
+    "hygiene": ("护士站旁垃圾桶已满溢出", "走廊地面脏污", "卫生间没有纸巾和洗手液",
+                "电梯口地面有洒漏"),
+    "facilities": ("走廊灯一直闪烁", "闭门器坏了", "污物间水龙头漏水"),
+    "safety": ("地面湿滑但没有警示牌", "消防通道被病床堵住"),
+    "signage": ("安全出口指示灯不亮", "去电梯的指示牌方向标反了"),
+    "service": ("家属反映服务台答复态度生硬",),
+    "queue": ("窗口有人插队", "挂号窗口前拥挤"),
 }
 # Weekly chance of a report before the last week, per zone and category.
 BACKGROUND = (("ward-3w", "hygiene", .6), ("ward-3w", "facilities", .3),
@@ -304,24 +316,22 @@ RECENT = (
     (5 * 24 - 2, "ward-3e", "hygiene", "D021", "resolved", None),
     (4 * 24, "ward-3w", "facilities", "D009", "resolved", None),
     (3 * 24 + 1, "ward-3e", "hygiene", "D022", "resolved", None),
-    (3 * 24 - 4, "ward-5w", "facilities", "D014", "in_progress",
-     "Call button in room 512 does not work"),
-    (2 * 24 + 5, "ward-3e", "hygiene", "D008", "resolved", "Spill by the lifts"),
-    (2 * 24 + 4.8, "ward-3e", "hygiene", "D018", "resolved", "Spill by the lifts"),
-    (2 * 24 - 3, "outpatient-hall", "queue", "D010", "rejected",
-     "Queue jumping at window 3"),
-    (30, "ward-5w", "signage", "D021", "assigned", "Sign to the lifts points the wrong way"),
+    (3 * 24 - 4, "ward-5w", "facilities", "D014", "in_progress", "512 病房呼叫按钮失灵"),
+    (2 * 24 + 5, "ward-3e", "hygiene", "D008", "resolved", "电梯口地面有洒漏"),
+    (2 * 24 + 4.8, "ward-3e", "hygiene", "D018", "resolved", "电梯口地面有洒漏"),
+    (2 * 24 - 3, "outpatient-hall", "queue", "D010", "rejected", "3 号窗口有人插队"),
+    (30, "ward-5w", "signage", "D021", "assigned", "去电梯的指示牌方向标反了"),
     (28, "pharmacy-counter", "queue", "D015", "assigned", None),
-    (6, "outpatient-hall", "safety", "D020", "new", "Wet floor by the main entrance, no sign"),
+    (6, "outpatient-hall", "safety", "D020", "new", "正门入口地面湿滑，没有警示牌"),
     (5, "outpatient-hall", "hygiene", "D022", "assigned", None),
     (3, "ward-3e", "hygiene", "D006", "new", None),
 )
 PATHS = {"new": (), "assigned": ("assigned",), "in_progress": ("assigned", "in_progress"),
          "resolved": ("assigned", "in_progress", "resolved"),
          "closed": ("assigned", "in_progress", "resolved", "closed"), "rejected": ("rejected",)}
-COMMENTS = {"assigned": "Sent to the team", "in_progress": "On it",
-            "resolved": "Done, checked on site", "closed": "Confirmed by the ward",
-            "rejected": "Not a problem for the civility office: handled on the spot"}
+COMMENTS = {"assigned": "已派给责任班组", "in_progress": "正在处理",
+            "resolved": "已处理，现场复核通过", "closed": "病区已确认",
+            "rejected": "不属于文明办督办事项，已现场处理"}
 
 
 def _history(now: datetime) -> list[tuple[datetime, str, str, str, str, str]]:
@@ -386,6 +396,7 @@ def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> str:
     db = open_db(db_path)
     try:
         with db.atomic():
+            site.set_name(db, SITE_NAME, SITE_NAME_EN)
             _seed_places(db, now)
             _seed_nodes(db, now)
             token = _seed_roster_and_accounts(db, now)

@@ -253,6 +253,26 @@ def m007_site_settings(db):
     db.execute("CREATE TABLE site_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+@migrations()
+def m008_english_names(db):
+    """An optional English name beside the stored name of a department and a
+    zone (a Chinese hospital stores its names in Chinese): shown to a reader
+    who picks English, the stored name when it is NULL (hub/web/labels.py)."""
+    for statement in ("ALTER TABLE departments ADD COLUMN name_en TEXT",
+                      "ALTER TABLE zones ADD COLUMN name_en TEXT"):
+        db.execute(statement)
+
+
+@migrations()
+def m009_audit_log_append_only(db):
+    """The audit log only grows: the app inserts rows and never changes or
+    removes one. A retention job that must prune it drops these triggers,
+    deletes and puts them back in one transaction, and logs what it removed."""
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
+                   "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+
+
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
     return open_database(path, migrations if migrate else None)

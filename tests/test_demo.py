@@ -71,31 +71,32 @@ def printed_accounts(output_file) -> dict:
 def check_office_pages(office: Browser, attendee: str) -> None:
     """Every page of the office's navigation answers with the seeded data."""
     assert office.home == "/"
-    today = office.get("/")
-    assert "Hand hygiene and infection control" in today and attendee in today
+    today = office.get("/")  # in the hospital's language, Chinese, with the site's name
+    assert "<title>今日 · 示范医院</title>" in today
+    assert "手卫生与感染控制" in today and attendee in today
     events = office.get("/events/")
-    assert "Fire safety training" in events and "CPR refresher" in events  # past and coming
+    assert "消防安全培训" in events and "心肺复苏复训" in events  # past and coming
     board = office.get("/tickets/")
     assert "overdue-marker" in board  # an open ticket past its due time
-    assert {"Ward 3 East", "Outpatient hall", "Lecture hall A"} <= set(
+    assert {"内科三病区东区", "门诊大厅", "第一报告厅"} <= set(
         re.findall(r"<td>([^<]+)</td>", board))
     assert 'class="state-rejected' in office.get("/tickets/?f=1&state=rejected")
     hours = office.get("/hours/")
     assert len(re.findall(r'<tr id="entry-\d+">', hours)) >= 3  # pending decisions
-    assert "Feng Lan" in hours and "Environmental services" in hours
+    assert "冯兰" in hours and "保洁中心" in hours
     hotspots = office.get("/hotspots/")
     recurring = hotspots[hotspots.index('id="recurring"'):hotspots.index('id="heatmap"')]
-    assert "Ward 3 East" in recurring
+    assert "内科三病区东区" in recurring
     heatmap = hotspots[hotspots.index('id="heatmap"'):hotspots.index('id="floor-plan"')]
     assert len(re.findall(r'class="cell"', heatmap)) >= 5 * 12  # zones x 12 weeks
     floor = hotspots[hotspots.index('id="floor-plan"'):]
     assert 'data-zone="ward-3e"' in floor and "<polygon" in floor
     people = office.get("/people/")
-    assert "Qian Hao" in people and "Zhao Li" in people
+    assert "钱浩" in people and "赵丽" in people
     staff = office.get("/staff/")
-    assert "Feng Lan" in staff and "Environmental services" in staff
+    assert "冯兰" in staff and "保洁中心" in staff
     zones = office.get("/zones/")
-    assert "Ward 5 West" in zones and "Outpatient hall" in zones
+    assert "外科五病区西区" in zones and "门诊大厅" in zones
     plans = sorted(set(re.findall(r"/zones/plans/\d+\.svg", zones)))
     assert len(plans) == 4 and "<rect" in office.get(plans[0])
     editor = office.get("/zones/ward-3e/edit")
@@ -116,7 +117,7 @@ def check_reviewer_pages(reviewer: Browser, api_get, spill_id: int) -> None:
     assert reviewer.status(f"/tickets/{other}") == 404
     hours = reviewer.get("/hours/")
     assert set(re.findall(r'data-staff="([^"]+)"', hours)) == CLEANING_TEAM
-    assert "Feng Lan" in hours
+    assert "冯兰" in hours
 
 
 def check_broker_speaks_only_tls(site_dir, port: int) -> None:
@@ -213,7 +214,7 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
                                       headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(home, timeout=5) as page:
             html = page.read().decode()
-        assert "Hand hygiene and infection control" in html and rows[0]["name"] in html
+        assert "手卫生与感染控制" in html and rows[0]["name"] in html
         # The printed accounts sign in through the login form; every page has data.
         accounts = wait_for(lambda: printed_accounts(tmp_path / "demo.out").get("staff")
                             and printed_accounts(tmp_path / "demo.out"),
@@ -224,7 +225,7 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
                              lambda path: get_json(api + path, token), spill["id"])
         staff = Browser(base, *accounts["staff"])
         assert staff.home == "/me"
-        assert "Fire safety training" in staff.get("/me")  # yesterday's attendance
+        assert "消防安全培训" in staff.get("/me")  # yesterday's attendance
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         proc.wait(30)

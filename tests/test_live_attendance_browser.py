@@ -34,12 +34,12 @@ from .conftest import SITE, wait_for
 from .test_browser import _up, assert_not_blank, serve, sign_in
 
 OFFICE, PASSWORD = "civility-office", "office-pass-9753"
-NOW = datetime.now(timezone.utc)
 SHOTS = Path("/tmp/ux-shots")
 
 
 def ts(minutes: float) -> str:
-    return iso(NOW + timedelta(minutes=minutes))
+    """``minutes`` from now (the test's own now: the records are made as it runs)."""
+    return iso(datetime.now(timezone.utc) + timedelta(minutes=minutes))
 
 
 def device(staff_id: str) -> str:
@@ -59,15 +59,18 @@ def presence(staff_id: str, first: float, last: float, closed: bool) -> dict:
             "first_seen": ts(first), "last_seen": ts(last), "closed": closed}
 
 
-# Minute 0 is now; the lecture started a minute ago.
-RECORDS = [
-    checkin("N1", -8), presence("N1", -10, -2, closed=False),  # came early, still here
-    checkin("N2", -3, "presence"), presence("N2", -3, -1.5, closed=False),
-    checkin("N3", -4), presence("N3", -5, -0.5, closed=True),  # walked out
-    checkin("N4", -2),  # tapped in; the hall never saw the phone
-    # N5 is expected and has not come.
-    checkin("N6", -6), presence("N6", -6, -2, closed=False),  # a walk-in from pharmacy
-]
+def records() -> list[dict]:
+    """Minute 0 is now; the lecture started a minute ago."""
+    return [
+        checkin("N1", -8), presence("N1", -10, -2, closed=False),  # came early, still here
+        checkin("N2", -3, "presence"), presence("N2", -3, -1.5, closed=False),
+        checkin("N3", -4), presence("N3", -5, -0.5, closed=True),  # walked out
+        checkin("N4", -2),  # tapped in; the hall never saw the phone
+        # N5 is expected and has not come.
+        checkin("N6", -6), presence("N6", -6, -2, closed=False),  # a walk-in from pharmacy
+    ]
+
+
 STAFF = {"N1": "王芳", "N2": "刘洋", "N3": "赵磊", "N4": "陈静", "N5": "杨帆", "N6": "周杰"}
 
 
@@ -87,7 +90,7 @@ def seed(db_path: Path) -> None:
             accounts.create(db, OFFICE, "office", PASSWORD)
         set_expected(db, "ev", departments=["nursing"])
         write_batch(db, f"rounds/v1/{SITE}/node/hall-a-1/up/batch", "hall-a-1",
-                    [validate(r) for r in RECORDS], [])
+                    [validate(r) for r in records()], [])
     finally:
         db.close()
 

@@ -28,7 +28,8 @@ PUBLIC = {
     "events.department_feed": "iCal feed: calendar apps cannot sign in; a per-feed token instead",
 }
 PUBLIC_PREFIXES = {
-    "open311.": "Open311 GeoReport v2: reads public per the spec, writes need api_key",
+    "open311.": "Open311 GeoReport v2: services public; requests need an api_key or a "
+                "dashboard session (or public_read in hub.json); media by signed link",
 }
 
 # endpoint -> the roles that may use it.
@@ -92,6 +93,7 @@ POLICY = {
     "people_api.api_me": {STAFF},
     # roster and departments
     "roster.staff": OFFICE_UP,
+    "audit_log.index": {ADMIN},
     "roster.person": OFFICE_UP,
     "roster.person_update": OFFICE_UP,
     "roster.person_pin": OFFICE_UP,

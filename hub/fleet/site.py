@@ -1,12 +1,17 @@
-"""Site-wide settings pushed to every node in its retained config.
+"""Site-wide settings (``site_settings``, JSON values by key).
 
-Today that is the staff Wi-Fi (SSID and WPA2 passphrase, the same on every
-node so that a phone keeps one private MAC across the hospital). A change
-reaches each node within seconds in its retained config (hub/ingest/downlink.py)
-and is kept there. Not yet done: rewriting a ward node's hostapd.conf from it
-(hostapd runs as root, outside Rounds' least-privilege processes); until then
-a new SSID reaches hostapd with a new bundle (`rounds-provision node add
---force`).
+The site's **name** (``name``): what people call the hospital, in its own
+language, with an optional English name, which the dashboard shows in its
+page titles (the site id, ``hub.json``'s ``site``, is a slug for topics and
+files).
+
+The staff **Wi-Fi** (``wifi``: SSID and WPA2 passphrase, the same on every
+node so that a phone keeps one private MAC across the hospital) is pushed to
+every node in its retained config: a change reaches each node within seconds
+(hub/ingest/downlink.py) and is kept there. Not yet done: rewriting a ward
+node's hostapd.conf from it (hostapd runs as root, outside Rounds'
+least-privilege processes); until then a new SSID reaches hostapd with a new
+bundle (`rounds-provision node add --force`).
 """
 
 import json
@@ -41,4 +46,27 @@ def set_wifi(db, ssid: str, psk: str | None) -> dict:
         raise SettingsError("psk must be 8..63 printable ASCII characters, or null for none")
     value = {"ssid": ssid, "psk": psk}
     _put(db, "wifi", value)
+    return value
+
+
+NAME_MAX = 100
+
+
+def name(db, lang: str | None = None) -> str | None:
+    """The site's name; with ``lang`` ``"en"`` its English name when it has
+    one. None when no name is set."""
+    value = get(db, "name") or {}
+    return (lang == "en" and value.get("name_en")) or value.get("name") or None
+
+
+def set_name(db, name: str, name_en: str | None = None) -> dict:
+    """Name the site (``name_en``: its English name, optional)."""
+    value = {"name": (name or "").strip(), "name_en": (name_en or "").strip() or None}
+    for key, text in value.items():
+        if text is not None and (len(text) > NAME_MAX or any(ord(c) < 32 for c in text)):
+            raise SettingsError(f"{key} must be at most {NAME_MAX} characters, "
+                                "without control characters")
+    if not value["name"]:
+        raise SettingsError("name is required")
+    _put(db, "name", value)
     return value

@@ -74,19 +74,25 @@ def departments(db) -> list[dict]:
         "WHERE s.department = d.department) FROM departments d ORDER BY d.department")]
 
 
-def add_department(db, department: str, name: str) -> dict:
+def add_department(db, department: str, name: str, name_en: str | None = None) -> dict:
+    """Add a department: its id, its name (in the hospital's language) and,
+    optionally, the English name shown to a reader who picks English."""
     department, name = (department or "").strip(), (name or "").strip()
+    name_en = (name_en or "").strip() or None
     if text_problem(department, DEPARTMENT_MAX):
         raise RosterError(N_("a department id has 1 to %(limit)d characters, without control "
                              "characters"), limit=DEPARTMENT_MAX)
     if text_problem(name, NAME_MAX):
         raise RosterError(N_("a department name has 1 to %(limit)d characters, without "
                              "control characters"), limit=NAME_MAX)
+    if name_en is not None and text_problem(name_en, NAME_MAX):
+        raise RosterError(N_("an English name has at most %(limit)d characters, without "
+                             "control characters"), limit=NAME_MAX)
     if db.conn.execute("SELECT 1 FROM departments WHERE department = ?",
                        (department,)).fetchone():
         raise Conflict(N_("department %(department)s exists already"), department=department)
-    db.conn.execute("INSERT INTO departments (department, name) VALUES (?, ?)",
-                    (department, name))
+    db.conn.execute("INSERT INTO departments (department, name, name_en) VALUES (?, ?, ?)",
+                    (department, name, name_en))
     return {"department": department, "name": name, "staff": 0}
 
 
@@ -95,10 +101,13 @@ def department_exists(db, department: str) -> bool:
                            (department,)).fetchone() is not None
 
 
-def department_names(db) -> dict[str, str]:
-    """Department code -> name (the code when the name is empty)."""
-    return {code: name or code
-            for code, name in db.conn.execute("SELECT department, name FROM departments")}
+def department_names(db, lang: str | None = None) -> dict[str, str]:
+    """Department code -> name (the code when the name is empty); with ``lang``
+    ``"en"``, the English name where one is stored."""
+    english = lang == "en"
+    return {code: (name_en if english and name_en else name) or code
+            for code, name, name_en in db.conn.execute(
+                "SELECT department, name, name_en FROM departments")}
 
 
 # -- people --------------------------------------------------------------------

@@ -2,7 +2,11 @@
 
 A **zone** (``zones``) is a place a node watches: id (a slug), name, campus,
 building, floor, optional lat/lon, and optionally a ``polygon``: JSON
-``[[x, y], ...]`` (3..200 points) in the coordinates of its floor's plan.
+``[[x, y], ...]`` (3..200 points) in the coordinates of its floor's plan. The
+name is in the hospital's language; ``name_en``, optional, is the English name
+shown to a reader who picks English (``zone_names(db, "en")``). ``check_zone``
+takes it only when ``fields`` has the key, so a form or API body without it
+keeps the stored one (and the zone dicts read here leave it out).
 
 A **floor plan** (``floor_plans``) is one drawing per (campus, building,
 floor): an uploaded SVG (``kind`` ``svg``, stored only after sanitizing) or a
@@ -89,10 +93,13 @@ def get_zone(db, zone_id: str) -> dict | None:
     return _zone(row) if row else None
 
 
-def zone_names(db) -> dict[str, str]:
-    """Zone -> name, by name."""
-    return {zone: name for zone, name in db.conn.execute(
-        "SELECT zone, name FROM zones ORDER BY name, zone")}
+def zone_names(db, lang: str | None = None) -> dict[str, str]:
+    """Zone -> name, by name; with ``lang`` ``"en"``, the English name where
+    one is stored."""
+    english = lang == "en"
+    return {zone: name_en if english and name_en else name
+            for zone, name, name_en in db.conn.execute(
+                "SELECT zone, name, name_en FROM zones ORDER BY name, zone")}
 
 
 def zones_on_floor(db, campus, building, floor) -> list[dict]:
@@ -160,7 +167,7 @@ def check_zone(db, fields: dict, zone_id: str | None = None) -> dict:
     """The zone row ``fields`` describe, validated: for a new zone when
     ``zone_id`` is None (``fields["zone"]`` is its id), else for that one.
     ``polygon`` may be a list or its JSON text; it needs a floor plan.
-    Raises Invalid."""
+    ``name_en`` is in the row only when ``fields`` has it. Raises Invalid."""
     problems: list[Problem] = []
     row: dict = {}
     if zone_id is None:
@@ -174,6 +181,8 @@ def check_zone(db, fields: dict, zone_id: str | None = None) -> dict:
         zone_id = zone_id.strip() if isinstance(zone_id, str) else zone_id
     row["zone"] = zone_id
     row["name"] = _text(problems, fields, "name", MAX_NAME, required=True)
+    if "name_en" in fields:  # left out: the stored English name stays
+        row["name_en"] = _text(problems, fields, "name_en", MAX_NAME)
     for place in _PLACE:
         row[place] = _text(problems, fields, place, MAX_PLACE)
     row["lat"] = _coordinate(problems, fields, "lat", 90)
@@ -220,14 +229,19 @@ def check_polygon(polygon, width: float, height: float) -> list[list[float]]:
     return points
 
 
+def _row_columns(row: dict) -> list[str]:
+    return [*_ZONE_COLUMNS, *(["name_en"] if "name_en" in row else [])]
+
+
 def create_zone(db, row: dict) -> None:
+    columns = _row_columns(row)
     db.conn.execute(
-        f"INSERT INTO zones ({', '.join(_ZONE_COLUMNS)}) VALUES ({', '.join('?' * 8)})",
-        [row[c] for c in _ZONE_COLUMNS])
+        f"INSERT INTO zones ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [row[c] for c in columns])
 
 
 def update_zone(db, row: dict) -> None:
-    columns = [c for c in _ZONE_COLUMNS if c != "zone"]
+    columns = [c for c in _row_columns(row) if c != "zone"]
     db.conn.execute(f"UPDATE zones SET {', '.join(c + ' = ?' for c in columns)} WHERE zone = ?",
                     [row[c] for c in columns] + [row["zone"]])
 

@@ -17,7 +17,7 @@ from hub.config import load_hub_config
 from runtime.settings import ConfigError
 
 from hub.web import (
-    accounts, api, auth, events, fleet, hotspots, hours, i18n, labels, nav, open311, openapi,
+    accounts, api, audit_log, auth, events, fleet, hotspots, hours, i18n, labels, nav, open311, openapi,
     pages, people, roster, roster_import, tickets, zones,
 )
 from hub.web.context import close_db, localtime
@@ -64,7 +64,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 # Dashboard areas, each a module with ``init_app(app)`` registering its pages
 # (and its /api/v1 routes); see docs/dashboard.md.
-AREAS = (roster, roster_import, accounts, events, zones, tickets, hours, fleet, people, hotspots)
+AREAS = (roster, roster_import, accounts, events, zones, tickets, hours, fleet, people, hotspots,
+         audit_log)
 
 
 def _secret_key(db_path: Path) -> bytes:
@@ -99,6 +100,7 @@ def _load_hub_config() -> dict:
         mapping["SECRET_KEY"] = config["secret_key"]
     if "photos_dir" in config:
         mapping["PHOTOS_DIR"] = config["photos_dir"]
+    mapping["OPEN311"] = config["open311"]
     web = config.get("web", {})
     if "secure_cookies" in web:
         mapping["SECURE_COOKIES"] = bool(web["secure_cookies"])

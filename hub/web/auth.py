@@ -7,8 +7,8 @@
   Such requests ignore any session cookie and need no CSRF token: a browser
   never adds that header to a cross-site request on its own.
 * Every other POST needs the CSRF token (form field ``csrf_token`` or the
-  ``X-CSRFToken`` header). Open311 is outside: it authenticates by
-  ``api_key`` and never by the session.
+  ``X-CSRFToken`` header). Open311 is outside: it files requests by
+  ``api_key`` only (a session may read them, never write).
 * Views declare who may use them with ``@requires("office", ...)``; admin may
   use everything. Unsigned requests get 401 (JSON on the API, the sign-in
   page otherwise); signed-in ones with the wrong role get 403.
@@ -24,6 +24,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFProtect
 
 from hub import audit
+from hub.db import write_transaction
 from hub.people import accounts
 from hub.web.context import get_db
 from hub.web.params import safe_next
@@ -154,6 +155,14 @@ def actor() -> str:
 def audited(action: str, target: str | None = None, **detail) -> None:
     """Write the audit row for this request's change (same transaction)."""
     audit.record(get_db(), actor(), action, target, detail)
+
+
+def audited_look(action: str, target: str, **detail) -> None:
+    """Write the audit row for a read of someone's data (a request that
+    changes nothing, so in a transaction of its own)."""
+    db = get_db()
+    with write_transaction(db):
+        audit.record(db, actor(), action, target, detail)
 
 
 def home_url() -> str:

@@ -4,8 +4,15 @@ The database keeps codes (``hygiene``, ``presence``, ``ticket.transition``,
 department ``nursing``); a page shows words. The words for the codes the
 software itself defines are here, in English marked with ``N_()`` and
 translated by the functions below when shown; the names of what a site
-defines (departments, zones) come from their tables, read once a request.
-A code without words is shown as stored.
+defines (departments, zones, the site itself) come from their tables, read
+once a request. A code without words is shown as stored.
+
+Those names are stored in the hospital's language (Chinese), each with an
+optional English name beside it (``departments.name_en``, ``zones.name_en``,
+the site's ``name_en``): ``department_names``, ``zone_names`` and
+``site_name`` give the English one to a reader who picked English, and the
+stored name otherwise (also when no English name was given). Text people
+type (event titles, notes, comments, people's names) is shown as typed.
 
 Category labels are seed data in English (``hub.db._CATEGORY_SEEDS``), kept
 in ``category_settings.label``: a seeded category whose label is still the
@@ -20,12 +27,16 @@ display time (``history_comment``).
 templates; the pages blueprint calls it when it is registered (see pages.py).
 """
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_babel import gettext as _
 
+from hub.fleet import site
 from hub.people import roster
+from hub.schedule import zones
 from hub.tickets import categories
 from hub.tickets.tickets import SYSTEM  # the history's author for what the hub did itself
+from hub.web.context import get_db
+from hub.web.i18n import lang
 
 
 def N_(message: str) -> str:
@@ -50,6 +61,7 @@ ACTIONS = {
     "event.create": N_("Event created"), "event.update": N_("Event edited"),
     "event.delete": N_("Event deleted"), "export.event": N_("Event attendance exported"),
     "export.person": N_("Personal record exported"),
+    "person.view": N_("Personal record viewed"),
     "floor_plan.upload": N_("Floor plan uploaded"),
     "hours.decision": N_("Volunteer hours decided"), "node.move": N_("Node moved to a zone"),
     "roster.import": N_("Roster imported"), "site.wifi": N_("Site Wi-Fi changed"),
@@ -66,7 +78,8 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(hours)
     app.jinja_env.globals.update(
         category_label=category_label, method_label=method_label, source_label=source_label,
-        action_label=action_label, history_comment=history_comment, history_who=history_who)
+        action_label=action_label, history_comment=history_comment, history_who=history_who,
+        site_name=site_name)
 
 
 def _word(words: dict, code: str | None) -> str:
@@ -118,9 +131,20 @@ def category_labels(db) -> dict[str, str]:
 
 
 def department_names(db) -> dict[str, str]:
-    """Department code -> name, from the departments table (one query; a code
-    the table does not name is shown as the code)."""
-    return roster.department_names(db)
+    """Department code -> name in the reader's language, from the departments
+    table (one query; a code the table does not name is shown as the code)."""
+    return roster.department_names(db, lang())
+
+
+def zone_names(db) -> dict[str, str]:
+    """Zone -> name in the reader's language (one query)."""
+    return zones.zone_names(db, lang())
+
+
+def site_name() -> str:
+    """The site's name in the reader's language (page titles); the site id
+    from the hub config while no name is set."""
+    return site.name(get_db(), lang()) or current_app.config["SITE"] or "Rounds"
 
 
 def history_who(who: str | None) -> str:

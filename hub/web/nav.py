@@ -17,6 +17,7 @@ ITEMS = (
     ("zones.index", _l("Zones"), ("office",)),
     ("fleet.nodes", _l("Nodes"), ("office",)),
     ("accounts.index", _l("Accounts"), ()),
+    ("audit_log.index", _l("Audit log"), ()),
     ("people.me", _l("My record"), ("staff",)),
 )
 

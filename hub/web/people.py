@@ -24,7 +24,7 @@ from hub.attendance.attendance import day_bounds
 from hub.db import write_transaction
 from hub.schedule import zones
 from hub.web import labels
-from hub.web.auth import audited, department_scope, requires
+from hub.web.auth import audited, audited_look, department_scope, requires
 from hub.web.context import get_db, hospital_tz
 
 bp = Blueprint("people", __name__)
@@ -175,6 +175,7 @@ def index():
 def person(staff_id):
     _visible_staff(staff_id)
     since, until, args = _period()
+    audited_look("person.view", f"staff:{staff_id}", since=since, until=until)
     return _render_record(_record(staff_id, since, until), args, "people.person_export",
                           mine=False, staff_id=staff_id)
 
@@ -217,6 +218,7 @@ def api_person(staff_id):
     """``hub.attendance.exports.person_record``; ``?from=&to=`` local dates."""
     _visible_staff(staff_id)
     since, until, _args = _period()
+    audited_look("person.view", f"staff:{staff_id}", since=since, until=until, via="api")
     return jsonify(_record(staff_id, since, until))
 
 

@@ -29,7 +29,7 @@ from flask_login import current_user
 from hub import audit
 from hub.db import write_transaction
 from hub.people import account_admin, roster, roster_import
-from hub.web.auth import audited, department_scope, requires
+from hub.web.auth import audited, audited_look, department_scope, requires
 from hub.web.context import get_db
 from hub.web.openapi import errors, json_response, path_param, query, ref
 
@@ -113,13 +113,15 @@ def _person_page(person: dict, status: int = 200, error: str | None = None,
     return render_template(
         "roster_person.html", person=person, error=error, form=form or person,
         departments=roster.departments(db), roles=roster.ROLES,
-        history=audit.entries(db, 20, target=f"staff:{person['staff_id']}")), status
+        history=audit.entries(db, 20, target=f"staff:{person['staff_id']}", looks=False)), status
 
 
 @bp.get("/staff/<staff_id>")
 @requires("office")
 def person(staff_id):
-    return _person_page(_person_or_404(staff_id))
+    person = _person_or_404(staff_id)
+    audited_look("person.view", f"staff:{staff_id}", page="roster")
+    return _person_page(person)
 
 
 @bp.post("/staff/<staff_id>/edit")
@@ -284,7 +286,9 @@ def api_staff():
 @api.get("/staff/<staff_id>")
 @requires("office")
 def api_person(staff_id):
-    return jsonify(_person_or_404(staff_id))
+    person = _person_or_404(staff_id)
+    audited_look("person.view", f"staff:{staff_id}", page="roster", via="api")
+    return jsonify(person)
 
 
 @api.post("/staff/<staff_id>/pin")
