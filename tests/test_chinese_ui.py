@@ -240,6 +240,7 @@ def test_the_demo_hospital_reads_as_a_chinese_hospital(browser, office):  # noqa
     lecture = browser.find_element(By.XPATH, "//section[h2[contains(., '手卫生与感染控制')]]")
     assert {"Nursing", "Cardiology"} <= set(cells(lecture))
     assert "护理部" not in lecture.text
+    assert "Lecture hall A" in lecture.text and "第一报告厅" not in lecture.text  # its zone
 
 
 def test_the_page_title_names_the_site(browser, office):  # noqa: F811

@@ -21,7 +21,7 @@ from hub.attendance import attendance
 from hub.db import write_transaction
 from hub.schedule import events, ical, zones
 from hub.schedule.zones import Invalid, Problem
-from hub.web import openapi
+from hub.web import labels, openapi
 from hub.web.auth import audited, requires
 from hub.web.context import get_db, hospital_tz
 from hub.web.zones import errors, feed_url, invalid_json, translated
@@ -160,7 +160,7 @@ def index():
     departments = events.departments(db)
     feeds = [(code, name, feed_url("department", code)) for code, name in departments.items()]
     return render_template("events_index.html", upcoming=_by_day(upcoming),
-                           recent=_by_day(recent), zone_names=zones.zone_names(db),
+                           recent=_by_day(recent), zone_names=labels.zone_names(db),
                            feeds=feeds, departments=departments)
 
 
@@ -263,7 +263,7 @@ def _feed(kind: str, name: str, title: str) -> Response:
     site = current_app.config["SITE"] or "rounds"
     body = ical.calendar(ical.feed_events(db, kind, name), name=title, site=site,
                          tz_name=current_app.config["TIMEZONE"],
-                         zone_names=zones.zone_names(db), describe=_describe)
+                         zone_names=labels.zone_names(db), describe=_describe)
     response = Response(body, content_type="text/calendar; charset=utf-8")
     response.headers["Cache-Control"] = "private, max-age=300"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -150,7 +150,7 @@ def page():
     category = request.args.get("category") or None
     if category is not None and category not in category_names:
         abort(400, description=f"unknown category: {category}")
-    names = zones.zone_names(db)
+    names = labels.zone_names(db)
     weeks = _weeks(now)
     weekly = [r for r in hotspots.weekly_counts(db, now, weeks=WEEKS)
               if category is None or r["category"] == category]

@@ -70,7 +70,7 @@ def _render_hours(error: str | None = None):
         "hours_index.html", pending=pending[:PENDING_SHOWN],
         more=len(pending) > PENDING_SHOWN, totals=totals, staff=staff, error=error,
         departments=hours.department_totals(db) if scope is None else None,
-        department_names=roster.department_names(db))
+        department_names=labels.department_names(db))
 
 
 # -- API ------------------------------------------------------------------------------

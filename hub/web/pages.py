@@ -26,7 +26,6 @@ from flask import Blueprint, abort, make_response, render_template, request, url
 from flask_babel import gettext as _
 
 from hub.attendance import attendance
-from hub.schedule import zones
 from protocol.clock import iso
 
 from hub.web import labels
@@ -60,7 +59,7 @@ def today():
                         "attendance": rows[:PER_PAGE],
                         "listing": _first_page(event["id"], len(rows))})
     return render_template("today.html", day=day, reports=reports, labels=_labels(),
-                           zone_names=zones.zone_names(db), updated_at=_now(),
+                           zone_names=labels.zone_names(db), updated_at=_now(),
                            department_names=labels.department_names(db))
 
 
@@ -167,7 +166,7 @@ def event(event_id):
     expected_departments = [names.get(code, code) for code in expected["departments"]]
     return render_template("event.html", expected=expected,
                            expected_departments=expected_departments,
-                           zone_names=zones.zone_names(db), live=True, updated_at=_now(),
+                           zone_names=labels.zone_names(db), live=True, updated_at=_now(),
                            department_names=names, **shown)
 
 

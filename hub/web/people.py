@@ -22,7 +22,6 @@ from flask_login import current_user
 from hub.attendance import exports
 from hub.attendance.attendance import day_bounds
 from hub.db import write_transaction
-from hub.schedule import zones
 from hub.web import labels
 from hub.web.auth import audited, audited_look, department_scope, requires
 from hub.web.context import get_db, hospital_tz
@@ -142,7 +141,7 @@ def _render_record(record: dict, args: dict, export_endpoint: str, mine: bool, *
     return render_template("people_person.html", record=record, args=args, mine=mine,
                            exports_urls=exports_urls, ticket_links=links,
                            department_names=labels.department_names(db),
-                           zone_names=zones.zone_names(db),
+                           zone_names=labels.zone_names(db),
                            category_labels=labels.category_labels(db),
                            event_links=not mine and current_user.may("office"),
                            status_labels=exports.STATUS_LABELS,

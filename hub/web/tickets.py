@@ -142,7 +142,7 @@ def _render_board(db, shown, rows, page, has_next, error=None):
         "tickets_index.html", tickets=rows, shown=shown, error=error, page=page, pages=pages,
         per_page=PER_PAGE, scoped=scope is not None, states=tickets.STATES,
         categories=_categories(db),
-        zones={zone: name or zone for zone, name in zones.zone_names(db).items()},
+        zones={zone: name or zone for zone, name in labels.zone_names(db).items()},
         departments=_departments(db))
 
 
@@ -160,7 +160,7 @@ def _departments(db) -> dict:
     """Department code -> name: the departments table, plus any department a
     ticket is routed to that the table does not name (read off the
     ``tickets_department`` index)."""
-    names = roster.department_names(db)
+    names = labels.department_names(db)
     for code in tickets.departments_used(db):
         names.setdefault(code, code)
     return dict(sorted(names.items(), key=lambda item: item[1].casefold()))
@@ -222,7 +222,7 @@ def _render_ticket(ticket: dict, error: str | None = None, typed: dict | None = 
         category=labels.category_label(ticket["category"],
                                        categories.labels(db).get(ticket["category"])),
         zone=_zone_name(db, ticket["zone"]),
-        department=roster.department_names(db).get(ticket["department"], ticket["department"]))
+        department=labels.department_names(db).get(ticket["department"], ticket["department"]))
 
 
 def _zone_name(db, zone: str) -> str:
