@@ -471,3 +471,16 @@ def test_cli_adds_and_lists_departments(config, db):
     assert added.exit_code == 0 and twice.exit_code == 1
     assert "exists already" in twice.output
     assert "er\t0\t急诊科" in listed.output.splitlines()
+
+
+def test_an_unknown_binding_is_a_404_in_the_readers_language(hub_app, db):
+    chinese = signed_in(hub_app, db, "office", username="office-zh")
+    add_person(db, "1000", "周敏")
+    page = chinese.post("/staff/1000/bindings/00000000deadbeef/revoke",
+                        data={"csrf_token": chinese.csrf})
+    api = chinese.delete("/api/v1/staff/1000/bindings/00000000deadbeef",
+                         headers={"X-CSRFToken": chinese.csrf})
+
+    assert page.status_code == 404 and "1000 没有设备 00000000deadbeef" in page.get_data(as_text=True)
+    assert api.status_code == 404
+    assert api.get_json() == {"error": "1000 has no device 00000000deadbeef"}  # the API is English

@@ -88,7 +88,7 @@ def department_pins():
     try:
         issued = roster.department_pins(db, department)
     except roster.NotFound as exc:
-        abort(404, description=str(exc))
+        abort(404, description=says(exc))
     with write_transaction(db):
         roster.store_pins(db, issued)
         audited("staff.pin_reset_department", f"department:{department}", count=len(issued))
@@ -157,19 +157,21 @@ def person_pin(staff_id):
 @requires("office")
 def revoke_binding(staff_id, device):
     _person_or_404(staff_id)
-    _revoke(staff_id, device)
+    _revoke(staff_id, device, says)
     flash(_("The phone is unbound; the nodes will know within seconds."))
     return redirect(url_for("roster.person", staff_id=staff_id), code=303)
 
 
-def _revoke(staff_id: str, device: str) -> None:
+def _revoke(staff_id: str, device: str, words=str) -> None:
+    """Unbind, audited; an unknown binding is a 404 whose reason ``words``
+    gives (``says`` on a page, the English message on the API)."""
     db = get_db()
     try:
         with write_transaction(db):
             roster.revoke_binding(db, staff_id, device)
             audited("device.revoke", f"staff:{staff_id}", device=device)
     except roster.NotFound as exc:
-        abort(404, description=str(exc))
+        abort(404, description=words(exc))
 
 
 @bp.post("/staff/<staff_id>/password")
