@@ -409,6 +409,18 @@ def test_one_minute_in_those_who_came_early_are_in_the_room_not_partial(db):
         == {"S1": ("in_room", "present", 1.0), "S2": ("in_room", "present", 1.0)}
 
 
+def test_while_on_a_late_arrival_still_in_the_room_is_present_so_far(db):
+    ingest(db, checkin("S1", 0.7, method="portal"), presence("S1", 0.7, 1.5, closed=False),
+           checkin("S2", 0, method="portal"), presence("S2", 0, 0.3, closed=True))
+
+    rows = rows_by_id(db, now=at(2))  # 1.3 of 2 minutes: short of 0.75 x 2, within grace
+    later = rows_by_id(db, now=at(9))  # 8.3 of 9 minutes: 0.75 x (9 - 5) = 3 needed
+
+    assert (rows["S1"]["now"], rows["S1"]["status"]) == ("in_room", "present")
+    assert (rows["S2"]["now"], rows["S2"]["status"]) == ("left", "partial")  # no grace out
+    assert later["S1"]["status"] == "present"
+
+
 def test_before_the_start_those_waiting_are_in_the_room(db):
     ingest(db, checkin("S1", -8, method="portal"), presence("S1", -10, -6, closed=False))
 

@@ -245,6 +245,7 @@ def test_the_demo_hospital_reads_as_a_chinese_hospital(browser, office):  # noqa
 
 def test_the_page_title_names_the_site(browser, office):  # noqa: F811
     assert browser.title == "今日 · 示范医院"
+    assert browser.find_element(By.CSS_SELECTOR, "header .site").text == "示范医院"
     browser.get(office + "/tickets/")
     assert browser.title == "工单 · 示范医院"
     switch_language(browser, "en")

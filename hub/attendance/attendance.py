@@ -28,7 +28,9 @@ The rules, for an event from ``start`` to ``end`` looked at ``now``:
   ``first_seen``/``last_seen`` are the clipped ends (the time in the event).
 * ``required`` = ``min_presence`` (default 0.75) x the duration so far,
   ``min(now, end) - start``: during the lecture the live view is fair to
-  people who have been there since the start.
+  people who have been there since the start. While the event is on, someone
+  in the room now is held to the duration so far less the 5-minute grace, so
+  that one who walked in a minute late is not "partial" a minute later.
 * **present**: checked in (portal or presence) and either seen with
   ``dwell >= required``, or checked in from a zone that had no presence
   source during the event (see below); **partial**: checked in or seen, but
@@ -331,9 +333,10 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
         end = start
     min_presence = event.get("min_presence")
     min_presence = DEFAULT_MIN_PRESENCE if min_presence is None else float(min_presence)
-    required = timedelta(0)
+    required = required_in_room = timedelta(0)
     if now > start:
         required = (min(now, end) - start) * min_presence
+        required_in_room = max(min(now, end) - start - GRACE, timedelta(0)) * min_presence
     zones = [z for z in event.get("zones") or [] if isinstance(z, str)]
 
     expected = expected_staff(db, event["id"])
@@ -370,7 +373,8 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
         in_room = any(not closed for _, _, closed in found)
         unwatched = checkin is not None and bool(checkin["zones"] - sources)
         waiting = now <= start and in_room  # there before the start: nothing to judge yet
-        if checkin is not None and (unwatched or waiting or (seen and dwell >= required)):
+        needed = required_in_room if on and in_room else required
+        if checkin is not None and (unwatched or waiting or (seen and dwell >= needed)):
             status = "present"
         elif checkin is not None or seen:
             status = "partial"
