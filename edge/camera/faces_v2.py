@@ -1,5 +1,0 @@
-"""placeholder"""
-class FaceDetectorUnavailable(RuntimeError):
-    pass
-def detect_faces(image_bgr):
-    return []
