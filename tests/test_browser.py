@@ -61,19 +61,27 @@ WALKS = {
 }
 
 
-@pytest.fixture(scope="module")
-def browser():
+def chromium(window: str = "390,844", *flags: str, prefs: dict | None = None):
+    """Headless Debian Chromium through chromedriver, a fresh profile each time;
+    ``window`` is the viewport ("390,844" a phone, "1280,900" a desk)."""
     if not shutil.which("chromium") or not shutil.which("chromedriver"):
         pytest.fail("chromium and chromium-driver are not installed (make test installs them)")
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=390,844",
-                 f"--user-data-dir={tempfile.mkdtemp()}"):
+                 "--disable-component-update", "--disable-sync", f"--window-size={window}",
+                 f"--user-data-dir={tempfile.mkdtemp()}", *flags):
         options.add_argument(flag)
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
     service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
+    return webdriver.Chrome(options=options, service=service)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = chromium()
     yield driver
     driver.quit()
 

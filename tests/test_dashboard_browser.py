@@ -11,9 +11,7 @@ screenshot, checked non-blank, and the audit log names the office."""
 import io
 import json
 import os
-import shutil
 import sqlite3
-import tempfile
 import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
@@ -24,7 +22,6 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 from PIL import Image, ImageDraw
-from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -39,7 +36,7 @@ from protocol.clock import iso
 from protocol.pins import hash_pin
 
 from .conftest import SITE, running_ingest, running_sync, wait_for
-from .test_browser import _up, assert_not_blank, serve, sign_in
+from .test_browser import _up, assert_not_blank, chromium, serve, sign_in
 
 HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")
 OFFICE, PASSWORD = "civility-office", "office-pass-1357"
@@ -57,20 +54,9 @@ WAIT = 30  # seconds: the live page polls every 5 s; two busy cores
 def office_browser(tmp_path_factory):
     """Chromium as in test_browser.py, downloading without asking into a
     directory of its own (``office_browser.downloads``)."""
-    if not shutil.which("chromium") or not shutil.which("chromedriver"):
-        pytest.fail("chromium and chromium-driver are not installed (make test installs them)")
     downloads = tmp_path_factory.mktemp("downloads")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                 f"--user-data-dir={tempfile.mkdtemp()}"):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
+    driver = chromium("1280,900", prefs={"download.default_directory": str(downloads),
+                                         "download.prompt_for_download": False})
     driver.downloads = downloads
     yield driver
     driver.quit()

@@ -6,13 +6,10 @@ read."""
 import json
 import os
 import re
-import shutil
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -22,7 +19,7 @@ from hub.schedule import zones
 from protocol.clock import iso
 
 from .conftest import SITE, wait_for
-from .test_browser import _up, serve, sign_in
+from .test_browser import _up, chromium, serve, sign_in
 
 OFFICE, PASSWORD = "civility-office", "office-pass-8642"
 SHOTS = Path("/tmp/ux-shots")
@@ -59,8 +56,6 @@ def seed(db_path: Path) -> None:
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
     """(browser signed in as the office, the dashboard's base URL)."""
-    if not shutil.which("chromium") or not shutil.which("chromedriver"):
-        pytest.fail("chromium and chromium-driver are not installed (make test installs them)")
     tmp = tmp_path_factory.mktemp("details")
     seed(tmp / "hub.db")
     conf = tmp / "hub.json"
@@ -68,14 +63,7 @@ def dashboard(tmp_path_factory):
                                 "web": {"secure_cookies": False}}))
     log = open(tmp / "web.log", "ab")
     web, url = serve("hub.web:create_app()", dict(os.environ, ROUNDS_HUB_CONFIG=str(conf)), log)
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--window-size=1280,900",
-                 f"--user-data-dir={tempfile.mkdtemp()}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(
-        executable_path=shutil.which("chromedriver")))
+    driver = chromium("1280,900")
     try:
         wait_for(lambda: _up(url + "/api/v1/health"), message="dashboard up")
         driver.get(url + "/")

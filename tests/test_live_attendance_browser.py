@@ -12,14 +12,11 @@ the page is read in Chinese, the hospital's default.
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -31,7 +28,7 @@ from protocol.clock import iso
 from protocol.records import validate
 
 from .conftest import SITE, wait_for
-from .test_browser import _up, assert_not_blank, serve, sign_in
+from .test_browser import _up, assert_not_blank, chromium, serve, sign_in
 
 OFFICE, PASSWORD = "civility-office", "office-pass-9753"
 SHOTS = Path("/tmp/ux-shots")
@@ -97,16 +94,7 @@ def seed(db_path: Path) -> None:
 
 @pytest.fixture
 def desk_browser():
-    if not shutil.which("chromium") or not shutil.which("chromedriver"):
-        pytest.fail("chromium and chromium-driver are not installed (make test installs them)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--window-size=1280,900",
-                 "--lang=zh-CN", f"--user-data-dir={tempfile.mkdtemp()}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(
-        executable_path=shutil.which("chromedriver")))
+    driver = chromium("1280,900", "--lang=zh-CN")
     yield driver
     driver.quit()
 

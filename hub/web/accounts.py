@@ -20,7 +20,8 @@ from hub.people import account_admin, roster
 from hub.web.auth import audited, requires
 from hub.web.context import get_db
 from hub.web.openapi import NULLABLE_STR, SIGNED_IN, errors, json_response, ref
-from hub.web.roster import json_object, says, text_fields
+from hub.web.params import json_object
+from hub.web.roster import says, text_fields
 
 bp = Blueprint("accounts", __name__)
 api = Blueprint("accounts_api", __name__, url_prefix="/api/v1")

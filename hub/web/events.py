@@ -24,6 +24,7 @@ from hub.schedule.zones import Invalid, Problem
 from hub.web import labels, openapi
 from hub.web.auth import audited, requires
 from hub.web.context import get_db, hospital_tz
+from hub.web.params import json_object
 from hub.web.zones import errors, feed_url, invalid_json, translated
 
 bp = Blueprint("events", __name__)
@@ -298,13 +299,6 @@ def _event_json(db, event_id: str) -> dict:
             "expected": attendance.get_expected(db, event_id)}
 
 
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="expected a JSON object body")
-    return body
-
-
 @api.get("/events")
 @requires("office")
 def list_events():
@@ -336,7 +330,7 @@ def event_attendance(event_id):
 def create_event():
     """Body ``EventInput``; 201 with the event, 400 with ``errors`` per field,
     409 when the ``id`` given is taken."""
-    body = _json_body()
+    body = json_object()
     db = get_db()
     wanted = body.get("id")
     if isinstance(wanted, str) and attendance.get_event(db, wanted) is not None:
@@ -369,7 +363,7 @@ def get_event(event_id):
 def update_event(event_id):
     """Fields given replace the stored ones, the others stay; ``expected``
     given replaces both lists."""
-    body = _json_body()
+    body = json_object()
     db = get_db()
     stored = events.draft_of(db, event_id)
     if stored is None:

@@ -20,6 +20,7 @@ from hub.tickets import hours
 from hub.web import labels, openapi
 from hub.web.auth import actor, audited, department_scope, requires
 from hub.web.context import get_db
+from hub.web.params import json_object
 
 bp = Blueprint("hours", __name__)
 api = Blueprint("hours_api", __name__, url_prefix="/api/v1")
@@ -102,7 +103,7 @@ def volunteer_hours():
 def hours_decision(entry_id):
     """Body ``{"approve": true|false}``; answers the entry. 409 when it was
     already decided."""
-    approve = _json_body().get("approve")
+    approve = json_object().get("approve")
     if not isinstance(approve, bool):
         abort(400, description="approve must be true or false")
     return jsonify(decide_hours(entry_id, approve))
@@ -125,13 +126,6 @@ def decide_hours(entry_id: int, approve: bool) -> dict:
     except ValueError as exc:
         abort(409, description=str(exc))
     return decided
-
-
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="expected a JSON object body")
-    return body
 
 
 # -- OpenAPI ----------------------------------------------------------------------------

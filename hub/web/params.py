@@ -1,10 +1,12 @@
-"""Reading query-string values without surprises: numbers and return paths.
+"""Reading request values without surprises: numbers, return paths and JSON bodies.
 
 ``str.isdigit`` is true for "²" and "١٢", and ``int()`` of a long digit
 string overflows SQLite's 64-bit integers: either becomes a 500. Every
 numeric query parameter goes through ``number``."""
 
 from urllib.parse import urlsplit
+
+from flask import abort, request
 
 MAX_DIGITS = 9
 
@@ -26,3 +28,11 @@ def safe_next(target: str | None) -> str | None:
         return None
     parts = urlsplit(target)
     return None if parts.scheme or parts.netloc else target
+
+
+def json_object() -> dict:
+    """The request's JSON object body; anything else answers 400."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="expected a JSON object body")
+    return body

@@ -2,7 +2,7 @@
 docs/dashboard.md and the domain in ``hub/people/roster.py``). Importing the roster
 from CSV is its own area (``roster_import.py``), so are accounts
 (``accounts.py``); both use this module's helpers for requests and domain
-errors (``says``, ``may_grant_admin``, ``json_object``, ``text_fields``).
+errors (``says``, ``may_grant_admin``, ``text_fields``).
 
 Pages:
 
@@ -31,6 +31,7 @@ from hub.db import write_transaction
 from hub.people import account_admin, roster, roster_import
 from hub.web.auth import audited, audited_look, department_scope, requires
 from hub.web.context import get_db
+from hub.web.params import json_object
 from hub.web.openapi import errors, json_response, path_param, query, ref
 
 bp = Blueprint("roster", __name__)
@@ -232,14 +233,6 @@ def _add_department(department: str, name: str) -> dict:
 
 
 # -- JSON API ----------------------------------------------------------------------
-
-def json_object() -> dict:
-    """The request's JSON object body; anything else answers 400."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="expected a JSON object body")
-    return body
-
 
 def text_fields(body: dict, *names: str) -> dict:
     """``names`` of ``body``, each text or None; anything else answers 400."""

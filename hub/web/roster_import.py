@@ -23,7 +23,8 @@ from hub.people import roster, roster_import
 from hub.web.auth import audited, requires
 from hub.web.context import get_db
 from hub.web.openapi import SIGNED_IN, errors, json_response, query, ref
-from hub.web.roster import json_object, may_grant_admin, says
+from hub.web.params import json_object
+from hub.web.roster import may_grant_admin, says
 
 bp = Blueprint("roster_import", __name__)
 api = Blueprint("roster_import_api", __name__, url_prefix="/api/v1")

@@ -14,7 +14,7 @@ import re
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
-from flask import (Blueprint, Flask, abort, current_app, flash, jsonify, redirect,
+from flask import (Blueprint, Flask, abort, flash, jsonify, redirect,
                    render_template, request, send_file, url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -31,7 +31,7 @@ from protocol.clock import iso
 from hub.web import labels, openapi
 from hub.web.auth import actor, audited, department_scope, requires
 from hub.web.context import get_db, hospital_tz, photos_dir
-from hub.web.params import number
+from hub.web.params import json_object, number
 
 bp = Blueprint("tickets", __name__)
 api = Blueprint("tickets_api", __name__, url_prefix="/api/v1")
@@ -304,7 +304,7 @@ def one_ticket(ticket_id):
 def ticket_transition(ticket_id):
     """Body ``{"to", "comment"?}``; answers the ticket with history.
     400 bad body, 404 unknown ticket, 409 a move the state machine refuses."""
-    body = _json_body()
+    body = json_object()
     to, comment = body.get("to"), body.get("comment", "")
     if to not in tickets.STATES:
         abort(400, description=f"to must be one of {', '.join(tickets.STATES)}")
@@ -328,13 +328,6 @@ def move_ticket(ticket_id: int, to: str, comment: str) -> None:
         abort(404, description=str(exc))
     except ValueError as exc:
         abort(409, description=str(exc))
-
-
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="expected a JSON object body")
-    return body
 
 
 # -- OpenAPI ----------------------------------------------------------------------------

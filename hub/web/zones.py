@@ -18,6 +18,7 @@ from hub.db import write_transaction
 from hub.schedule import floor_plans, ical, zones
 from hub.web.auth import audited, requires
 from hub.web.context import get_db
+from hub.web.params import json_object
 
 bp = Blueprint("zones", __name__)
 api = Blueprint("zones_api", __name__, url_prefix="/api/v1")
@@ -226,17 +227,10 @@ def list_zones():
     return jsonify([_zone_json(z, plans) for z in zones.list_zones(db)])
 
 
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, description="expected a JSON object body")
-    return body
-
-
 @api.post("/zones")
 @requires("office")
 def create_zone():
-    body = _json_body()
+    body = json_object()
     db = get_db()
     if isinstance(body.get("zone"), str) and zones.get_zone(db, body["zone"].strip()):
         return jsonify(error=f"a zone {body['zone'].strip()} already exists"), 409
@@ -258,7 +252,7 @@ def create_zone():
 def update_zone(zone):
     """Fields given replace the stored ones; fields left out keep their value
     (``null`` clears an optional one)."""
-    body = _json_body()
+    body = json_object()
     db = get_db()
     stored = zones.get_zone(db, zone)
     if stored is None:
