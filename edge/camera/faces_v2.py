@@ -11,7 +11,7 @@ composited, bench/faces/make_set.py) it blurs 0.997 of the faces of 24 px or mor
 of those of 24-35 px), against 0.047 for the Haar pass on a 400 px copy it replaces,
 0.64 for Haar frontal + alt2 + profile at full resolution (3-4 s a photo) and 0.25-0.53
 for dlib's HOG; it blurs 1.1 % of a face-free photo on average (worst 10.8 %). A 12 MP
-photo takes 174 ms through the pipeline on the 2-core bench VM (today: 112 ms), 298 ms
+photo takes 174-190 ms through the pipeline on the 2-core bench VM (Haar: 112 ms), 298 ms
 on one core. Haar misses masked and rolled faces and costs seconds at full resolution;
 YuNet ships in no package.
 

@@ -8,7 +8,7 @@ returned beside it, so the report can carry it although the photo does not.
 
 Anything that is not a whole, decodable, reasonably sized image is refused with
 :class:`PhotoRejected`, whose ``status`` is the HTTP status to answer with (400, 413
-or 422) and whose ``message`` is a sentence for people: English marked with ``N_``
+422 or 503) and whose ``message`` is a sentence for people: English marked with ``N_``
 (the portal's catalogue translates it where it is shown, edge/portal/report.py),
 with its ``%(name)s`` placeholders filled from ``params``; ``reason`` is the
 English sentence filled in, for logs and the command line. File name and content
@@ -21,13 +21,13 @@ import hashlib
 import io
 import logging
 import os
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps
+
+from edge.camera import faces_v2
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
@@ -41,23 +41,15 @@ _FALLBACK_QUALITIES = (75, 65, 50, 35)
 # EPS, ...) are attack surface we do not need.
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")  # JPEG includes MPO (iPhone)
 
-# Face detection runs on a grayscale copy whose long side is DETECT_SIDE, so the
-# smallest face found is MIN_FACE / DETECT_SIDE of the long side (about 100 px in
-# the 1600 px output). Tuned for the bench target (<= 200 ms per 12 MP photo on
-# one core): the profile cascade (run twice, plain and mirrored) is the costly part.
-DETECT_SIDE = 400
-MIN_FACE = 24
-FRONTAL_SCALE = 1.2
-PROFILE_SCALE = 1.25
-# Neighbours a detection needs: 5 for frontal (at 4 it blurs a patch of the
-# astronaut's suit), 4 for the weaker profile cascade.
-FRONTAL_NEIGHBORS = 5
-PROFILE_NEIGHBORS = 4
-# A Haar box is tight (brows to mouth): widen it to take in hair, ears and chin.
+# A detector's box is tight (brows to mouth for Haar, eyes to chin for BlazeFace):
+# widen it to take in hair, ears and chin.
 GROW_X = 0.25
 GROW_Y = 0.35
-# Each face is reduced to at most this many cells across, then smoothed back up.
+# Each face is reduced to at most this many cells across (see blur_faces).
 PIXEL_CELLS = 6
+# Noise added to every cell's colour (uniform, +-NOISE levels of 255), drawn from
+# the operating system's entropy, so the cells' averages are not the face's either.
+NOISE = 24
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # the default; a truncated file is refused
 
@@ -71,9 +63,10 @@ def N_(message: str) -> str:
 
 class PhotoRejected(ValueError):
     """Not accepted as a photo. ``status``: 400 not an image or truncated, 413 too
-    many bytes, 422 too many pixels (a decompression bomb). ``message`` and
-    ``params``: the sentence for people, to translate then fill; ``reason``: the
-    English sentence filled in."""
+    many bytes, 422 too many pixels (a decompression bomb), 503 the face detector
+    cannot run (no photo is taken at all then). ``message`` and ``params``: the
+    sentence for people, to translate then fill; ``reason``: the English sentence
+    filled in."""
 
     def __init__(self, status: int, message: str, **params):
         self.status, self.message, self.params = status, message, params
@@ -227,67 +220,18 @@ def _to_srgb_rgb(im: Image.Image) -> Image.Image:
 
 # --- faces ---
 
-_cascades = None
-_cascade_lock = threading.Lock()
-
-
-def _load_cascades():
-    global _cascades
-    with _cascade_lock:
-        if _cascades is None:
-            base = Path(cv2.data.haarcascades)
-            loaded = []
-            for name in ("haarcascade_frontalface_default.xml", "haarcascade_profileface.xml"):
-                c = cv2.CascadeClassifier(str(base / name))
-                if c.empty():
-                    raise RuntimeError(f"cannot load OpenCV cascade {base / name}")
-                loaded.append(c)
-            _cascades = tuple(loaded)
-    return _cascades
-
-
-def _merge(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """One box per face: frontal and profile cascades often both find the same one."""
-    boxes = sorted(boxes, key=lambda b: -b[2] * b[3])
-    kept: list[tuple[int, int, int, int]] = []
-    for x, y, w, h in boxes:
-        for kx, ky, kw, kh in kept:
-            ix = max(0, min(x + w, kx + kw) - max(x, kx))
-            iy = max(0, min(y + h, ky + kh) - max(y, ky))
-            if ix * iy > 0.4 * min(w * h, kw * kh):
-                break
-        else:
-            kept.append((x, y, w, h))
-    return kept
-
-
 def detect_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Face boxes (x, y, w, h) in ``rgb``'s pixels: Haar frontal + profile (plain
-    and mirrored) on a grayscale copy whose long side is DETECT_SIDE."""
-    frontal, profile = _load_cascades()
-    h, w = rgb.shape[:2]
-    scale = min(1.0, DETECT_SIDE / max(h, w))
-    small = rgb if scale == 1.0 else cv2.resize(
-        rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
-    sw = gray.shape[1]
-    found: list[tuple[int, int, int, int]] = []
-    minsize = (MIN_FACE, MIN_FACE)
-    with _cascade_lock:  # CascadeClassifier is not documented as thread-safe
-        for x, y, bw, bh in frontal.detectMultiScale(gray, FRONTAL_SCALE, FRONTAL_NEIGHBORS,
-                                                     minSize=minsize):
-            found.append((x, y, bw, bh))
-        for x, y, bw, bh in profile.detectMultiScale(gray, PROFILE_SCALE, PROFILE_NEIGHBORS,
-                                                     minSize=minsize):
-            found.append((x, y, bw, bh))
-        mirrored = cv2.flip(gray, 1)
-        for x, y, bw, bh in profile.detectMultiScale(mirrored, PROFILE_SCALE, PROFILE_NEIGHBORS,
-                                                     minSize=minsize):
-            found.append((sw - x - bw, y, bw, bh))
-    inv = 1.0 / scale
-    boxes = [(int(x * inv), int(y * inv), int(round(bw * inv)), int(round(bh * inv)))
-             for x, y, bw, bh in found]
-    return _merge(boxes)
+    """Face boxes (x, y, w, h) in ``rgb``'s pixels (edge/camera/faces_v2.py).
+
+    Fail safe: when the detector cannot run (model missing or altered, OpenCV
+    failing on it) the photo is refused with a 503, never passed on unblurred."""
+    try:
+        return faces_v2.detect_faces(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    except (faces_v2.FaceDetectorUnavailable, cv2.error) as exc:
+        log.error("face detection cannot run, photo refused: %s", exc)
+        raise PhotoRejected(503, N_("This node cannot blur faces right now, so it takes "
+                                    "no photos. Please file the report without a photo "
+                                    "and tell the facilities team.")) from None
 
 
 def grow_box(box, width: int, height: int) -> tuple[int, int, int, int]:
@@ -299,9 +243,17 @@ def grow_box(box, width: int, height: int) -> tuple[int, int, int, int]:
 
 
 def blur_faces(rgb: np.ndarray, boxes) -> None:
-    """Reduce each (enlarged) face region to at most PIXEL_CELLS cells across and
-    interpolate it back up, in place: nothing finer than a cell survives."""
+    """Make each (enlarged) face region unrecoverable, in place.
+
+    A Gaussian blur is a known linear filter: deconvolution brings much of a face
+    back, more so from a high-quality JPEG. Pixelation keeps only a few averages,
+    so there is nothing left to deconvolve, but a 6-cell mosaic can still be matched
+    against photos of candidates (the averages are a fingerprint). So: reduce to at
+    most PIXEL_CELLS cells across, add random noise (+-NOISE levels, fresh from the
+    OS for every photo) to every cell's colour, and interpolate back up smoothly
+    (bilinear costs nothing; a 100 px Gaussian kernel took 20 ms)."""
     height, width = rgb.shape[:2]
+    rng = np.random.default_rng()  # seeded from os.urandom: not reproducible
     for box in boxes:
         x0, y0, x1, y1 = grow_box(box, width, height)
         roi = rgb[y0:y1, x0:x1]
@@ -310,9 +262,9 @@ def blur_faces(rgb: np.ndarray, boxes) -> None:
             continue
         cell = max(2, max(rw, rh) // PIXEL_CELLS)
         tiny = cv2.resize(roi, (max(1, rw // cell), max(1, rh // cell)),
-                          interpolation=cv2.INTER_AREA)
-        # Bilinear back up: as smooth as a huge Gaussian, but costs nothing (a
-        # 100 px Gaussian kernel took 20 ms); only the few cells' colours remain.
+                          interpolation=cv2.INTER_AREA).astype(np.int16)
+        tiny += rng.integers(-NOISE, NOISE + 1, tiny.shape, dtype=np.int16)
+        tiny = np.clip(tiny, 0, 255).astype(np.uint8)
         rgb[y0:y1, x0:x1] = cv2.resize(tiny, (rw, rh), interpolation=cv2.INTER_LINEAR)
 
 

@@ -131,7 +131,13 @@ def submit():
     if use_camera:  # the node's own camera, through the same pipeline
         try:
             safe.append(process(capture_frame(current_app.config["CAMERA_SOURCE"], warmup=5)))
-        except (CaptureError, PhotoRejected) as exc:
+        except PhotoRejected as exc:
+            if exc.status == 503:  # no face detector: say so, not "no picture"
+                return _form(503, _(exc.message, **exc.params), values)
+            log.warning("node camera: %s", exc)
+            return _form(503, _("The node's camera did not give a picture; please use "
+                                "your phone's camera."), values)
+        except CaptureError as exc:
             log.warning("node camera: %s", exc)
             return _form(503, _("The node's camera did not give a picture; please use "
                                 "your phone's camera."), values)
