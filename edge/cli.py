@@ -14,6 +14,16 @@ def _load(ctx) -> dict:
     return load_config(ctx.obj["config_path"], ("site", "node", "db", "mqtt"))
 
 
+def _retention(config: dict) -> dict:
+    """The config's optional "retention" section, checked (edge.retention)."""
+    from .retention import settings
+
+    try:
+        return settings(config.get("retention"))
+    except ValueError as exc:
+        raise click.ClickException(f"node config: {exc}") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="ROUNDS_EDGE_CONFIG", default=DEFAULT_CONFIG,
               show_default=True, help="The node's JSON config (written by provisioning).")
@@ -47,7 +57,8 @@ def sync(ctx):
 
     config = _load(ctx)
     link = NodeSync(site=config["site"], node=config["node"], db_path=config["db"],
-                    mqtt=MqttSettings.from_dict(config["mqtt"]), **config.get("sync", {}))
+                    mqtt=MqttSettings.from_dict(config["mqtt"]), retention=_retention(config),
+                    **config.get("sync", {}))
     stop = stop_on_signals(lambda: link.wake.set())
     try:
         link.run(stop)
@@ -55,6 +66,47 @@ def sync(ctx):
         click.echo(f"rounds-edge sync: {exc}. Check the node's MQTT user and password "
                    "(or ask facilities to re-provision it).", err=True)
         sys.exit(2)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Count what is past its time; delete nothing.")
+@click.pass_context
+def prune(ctx, dry_run):
+    """Delete what the node keeps past its time, once, and print the counts.
+
+    The sync process does this at start and about once an hour. Periods in
+    days come from the node config's section "retention" (outbox_days 90,
+    spool_days 30, local_reports_days 90, local_checkins_days 30,
+    pin_failures_days 1); released phones whose time is up go at once.
+    Prints one line per kind: "<kind> <count>". Refuses (exit 1) while NTP
+    has not set the clock, except with --dry-run.
+
+    Example:
+
+        rounds-edge --config /etc/rounds/node.json prune --dry-run
+    """
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from . import health
+    from .db import open_db
+    from .retention import prune as prune_now
+
+    config = load_config(ctx.obj["config_path"], ("db",))
+    settings = _retention(config)
+    if not dry_run and health.clock_synced() is False:
+        raise click.ClickException("the wall clock is not set yet (NTP); pruning by it could "
+                                   "delete too much. Try again once it is.")
+    spool_dir = config.get("sync", {}).get("photo_dir") or Path(config["db"]).parent / "photos"
+    db = open_db(config["db"])
+    try:
+        counts = prune_now(db, spool_dir, settings, datetime.now(timezone.utc), dry_run=dry_run)
+    finally:
+        db.close()
+    for kind, count in counts.items():
+        click.echo(f"{kind} {count}")
+    if dry_run:
+        click.echo("dry run: nothing deleted")
 
 
 @main.command()

@@ -13,6 +13,9 @@ new roster) fails: the loop keeps what it could not apply in memory and
 applies it once space returns, rather than dying. Records stay queued until
 then, so nothing is lost either way (and after a restart they are sent again;
 the hub ignores ids it has seen).
+
+The loop also prunes what the node keeps past its time (``edge.retention``):
+at start and about once an hour, once the wall clock is known to be set.
 """
 
 import json
@@ -38,6 +41,8 @@ from . import health
 from .db import is_disk_full
 from .outbox import Outbox
 from .photos import PhotoSpool
+from .retention import prune
+from .retention import settings as retention_settings
 from .state import CONFIG, ROSTER, NodeState
 
 log = logging.getLogger(__name__)
@@ -57,7 +62,8 @@ class Batch:
 class NodeSync:
     def __init__(self, *, site, node, db_path, mqtt: MqttSettings, batch_size=500,
                  window=8, ack_timeout=15.0, status_interval=30.0, poll_interval=0.2,
-                 photo_dir=None, photo_window=2, clock: health.NodeClock = health.SYSTEM_CLOCK):
+                 photo_dir=None, photo_window=2, clock: health.NodeClock = health.SYSTEM_CLOCK,
+                 retention: dict | None = None, prune_interval=3600.0):
         self.site, self.node, self.db_path = site, node, Path(db_path)
         self.batch_size, self.window = batch_size, window
         self.ack_timeout, self.status_interval = ack_timeout, status_interval
@@ -66,6 +72,9 @@ class NodeSync:
         self.photo_dir = Path(photo_dir) if photo_dir else self.db_path.parent / "photos"
         self.photo_window = photo_window
         self.clock = clock  # the node's clocks, for the batch envelopes and the status
+        self.retention = retention_settings(retention)  # periods in days (edge.retention)
+        self.prune_interval = prune_interval
+        self._next_prune = 0.0  # monotonic time of the next pruning
         self.photos_inflight: dict[str, float] = {}  # sha256 -> when sent
         self.inbox: queue.Queue = queue.Queue()
         self.wake = threading.Event()
@@ -122,6 +131,7 @@ class NodeSync:
         self.state = NodeState(self.outbox.db)
         self.spool = PhotoSpool(self.outbox.db, self.photo_dir)
         self._sweep_spool()
+        self._prune()
         self.client.connect_async(self._mqtt.host, self._mqtt.port, keepalive=30)
         self.client.loop_start()
         next_status = 0.0
@@ -130,6 +140,8 @@ class NodeSync:
                 self.wake.clear()  # before draining, so a message arriving now wakes the next wait
                 self._apply_unapplied()
                 self._drain_inbox()
+                if time.monotonic() >= self._next_prune:
+                    self._prune()
                 if self.connected:
                     self._expire_overdue()
                     self._fill_window()
@@ -245,6 +257,23 @@ class NodeSync:
         if removed:
             log.info("removed %d photo file(s) no report names (left by a killed writer)",
                      removed)
+
+    def _prune(self) -> None:
+        """Delete what is past its time (``edge.retention.prune``): at start and
+        every ``prune_interval`` s, whether or not the hub is reachable. Not
+        before NTP has set the clock (a clock set ahead would age everything),
+        and never fatal: a busy database or any failure waits for next time."""
+        self._next_prune = time.monotonic() + self.prune_interval
+        if self.clock.synced() is False:
+            log.info("retention: pruning waits until the wall clock is set")
+            return
+        try:
+            prune(self.outbox.db, self.photo_dir, self.retention, self.clock.now())
+        except Exception as exc:  # housekeeping must never stop the sync
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                log.warning("retention: database busy; pruning skipped until next time")
+            else:
+                log.exception("retention: pruning failed; trying again later")
 
     def _reset(self) -> None:
         """Send every unacknowledged record again, from the oldest."""
