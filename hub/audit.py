@@ -6,8 +6,10 @@ only ever inserts rows (the ``audit_log`` triggers refuse UPDATE and DELETE).
 """
 
 import json
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from hub.db import delete_batches
 from protocol.clock import iso
 
 _COLUMNS = ("id", "at", "who", "action", "target", "detail")
@@ -62,3 +64,22 @@ def entries(db, limit: int = 200, target: str | None = None, who: str | None = N
 def actions(db) -> list[str]:
     """Every action the log holds, for a filter's choices."""
     return [a for (a,) in db.conn.execute("SELECT DISTINCT action FROM audit_log ORDER BY 1")]
+
+
+def prune(db, before: str, *, batch: int = 500, dry_run: bool = False) -> int:
+    """Delete the rows older than ``before`` (retention: hub/retention.py), the
+    only delete the log ever sees: each batch lifts the append-only triggers and
+    puts them back, word for word, inside its own transaction."""
+    return delete_batches(db, "audit_log", "at < ?", (before,), batch=batch,
+                          around=_triggers_lifted, dry_run=dry_run)
+
+
+@contextmanager
+def _triggers_lifted(db):
+    triggers = db.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                               "AND tbl_name = 'audit_log'").fetchall()
+    for name, _ in triggers:
+        db.conn.execute(f'DROP TRIGGER "{name}"')
+    yield
+    for _, sql in triggers:
+        db.conn.execute(sql)

@@ -7,10 +7,14 @@ open the same files whatever directory they were started from.
 ``open311`` (optional) says who may read Open311 service requests
 (``hub/web/open311.py``): ``{"public_read": false, "media_url_seconds": 3600}``
 are the defaults. ``public_read`` true lists requests to anyone, without their
-descriptions; ``media_url_seconds`` is how long a request's photo link works."""
+descriptions; ``media_url_seconds`` is how long a request's photo link works.
+
+``retention`` (optional) says how many days each kind of data is kept
+(hub/retention.py has the kinds, their defaults and why)."""
 
 from pathlib import Path
 
+from hub import retention
 from runtime.settings import ConfigError, load_json
 
 _PATHS = ("db", "photos_dir")
@@ -18,14 +22,15 @@ OPEN311_DEFAULTS = {"public_read": False, "media_url_seconds": 3600}
 
 
 def load_hub_config(path, required=("site", "db")) -> dict:
-    """The config at ``path`` with its paths resolved and its ``open311``
-    section checked and completed; ConfigError when the file is unreadable,
-    lacks a ``required`` key or has a wrong ``open311`` value."""
+    """The config at ``path`` with its paths resolved and its ``open311`` and
+    ``retention`` sections checked and completed; ConfigError when the file is
+    unreadable, lacks a ``required`` key or has a wrong section value."""
     config = load_json(path, required)
     for key in _PATHS:
         if isinstance(config.get(key), str):
             config[key] = str(Path(path).parent / config[key])
     config["open311"] = open311_settings(config.get("open311"))
+    config["retention"] = retention.settings(config.get("retention"))
     return config
 
 

@@ -1,6 +1,7 @@
 """The hub's SQLite database (WAL, synchronous=FULL) and its migrations."""
 
-from contextlib import contextmanager
+import json
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import sqlite_utils
@@ -273,6 +274,21 @@ def m009_audit_log_append_only(db):
                    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
 
 
+@migrations()
+def m010_retention(db):
+    """Retention (hub/retention.py): a photo removed when its time was up keeps a
+    row (so a late duplicate report still finds it "arrived") with ``removed_at``
+    set and no file; an event's attendance is settled, kept as computed, before
+    the presence intervals it was computed from are pruned."""
+    for statement in (
+        "ALTER TABLE photos ADD COLUMN removed_at TEXT",
+        """CREATE TABLE attendance_settled (
+            event_id TEXT PRIMARY KEY, settled_at TEXT NOT NULL, rows TEXT NOT NULL
+        )""",
+    ):
+        db.execute(statement)
+
+
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
     return open_database(path, migrations if migrate else None)
@@ -315,3 +331,32 @@ def write_transaction(db):
             db.conn.execute("ROLLBACK")
         raise
     db.conn.execute("COMMIT")
+
+
+def delete_batches(db, table: str, where: str, params=(), *, batch: int = 500,
+                   around=None, dry_run: bool = False) -> int:
+    """Delete the rows of ``table`` matching ``where`` (an SQL condition with
+    ``params``), at most ``batch`` in each short write transaction so that the
+    ingest is never held up for long; returns how many. Batches walk the table
+    in rowid order, so the whole run reads each row once. ``around``, when
+    given, is a context manager factory entered inside each transaction around
+    the delete (the audit log's triggers are lifted there). ``dry_run``: only
+    count them."""
+    if dry_run:
+        return db.conn.execute(f"SELECT count(*) FROM {table} WHERE {where}",
+                               params).fetchone()[0]
+    done, last = 0, 0
+    while True:
+        with write_transaction(db):
+            ids = [rowid for (rowid,) in db.conn.execute(
+                f"SELECT rowid FROM {table} WHERE rowid > ? AND ({where}) "
+                "ORDER BY rowid LIMIT ?", (last, *params, batch))]
+            if ids:
+                with around(db) if around else nullcontext():
+                    db.conn.execute(f"DELETE FROM {table} WHERE rowid IN "
+                                    "(SELECT value FROM json_each(?))", (json.dumps(ids),))
+        done += len(ids)
+        if len(ids) < batch:
+            return done
+        last = ids[-1]
+

@@ -216,3 +216,28 @@ def test_api_exports(office, db):
     assert office.get("/api/v1/events/nothing/export?format=csv").status_code == 404
     assert len(exports_of(db, "export.person")) == 2
     assert len(exports_of(db, "export.event")) == 1
+
+
+def test_a_staff_member_sees_what_is_held_about_them_and_when_it_goes(app, db):
+    """The right to know (issue 13): each kind held, how many, the oldest, and
+    when the retention job removes it, with the hospital's own periods."""
+    app.config["RETENTION"] = {"presence_days": 30, "attendance_days": 730}
+    client = signed_in(app, db, "staff", staff_id="N1", lang="en")
+    client.get("/me")  # nothing about N1 in the audit log from their own look
+    office = signed_in(app, db, "office", lang="en")
+    page(office.get("/people/N1"))  # the office's look is logged
+    html = page(client.get("/me"))
+    held = html[html.index('id="held"'):]
+    rows = {re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", tr)).strip()
+            for tr in re.findall(r"<tr>(.*?)</tr>", held, re.S)}
+    expected = {
+        "Wi-Fi sightings of your bound phone (presence intervals) 1",
+        "Check-ins 1", "Reports you filed, with their photos 2", "Volunteer hours entries 1",
+        "Audit log entries about your record (looks, exports, changes) 1",
+    }
+    for kind_and_count in expected:
+        assert any(r.startswith(kind_and_count + " ") for r in rows), (kind_and_count, rows)
+    assert "Removed 30 days after the sighting" in held
+    assert "Removed 730 days after the check-in" in held
+    assert "Removed after 1095 days" in held
+    assert 'id="held"' not in page(office.get("/people/N1"))  # only on one's own page

@@ -371,3 +371,17 @@ def test_api_hours_and_decision(db, client):
     assert post_json(client, f"/api/v1/hours/{entry['id']}/decision", {"approve": "yes"}).status_code == 400
     assert post_json(client, "/api/v1/hours/999/decision", {"approve": True}).status_code == 404
     assert client.get("/api/v1/hours?state=nope").status_code == 400
+
+
+def test_a_report_whose_photo_never_comes_becomes_a_ticket_after_the_nodes_spool_limit(db):
+    """The node drops a photo it could not send in 30 days (edge/retention.py);
+    the hub stops waiting for it a day later."""
+    first, missing = add_photo(db, "p1"), sha("lost")
+    r = report(photos=[first, missing])
+    assert file(db, r) == []
+    with db.atomic():
+        db.conn.execute("UPDATE reports SET received_at = ? WHERE report_id = ?",
+                        (at(0), r["report_id"]))
+    assert materialize(db, 30 * 24 * 60) == []  # 30 days: still waiting
+    [tid] = materialize(db, 31 * 24 * 60 + 1)
+    assert tickets.get_ticket(db, tid)["photos"] == [first]

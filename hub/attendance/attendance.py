@@ -56,6 +56,10 @@ The rules, for an event from ``start`` to ``end`` looked at ``now``:
   refreshed for ``OPEN_FRESH`` (its node went quiet) counts as closed at its
   ``last_seen``. Without this, every phone that arrived before the start would
   read as "never seen, 0 min" for the lecture's first minute.
+* **Settled.** Once an event is older than the presence retention
+  (hub/retention.py), its rows are computed one last time and kept
+  (``attendance_settled``) before the intervals are pruned; from then on an
+  ended event's attendance is read from there, unchanged by later edits.
 * **While the event is on** (``now < end``) each row also says where the
   person is *now* (``now``, one of ``LIVE_STATES``; None once it is over):
   ``in_room`` (an open interval, or checked in where no presence source
@@ -331,6 +335,10 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
     start, end = parse_time(event["start"]), parse_time(event["end"])
     if end < start:
         end = start
+    if now >= end:
+        settled = settled_rows(db, event["id"])
+        if settled is not None:
+            return settled
     min_presence = event.get("min_presence")
     min_presence = DEFAULT_MIN_PRESENCE if min_presence is None else float(min_presence)
     required = required_in_room = timedelta(0)
@@ -417,6 +425,14 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
         }))
     keyed.sort(key=itemgetter(0))
     return [row for _, row in keyed]
+
+
+def settled_rows(db: Database, event_id: str) -> list[dict] | None:
+    """The event's attendance as it was settled before the presence intervals
+    it came from were pruned (hub/attendance/retention.py), or None."""
+    row = db.conn.execute("SELECT rows FROM attendance_settled WHERE event_id = ?",
+                          (event_id,)).fetchone()
+    return None if row is None else json.loads(row[0])
 
 
 def event_attendance(db: Database, event_id: str, now: datetime | None = None) -> list[dict]:

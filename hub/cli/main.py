@@ -7,7 +7,7 @@ import click
 from runtime.daemon import exec_gunicorn, setup_logging, stop_on_signals
 from runtime.settings import MqttSettings
 
-from hub.cli import export, roster
+from hub.cli import export, retention, roster
 from hub.cli.support import hub_config
 from hub.ingest.subscriber import Ingest, IngestFatal
 
@@ -76,5 +76,5 @@ def web(ctx, bind, workers):
     exec_gunicorn("hub.web:create_app()", bind, workers, "ROUNDS_HUB_CONFIG", ctx.obj["config_path"])
 
 
-for command in (*roster.COMMANDS, *export.COMMANDS):
+for command in (*roster.COMMANDS, *export.COMMANDS, *retention.COMMANDS):
     main.add_command(command)

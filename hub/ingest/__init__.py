@@ -3,8 +3,9 @@
 ``subscriber`` (the MQTT daemon: uplink in, acks, roster and configs out),
 ``store`` (validated batches into the record tables, bad ones to
 quarantine), ``clockfix`` (records made while a node's clock was wrong),
-``downlink`` (the roster and node configs sent down) and ``photos`` (verified,
-content-addressed photo files).
+``downlink`` (the roster and node configs sent down), ``photos`` (verified,
+content-addressed photo files) and ``pruning`` (its tables' rows past their
+retention period, hub/retention.py).
 
 Tables it owns: the node records ``checkins``, ``presence``, ``occupancy``,
 ``bindings``, ``reports``; ``devices``, ``quarantine``, ``clock_flags`` and

@@ -6,8 +6,10 @@ must match its bytes and whose bytes must decode as an image; anything else
 is quarantined, never stored. Files live at ``<dir>/<sha[:2]>/<sha>.jpg``,
 written through an fsynced temporary file, so a crash never leaves a torn one.
 
-The ``photos`` table (sha256, size, path, received_at, dhash) is read and
-written here only; the rest of the hub asks the functions at the end.
+The ``photos`` table (sha256, size, path, received_at, dhash, removed_at) is
+read and written here only; the rest of the hub asks the functions at the end.
+A photo removed under the retention rules (``expire``) keeps its row, so that a
+late report naming it is not left waiting, with ``removed_at`` set and no file.
 """
 
 import hashlib
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from hub.db import write_transaction
 from protocol.clock import now_iso
 
 
@@ -117,6 +120,52 @@ def dhashes(db, shas) -> list[str | None]:
 
 
 def path_of(db, sha256: str) -> str | None:
-    """Where the photo's file was stored (None when unknown)."""
-    row = db.conn.execute("SELECT path FROM photos WHERE sha256 = ?", (sha256,)).fetchone()
+    """Where the photo's file was stored (None when unknown or removed)."""
+    row = db.conn.execute("SELECT path FROM photos WHERE sha256 = ? AND removed_at IS NULL",
+                          (sha256,)).fetchone()
     return row[0] if row else None
+
+
+def removed_at(db, sha256: str) -> str | None:
+    """When the photo was removed under the retention rules (None if it was not)."""
+    row = db.conn.execute("SELECT removed_at FROM photos WHERE sha256 = ?",
+                          (sha256,)).fetchone()
+    return row[0] if row else None
+
+
+def expire(db, holds: dict[str, bool], unattached_before: str | None, *, batch: int = 500,
+           dry_run: bool = False) -> dict[str, int]:
+    """Remove the photos whose time is up: ``unattached``, those no report
+    names (not in ``holds``) received before ``unattached_before`` (None: never);
+    ``resolved``, those ``holds`` maps to False (hub.tickets.tickets.photo_holds).
+    In batches: mark the rows removed and commit, then delete the files, then
+    forget their paths; a run killed in between is finished by the next one.
+    Returns how many of each."""
+    rows = db.conn.execute(
+        "SELECT p.sha256, h.value FROM photos p LEFT JOIN json_each(?) h ON h.key = p.sha256 "
+        "WHERE p.removed_at IS NULL AND ((h.key IS NULL AND p.received_at < ?) "
+        "OR h.value = 0)", (json.dumps(holds), unattached_before or "")).fetchall()
+    counts = {"unattached": sum(1 for _, held in rows if held is None)}
+    counts["resolved"] = len(rows) - counts["unattached"]
+    if dry_run:
+        return counts
+    now = now_iso()
+    for start in range(0, len(rows), batch):
+        with write_transaction(db):
+            db.conn.executemany("UPDATE photos SET removed_at = ? WHERE sha256 = ?",
+                                [(now, sha) for sha, _ in rows[start:start + batch]])
+    _delete_removed_files(db, batch)
+    return counts
+
+
+def _delete_removed_files(db, batch: int) -> None:
+    while True:
+        found = db.conn.execute("SELECT sha256, path FROM photos WHERE removed_at IS NOT NULL "
+                                "AND path IS NOT NULL LIMIT ?", (batch,)).fetchall()
+        for _, path in found:
+            Path(path).unlink(missing_ok=True)
+        with write_transaction(db):
+            db.conn.executemany("UPDATE photos SET path = NULL WHERE sha256 = ?",
+                                [(sha,) for sha, _ in found])
+        if len(found) < batch:
+            return

@@ -2,7 +2,8 @@
 
 ``roster`` (departments, staff, PINs, phone bindings), ``roster_import``
 (the CSV import), ``accounts`` (roles, passwords, API tokens, sign-in
-throttling) and ``account_admin`` (accounts as administrators manage them).
+throttling), ``account_admin`` (accounts as administrators manage them) and
+``held`` (what the hub holds about one person, for their own page).
 
 Tables it owns: ``staff``, ``departments``, ``accounts``, ``api_tokens``,
 ``login_failures``.

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from hub.db import delete_batches
 from protocol import pins
 from protocol.clock import iso
 
@@ -135,6 +136,12 @@ def authenticate(db, username: str, secret: str,
         raise AccountError("unknown username or wrong password")
     db.conn.execute("DELETE FROM login_failures WHERE username = ?", (username,))
     return matched
+
+
+def prune_login_failures(db, before: str, *, batch: int = 500, dry_run: bool = False) -> int:
+    """Forget failed sign-ins older than ``before`` (retention: hub/retention.py)."""
+    return delete_batches(db, "login_failures", "at < ?", (before,), batch=batch,
+                          dry_run=dry_run)
 
 
 def _match(db, username: str, secret: str) -> tuple[dict, str] | None:

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 from protocol.clock import iso
 
-from hub.db import write_transaction
+from hub.db import delete_batches, write_transaction
 from hub.tickets.categories import category_settings
 from hub.tickets.errors import NotFound
 
@@ -155,3 +155,11 @@ def department_totals(db) -> list[dict]:
         "GROUP BY 1 ORDER BY 1")
     return [{"department": r[0], "approved": r[1], "pending": r[2], "rejected": r[3]}
             for r in rows]
+
+
+def prune(db, before: str, *, batch: int = 500, dry_run: bool = False) -> int:
+    """Decided hour entries (approved or rejected) decided before ``before``
+    (only when the hospital sets a period for hours records: they feed
+    appraisals; hub/retention.py). Pending ones are never pruned."""
+    return delete_batches(db, "volunteer_ledger", "state != 'pending' AND decided_at < ?",
+                          (before,), batch=batch, dry_run=dry_run)

@@ -9,7 +9,8 @@ stored as the wire writes them (``protocol.clock.iso``) and compare as text.
 yet, and whose photos have *all* arrived (a row in ``photos`` per sha256), into
 a new ticket or a duplicate attachment. A report with no photos is
 materialized at once; one still waiting for a photo stays waiting (it is
-picked up by a later call, after the photo row is inserted). It writes inside
+picked up by a later call, after the photo row is inserted), or, after
+``PHOTO_PATIENCE``, with the photos that came. It writes inside
 the caller's transaction (a savepoint when one is open) and never commits it.
 Reports are taken oldest first, so that a burst of reports arriving together
 attach to the first of them.
@@ -59,6 +60,10 @@ from hub.tickets.errors import NotFound
 
 DEFAULT_DEPARTMENT = "civility_office"
 DUPLICATE_WINDOW = timedelta(minutes=30)
+# A node drops a photo it could not send within 30 days (edge/retention.py,
+# spool_days): a report still missing one after this long becomes a ticket with
+# the photos that did arrive.
+PHOTO_PATIENCE = timedelta(days=31)
 DHASH_DISTANCE = 6
 SYSTEM = "system"
 
@@ -128,9 +133,12 @@ def materialize(db, now: datetime | None = None) -> list[str]:
         for report in waiting:
             report["photos"] = json.loads(report["photos"])
         arrived = photos.arrived(db, (sha for r in waiting for sha in r["photos"]))
+        given_up = iso(_now(now) - PHOTO_PATIENCE)
         for report in waiting:
             if not arrived.issuperset(report["photos"]):
-                continue  # a photo still on its way
+                if report["received_at"] >= given_up:
+                    continue  # a photo still on its way
+                report["photos"] = [sha for sha in report["photos"] if sha in arrived]
             if db.conn.execute("SELECT 1 FROM ticket_reports WHERE report_id = ?",
                                (report["report_id"],)).fetchone():
                 continue  # the same report_id twice in this run (resent under a new id)
@@ -373,6 +381,26 @@ def photos_of(db, ticket: dict) -> list[str]:
         if sha not in seen:
             seen.append(sha)
     return seen
+
+
+def photo_holds(db, resolved_before: str | None) -> dict[str, bool]:
+    """Every photo a report or a ticket names, and whether it must be kept
+    (retention: hub/retention.py): True while a report naming it has no ticket
+    yet, or a ticket holding it is open or changed at or after
+    ``resolved_before`` (None: every ticket's photos are kept)."""
+    closed = ", ".join(f"'{state}'" for state in CLOSED_STATES)
+    rows = db.conn.execute(f"""
+        WITH refs(sha, keep) AS (
+            SELECT p.value, t.id IS NULL OR t.state NOT IN ({closed}) OR t.updated_at >= :before
+            FROM reports r JOIN json_each(r.photos) p
+            LEFT JOIN ticket_reports tr ON tr.report_id = r.report_id
+            LEFT JOIN tickets t ON t.id = tr.ticket_id
+            UNION ALL
+            SELECT p.value, t.state NOT IN ({closed}) OR t.updated_at >= :before
+            FROM tickets t JOIN json_each(t.photos) p)
+        SELECT sha, MAX(keep) FROM refs GROUP BY sha""",
+        {"before": resolved_before or ""})
+    return {sha: bool(keep) for sha, keep in rows}
 
 
 def photo_in_department(db, sha256: str, department: str) -> bool:

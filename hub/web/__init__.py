@@ -101,6 +101,7 @@ def _load_hub_config() -> dict:
     if "photos_dir" in config:
         mapping["PHOTOS_DIR"] = config["photos_dir"]
     mapping["OPEN311"] = config["open311"]
+    mapping["RETENTION"] = config["retention"]
     web = config.get("web", {})
     if "secure_cookies" in web:
         mapping["SECURE_COOKIES"] = bool(web["secure_cookies"])

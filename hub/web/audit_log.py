@@ -7,9 +7,9 @@ never changes a row of the log (``hub.audit``), and this page only reads it.
 
 from datetime import date, datetime, time, timedelta
 
-from flask import Blueprint, Flask, abort, render_template, request
+from flask import Blueprint, Flask, abort, current_app, render_template, request
 
-from hub import audit
+from hub import audit, retention
 from protocol.clock import iso
 
 from hub.web.auth import requires
@@ -50,4 +50,6 @@ def index():
                          since=_midnight(start) if start else None,
                          until=_midnight(end + timedelta(days=1)) if end else None)
     return render_template("audit_log.html", rows=rows, actions=audit.actions(db),
-                           filters={**filters, "from": start, "to": end}, shown=SHOWN)
+                           filters={**filters, "from": start, "to": end}, shown=SHOWN,
+                           kinds=retention.KINDS,
+                           policy=retention.settings(current_app.config.get("RETENTION")))

@@ -64,6 +64,7 @@ ACTIONS = {
     "person.view": N_("Personal record viewed"),
     "floor_plan.upload": N_("Floor plan uploaded"),
     "hours.decision": N_("Volunteer hours decided"), "node.move": N_("Node moved to a zone"),
+    "retention.delete": N_("Removed under the retention rules"),
     "roster.import": N_("Roster imported"), "site.wifi": N_("Site Wi-Fi changed"),
     "staff.pin_reset": N_("PIN reset"),
     "staff.pin_reset_department": N_("Department PINs reset"),

@@ -19,9 +19,11 @@ from flask import (Blueprint, Flask, Response, abort, current_app, jsonify, rend
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from hub import retention
 from hub.attendance import exports
 from hub.attendance.attendance import day_bounds
 from hub.db import write_transaction
+from hub.people.held import held_about
 from hub.web import labels
 from hub.web.auth import audited, audited_look, department_scope, requires
 from hub.web.context import get_db, hospital_tz
@@ -133,13 +135,14 @@ def _ticket_link(report: dict) -> str | None:
     return url_for("tickets.ticket", **{arg: report["ticket_id"]}) if arg else None
 
 
-def _render_record(record: dict, args: dict, export_endpoint: str, mine: bool, **ids):
+def _render_record(record: dict, args: dict, export_endpoint: str, mine: bool, held=None,
+                   **ids):
     exports_urls = {fmt: url_for(export_endpoint, fmt=fmt, **ids, **args)
                     for fmt in exports.FORMATS}
     links = {r["report_id"]: _ticket_link(r) for r in record["reports"]}
     db = get_db()
     return render_template("people_person.html", record=record, args=args, mine=mine,
-                           exports_urls=exports_urls, ticket_links=links,
+                           held=held, exports_urls=exports_urls, ticket_links=links,
                            department_names=labels.department_names(db),
                            zone_names=labels.zone_names(db),
                            category_labels=labels.category_labels(db),
@@ -192,7 +195,9 @@ def person_export(staff_id, fmt):
 def me():
     staff_id = _own_staff_id()
     since, until, args = _period()
-    return _render_record(_record(staff_id, since, until), args, "people.me_export", mine=True)
+    policy = retention.settings(current_app.config.get("RETENTION"))
+    return _render_record(_record(staff_id, since, until), args, "people.me_export", mine=True,
+                          held=held_about(get_db(), staff_id, policy))
 
 
 @bp.get(f"/me/export.{FORMAT}")

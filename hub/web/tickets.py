@@ -242,8 +242,11 @@ def photo(sha256):
     db = get_db()
     stored = photos.path_of(db, sha256)
     scope = department_scope()
-    if not stored or (scope is not None
-                      and not tickets.photo_in_department(db, sha256, scope)):
+    if scope is not None and not tickets.photo_in_department(db, sha256, scope):
+        abort(404, description="unknown photo")
+    if not stored and photos.removed_at(db, sha256):
+        abort(410, description="this photo was removed under the hospital's retention rules")
+    if not stored:
         abort(404, description="unknown photo")
     path = _photo_file(stored)
     if path is None:
