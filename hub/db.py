@@ -289,6 +289,35 @@ def m010_retention(db):
         db.execute(statement)
 
 
+@migrations()
+def m011_surveys(db):
+    """Satisfaction surveys (hub/surveys): questionnaires, each version kept as
+    written (a response names the version it answered); tasks handed to
+    survey takers; the responses nodes send (``survey_response`` records, with
+    nothing about the respondent); and the department a ward belongs to, for
+    the satisfaction index per department."""
+    for statement in (
+        """CREATE TABLE questionnaires (
+            id TEXT NOT NULL, version INTEGER NOT NULL, title TEXT NOT NULL, title_en TEXT,
+            questions TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT NOT NULL,
+            PRIMARY KEY (id, version)
+        )""",
+        """CREATE TABLE survey_tasks (
+            id TEXT PRIMARY KEY, title TEXT NOT NULL, questionnaire TEXT NOT NULL,
+            version INTEGER NOT NULL, zones TEXT NOT NULL, target INTEGER NOT NULL,
+            opens_at TEXT NOT NULL, closes_at TEXT NOT NULL, surveyors TEXT NOT NULL,
+            alert TEXT, created_at TEXT NOT NULL, created_by TEXT NOT NULL
+        )""",
+        f"""CREATE TABLE survey_responses ({_RECORD_COLUMNS}, task_id TEXT NOT NULL,
+            questionnaire TEXT NOT NULL, version INTEGER NOT NULL, staff_id TEXT NOT NULL,
+            zone TEXT NOT NULL, answers TEXT NOT NULL, taken_at TEXT NOT NULL)""",
+        "CREATE INDEX survey_responses_task ON survey_responses(task_id, taken_at)",
+        "CREATE INDEX survey_responses_zone ON survey_responses(zone, taken_at)",
+        "ALTER TABLE zones ADD COLUMN department TEXT",
+    ):
+        db.execute(statement)
+
+
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
     return open_database(path, migrations if migrate else None)

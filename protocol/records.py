@@ -110,6 +110,44 @@ def _photos(v):
 _id_text = _text(64)
 _staff = _text(64)
 _zone = _text(64)
+MAX_ANSWERS = 50          # questions a questionnaire may have
+MAX_ANSWER_TEXT = 500     # a free-text answer, characters
+MAX_CHOICES = 20          # options ticked in one multi-choice answer
+
+
+def _version(v):
+    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 1_000_000:
+        raise InvalidRecord("expected a version number 1..1000000")
+
+
+def _answer(v):
+    if isinstance(v, bool):
+        raise InvalidRecord("expected a number, a text or a list of options, not true/false")
+    if isinstance(v, int):
+        if not -1000 <= v <= 1000:
+            raise InvalidRecord("expected a number -1000..1000")
+    elif isinstance(v, str):
+        _text(MAX_ANSWER_TEXT)(v)
+    elif isinstance(v, list):
+        if not 1 <= len(v) <= MAX_CHOICES or len(set(map(str, v))) != len(v):
+            raise InvalidRecord(f"expected 1..{MAX_CHOICES} different options")
+        for option in v:
+            _id_text(option)
+    else:
+        raise InvalidRecord("expected a number, a text or a list of options")
+
+
+def _answers(v):
+    """A survey response's answers: question id -> a number (a 1-5 scale), a
+    text (short text) or a list of option ids (single and multiple choice)."""
+    if not isinstance(v, dict) or not 1 <= len(v) <= MAX_ANSWERS:
+        raise InvalidRecord(f"expected an object of 1..{MAX_ANSWERS} answers")
+    for question, answer in v.items():
+        try:
+            _id_text(question)
+            _answer(answer)
+        except InvalidRecord as exc:
+            raise InvalidRecord(f"{str(question)[:64]!r}: {exc}") from None
 
 # type -> {field: (required, check)}; every record also has id, type, ts and
 # may carry clock_synced (false when the node's clock was not yet set), boot
@@ -148,11 +186,22 @@ SCHEMAS = {
         "photos": (True, _photos),
         "taken_at": (True, _timestamp),
     },
+    # One respondent's answers, taken by a survey taker (``staff_id``); nothing
+    # about the respondent (no name, phone number or device) is in it.
+    "survey_response": {
+        "task_id": (True, _id_text),
+        "questionnaire": (True, _id_text),
+        "version": (True, _version),
+        "staff_id": (True, _staff),
+        "zone": (True, _zone),
+        "answers": (True, _answers),
+        "taken_at": (True, _timestamp),
+    },
 }
 _COMMON = {"id", "type", "ts", "clock_synced", "boot", "mono"}
 # The time fields of each record type (besides ts): what a clock correction shifts.
 TIME_FIELDS = {"presence": ("first_seen", "last_seen"), "occupancy": ("minute",),
-               "report": ("taken_at",)}
+               "report": ("taken_at",), "survey_response": ("taken_at",)}
 
 
 def validate(record) -> dict:

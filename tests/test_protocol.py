@@ -22,6 +22,10 @@ GOOD = {
     "report": {"report_id": "r1", "staff_id": "D001", "category": "hygiene", "note": "spill",
                "zone": "ward-3e", "lat": 31.2, "lon": 121.4, "photos": ["a" * 64],
                "taken_at": TS},
+    "survey_response": {"task_id": "t1", "questionnaire": "inpatient", "version": 2,
+                        "staff_id": "S001", "zone": "ward-3e", "taken_at": TS,
+                        "answers": {"overall": 5, "liked": ["nurses", "food"],
+                                    "comment": "很好 <b>thanks</b>"}},
 }
 
 
@@ -48,6 +52,15 @@ def test_each_record_type_validates(kind):
     ("report", {"lat": 91}, "lat"),
     ("report", {"photos": ["x"]}, "photos"),
     ("report", {"photos": ["a" * 64] * 5}, "photos"),
+    ("survey_response", {"answers": {}}, "answers"),
+    ("survey_response", {"answers": {"overall": True}}, "answers: 'overall'"),
+    ("survey_response", {"answers": {"comment": "x" * 501}}, "answers: 'comment'"),
+    ("survey_response", {"answers": {"liked": ["a", "a"]}}, "answers: 'liked'"),
+    ("survey_response", {"answers": {"liked": []}}, "answers: 'liked'"),
+    ("survey_response", {"answers": {f"q{i}": 1 for i in range(51)}}, "answers"),
+    ("survey_response", {"answers": {"overall": 1.5}}, "answers"),
+    ("survey_response", {"version": 0}, "version"),
+    ("survey_response", {"phone": "13800000000"}, "unknown field"),  # nothing of the respondent
 ])
 def test_bad_fields_are_refused_with_the_field_named(kind, change, field):
     with pytest.raises(InvalidRecord, match=field):

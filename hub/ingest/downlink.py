@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from protocol.clock import iso
 
 from hub.fleet import site
+from hub.surveys import tasks as survey_tasks
 from hub.tickets import tickets
 
 # Events that ended longer ago than this are no longer sent to nodes.
@@ -61,6 +62,8 @@ def node_config_document(db, node: str, now: datetime | None = None) -> dict | N
     return _versioned({"node": node, "zone": zone, "zone_name": zone_name, "events": events,
                        **({"wifi": wifi} if wifi else {}),
                        "categories": categories,
+                       # Survey tasks open in this zone, with their questionnaires.
+                       "surveys": survey_tasks.open_in_zone(db, zone, now),
                        # The state of each ticket reported here, for "my reports".
                        "reports": tickets.reports_for_node(db, node, now)})
 

@@ -14,6 +14,7 @@ from protocol.clock import now_iso
 from protocol.records import Clock, parse_envelope
 
 from hub.ingest import clockfix
+from hub.surveys import alerts
 
 _COMMON = ("id", "node", "ts", "clock_synced", "received_at")
 _FIELDS = {
@@ -23,9 +24,12 @@ _FIELDS = {
     "occupancy": ("zone", "minute", "devices"),
     "report": ("report_id", "staff_id", "category", "note", "zone", "lat", "lon",
                "photos", "taken_at"),
+    "survey_response": ("task_id", "questionnaire", "version", "staff_id", "zone", "answers",
+                        "taken_at"),
 }
 _TABLES = {"binding": "bindings", "checkin": "checkins", "presence": "presence",
-           "occupancy": "occupancy", "report": "reports"}
+           "occupancy": "occupancy", "report": "reports",
+           "survey_response": "survey_responses"}
 _ON_CONFLICT = {
     "presence": "ON CONFLICT(id) DO UPDATE SET "
                 "last_seen = max(last_seen, excluded.last_seen), "
@@ -69,8 +73,8 @@ def _row(record: dict, node: str, received_at: str) -> tuple:
               received_at]
     for name in _FIELDS[record["type"]]:
         value = record.get(name)
-        if name == "photos":
-            value = json.dumps(value)
+        if name in ("photos", "answers"):
+            value = json.dumps(value, ensure_ascii=False)
         elif isinstance(value, bool):
             value = int(value)
         values.append(value)
@@ -117,6 +121,8 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
     by_kind: dict[str, list] = {}
     for record in good:
         by_kind.setdefault(record["type"], []).append(_row(record, node, received_at))
+    for report in alerts.reports_for(db, [r for r in good if r["type"] == "survey_response"]):
+        by_kind.setdefault("report", []).append(_row(report, node, received_at))
     quarantined = [
         quarantine_row(topic, node, reason, raw,
                        raw.get("id") if isinstance(raw, dict) else None, received_at)
@@ -160,7 +166,8 @@ def ingest_batch(db, topic: str, node: str, payload: bytes) -> Stored:
         return Stored(clean.ids, clean.batch, False)
     good, bad, batch, clock = parse_envelope(payload, node)
     ids = write_batch(db, topic, node, good, bad, clock)
-    return Stored(ids, batch, any(record["type"] == "report" for record in good))
+    return Stored(ids, batch, any(record["type"] in ("report", "survey_response")
+                                  for record in good))
 
 
 def _clean_row(kind: str):

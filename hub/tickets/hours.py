@@ -42,7 +42,7 @@ def credit_report(db, ticket_id: int, report_id: str, at: str) -> int | None:
     if row is None:
         return None
     staff_id, duplicate, category, source = row
-    if source == "open311":
+    if source in ("open311", "survey"):  # no staff member filed it
         return None
     settings = category_settings(db, category)
     hours = settings["duplicate_credit_hours"] if duplicate else settings["credit_hours"]

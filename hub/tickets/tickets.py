@@ -175,7 +175,7 @@ def _materialize_one(db, report: dict, created_at: str) -> int | None:
         (report["report_id"], report["category"], report["zone"],
          route(db, report["category"], report["zone"]), created_at, report["reported_at"],
          due_at, created_at, report["staff_id"], report["lat"], report["lon"], report["note"],
-         json.dumps(report["photos"]), "open311" if report["node"] == "open311" else "node"))
+         json.dumps(report["photos"]), _source(report)))
     ticket_id = cursor.lastrowid
     db.conn.execute(
         "INSERT INTO ticket_reports (report_id, ticket_id, staff_id, duplicate, matched_by, "
@@ -184,6 +184,14 @@ def _materialize_one(db, report: dict, created_at: str) -> int | None:
     _history(db, ticket_id, created_at, SYSTEM, None, "new", "created from report "
              + report["report_id"])
     return ticket_id
+
+
+def _source(report: dict) -> str:
+    """Where a ticket came from: ``open311``, ``survey`` (a low survey score,
+    hub/surveys/alerts.py) or ``node`` (a report filed on a node's portal)."""
+    if report["node"] == "open311":
+        return "open311"
+    return "survey" if report["report_id"].startswith("survey:") else "node"
 
 
 def _attach(db, ticket_id: int, report: dict, matched_by: str, at: str) -> None:

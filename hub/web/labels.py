@@ -51,7 +51,8 @@ CATEGORIES = {"hygiene": N_("Hygiene"), "facilities": N_("Facilities / repair"),
 # attendance: how a person was counted (protocol.records: portal | presence)
 METHODS = {"portal": N_("Phone check-in"), "presence": N_("Detected by Wi-Fi")}
 # tickets.source: where the report came from
-SOURCES = {"node": N_("On-site report"), "open311": N_("Open311 (API)")}
+SOURCES = {"node": N_("On-site report"), "open311": N_("Open311 (API)"),
+           "survey": N_("Low satisfaction score")}
 # audit_log.action: what was done
 ACTIONS = {
     "login": N_("Signed in"), "logout": N_("Signed out"),
