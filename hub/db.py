@@ -318,6 +318,34 @@ def m011_surveys(db):
         db.execute(statement)
 
 
+@migrations()
+def m012_contests(db):
+    """Live audience scoring (hub/contests): an event of kind ``contest`` has a
+    scoring rule, acts in order (each opened and closed for scoring), named
+    judges; the ``score`` records phones send through the nodes; and the final
+    ranking frozen when the last act closes."""
+    for statement in (
+        """CREATE TABLE contests (
+            event_id TEXT PRIMARY KEY, scale_min INTEGER NOT NULL, scale_max INTEGER NOT NULL,
+            drop_extremes INTEGER NOT NULL, judge_weight REAL NOT NULL,
+            frozen_at TEXT, final TEXT
+        )""",
+        """CREATE TABLE contest_acts (
+            event_id TEXT NOT NULL, act TEXT NOT NULL, position INTEGER NOT NULL,
+            title TEXT NOT NULL, performers TEXT NOT NULL DEFAULT '',
+            opened_at TEXT, closes_at TEXT, closed_at TEXT,
+            PRIMARY KEY (event_id, act)
+        )""",
+        """CREATE TABLE contest_judges (
+            event_id TEXT NOT NULL, staff_id TEXT NOT NULL, PRIMARY KEY (event_id, staff_id)
+        )""",
+        f"""CREATE TABLE scores ({_RECORD_COLUMNS}, event_id TEXT NOT NULL, act TEXT NOT NULL,
+            staff_id TEXT NOT NULL, value REAL NOT NULL, taken_at TEXT NOT NULL)""",
+        "CREATE INDEX scores_act ON scores(event_id, act, staff_id, taken_at)",
+    ):
+        db.execute(statement)
+
+
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
     return open_database(path, migrations if migrate else None)

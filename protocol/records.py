@@ -120,6 +120,11 @@ def _version(v):
         raise InvalidRecord("expected a version number 1..1000000")
 
 
+def _score(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100:
+        raise InvalidRecord("expected a score 0..100")
+
+
 def _answer(v):
     if isinstance(v, bool):
         raise InvalidRecord("expected a number, a text or a list of options, not true/false")
@@ -197,11 +202,21 @@ SCHEMAS = {
         "answers": (True, _answers),
         "taken_at": (True, _timestamp),
     },
+    # One person's score for one act of a contest (hub/contests); a later
+    # score of the same person for the same act replaces it until the act closes.
+    "score": {
+        "event_id": (True, _id_text),
+        "act": (True, _id_text),
+        "staff_id": (True, _staff),
+        "value": (True, _score),
+        "taken_at": (True, _timestamp),
+    },
 }
 _COMMON = {"id", "type", "ts", "clock_synced", "boot", "mono"}
 # The time fields of each record type (besides ts): what a clock correction shifts.
 TIME_FIELDS = {"presence": ("first_seen", "last_seen"), "occupancy": ("minute",),
-               "report": ("taken_at",), "survey_response": ("taken_at",)}
+               "report": ("taken_at",), "survey_response": ("taken_at",),
+               "score": ("taken_at",)}
 
 
 def validate(record) -> dict:

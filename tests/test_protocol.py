@@ -26,6 +26,8 @@ GOOD = {
                         "staff_id": "S001", "zone": "ward-3e", "taken_at": TS,
                         "answers": {"overall": 5, "liked": ["nurses", "food"],
                                     "comment": "很好 <b>thanks</b>"}},
+    "score": {"event_id": "contest-1", "act": "act-2", "staff_id": "D001", "value": 8.5,
+              "taken_at": TS},
 }
 
 
@@ -61,6 +63,9 @@ def test_each_record_type_validates(kind):
     ("survey_response", {"answers": {"overall": 1.5}}, "answers"),
     ("survey_response", {"version": 0}, "version"),
     ("survey_response", {"phone": "13800000000"}, "unknown field"),  # nothing of the respondent
+    ("score", {"value": 101}, "value"),
+    ("score", {"value": True}, "value"),
+    ("score", {"act": ""}, "act"),
 ])
 def test_bad_fields_are_refused_with_the_field_named(kind, change, field):
     with pytest.raises(InvalidRecord, match=field):

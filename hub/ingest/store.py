@@ -26,10 +26,11 @@ _FIELDS = {
                "photos", "taken_at"),
     "survey_response": ("task_id", "questionnaire", "version", "staff_id", "zone", "answers",
                         "taken_at"),
+    "score": ("event_id", "act", "staff_id", "value", "taken_at"),
 }
 _TABLES = {"binding": "bindings", "checkin": "checkins", "presence": "presence",
            "occupancy": "occupancy", "report": "reports",
-           "survey_response": "survey_responses"}
+           "survey_response": "survey_responses", "score": "scores"}
 _ON_CONFLICT = {
     "presence": "ON CONFLICT(id) DO UPDATE SET "
                 "last_seen = max(last_seen, excluded.last_seen), "

@@ -27,7 +27,7 @@ from protocol.clock import iso
 
 N_ = str  # marks a message for extraction; translated where it is shown
 
-KINDS = ("lecture", "training", "meeting", "volunteer_duty")
+KINDS = ("lecture", "training", "meeting", "volunteer_duty", "contest")
 MAX_TITLE = 200
 MAX_DURATION = timedelta(days=7)
 MAX_CREDIT_HOURS = 24

@@ -32,7 +32,7 @@ api = Blueprint("events_api", __name__, url_prefix="/api/v1")
 N_ = str
 
 KIND_LABELS = {"lecture": _l("Lecture"), "training": _l("Training"), "meeting": _l("Meeting"),
-               "volunteer_duty": _l("Volunteer duty")}
+               "volunteer_duty": _l("Volunteer duty"), "contest": _l("Contest")}
 UPCOMING = timedelta(days=60)
 RECENT = timedelta(days=14)
 _FORM_TIME = "%Y-%m-%dT%H:%M"
