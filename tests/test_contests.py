@@ -14,6 +14,7 @@ import pytest
 from hub.contests import acts, scoring
 from hub.contests.acts import ContestError, Rule
 from hub.db import open_db
+from hub.ingest import downlink
 from hub.ingest.store import write_batch
 from protocol.clock import iso
 from protocol.records import validate
@@ -145,3 +146,15 @@ def test_a_300_person_hall_scoring_one_act_in_30_seconds(db):
     assert row["audience_count"] == 300
     assert row["audience_mean"] == round(sum(r["value"] for r in records) / 300, 2)
     assert json.loads(json.dumps(row))  # what the screen API returns is JSON
+
+
+def test_a_hall_node_gets_the_contest_with_each_acts_window(db):
+    with db.conn:
+        db["nodes"].insert({"node": "hall-a-1", "zone": "hall-a", "revoked": 0})
+    acts.open_act(db, "speech", "a1", 30, at(0))
+    [event] = downlink.node_config_document(db, "hall-a-1", at(5))["events"]
+    contest = event["contest"]
+    assert contest["scale"] == [1, 10] and contest["judges"] == JUDGES
+    assert [(a["act"], a["state"]) for a in contest["acts"]] == [
+        ("a1", "open"), ("a2", "waiting"), ("a3", "waiting")]
+    assert contest["acts"][0]["closes_at"] == iso(at(30))

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from protocol.clock import iso
 
+from hub.contests import acts
 from hub.fleet import site
 from hub.surveys import tasks as survey_tasks
 from hub.tickets import tickets
@@ -55,6 +56,8 @@ def node_config_document(db, node: str, now: datetime | None = None) -> dict | N
     ):
         event = dict(zip(columns, values))
         event["zones"] = json.loads(event["zones"])
+        if event["kind"] == "contest":
+            event["contest"] = contest_for_node(db, event["id"], now)
         events.append(event)
     categories = [r[0] for r in db.conn.execute(
         "SELECT category FROM category_settings ORDER BY rowid")]
@@ -66,6 +69,20 @@ def node_config_document(db, node: str, now: datetime | None = None) -> dict | N
                        "surveys": survey_tasks.open_in_zone(db, zone, now),
                        # The state of each ticket reported here, for "my reports".
                        "reports": tickets.reports_for_node(db, node, now)})
+
+
+def contest_for_node(db, event_id: str, now: datetime) -> dict | None:
+    """What a node needs to take scores offline: the scale, the judges and each
+    act with its scoring window (``opened_at``/``closes_at``; ``closed_at`` when
+    it closed early). The hub counts only scores inside the window anyway."""
+    found = acts.contest(db, event_id, now)
+    if found is None:
+        return None
+    rule = found["rule"]
+    return {"scale": [rule.scale_min, rule.scale_max], "judges": found["judges"],
+            "final": found["frozen_at"] is not None,
+            "acts": [{k: a[k] for k in ("act", "title", "performers", "opened_at", "closes_at",
+                                        "closed_at", "state")} for a in found["acts"]]}
 
 
 def configured_nodes(db) -> list[str]:
