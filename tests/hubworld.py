@@ -1,6 +1,7 @@
 """A small hospital in a hub database, for tests that walk every route: two
-departments with staff, a zone with a node and a floor plan, an event, a
-ticket per department (one with a photo) and pending volunteer hours.
+departments with staff, a zone (a ward of the reviewed department) with a node
+and a floor plan, an event, a ticket per department (one with a photo),
+pending volunteer hours and a survey task with a response.
 
 ``world(db, tmp_path)`` answers the example value of every URL parameter the
 dashboard and the API use, by name."""
@@ -14,8 +15,10 @@ from datetime import datetime, timedelta, timezone
 from PIL import Image
 
 from hub.attendance.attendance import set_expected
+from hub.contests import acts
 from hub.ingest import photos
 from hub.ingest.store import update_node_status, write_batch
+from hub.surveys import questionnaires, tasks
 from hub.tickets import hours, tickets
 from protocol.clock import iso
 from protocol.records import validate
@@ -44,7 +47,7 @@ def world(db, tmp_path) -> dict:
         db["devices"].insert({"device": "0123456789abcdef", "staff_id": "S001",
                               "bound_at": iso(now - timedelta(days=3)), "node": "hall-a-1"})
         db["zones"].insert({"zone": "hall-a", "name": "Lecture hall A", "campus": "Main",
-                            "building": "Teaching", "floor": "2",
+                            "building": "Teaching", "floor": "2", "department": REVIEWED,
                             "polygon": json.dumps([[10, 10], [300, 10], [300, 200], [10, 200]])})
         plan = db["floor_plans"].insert({
             "campus": "Main", "building": "Teaching", "floor": "2", "kind": "json",
@@ -73,11 +76,43 @@ def world(db, tmp_path) -> dict:
     tickets.transition(db, ids[REVIEWED], "assigned", "setup")
     tickets.transition(db, ids[OTHER], "assigned", "setup")
     entries = {e["staff_id"]: e["id"] for e in hours.entries(db, state="pending")}
+    _survey(db, now)
+    _contest(db, now)
     return {
         "event_id": "ev-1", "ticket_id": ids[REVIEWED], "other_ticket_id": ids[OTHER],
         "entry_id": entries["S001"], "other_entry_id": entries["S002"],
         "staff_id": "S001", "other_staff_id": "S002", "device": "0123456789abcdef",
         "zone": "hall-a", "node": "hall-a-1", "plan_id": plan, "sha256": digest,
         "department": REVIEWED, "dept": REVIEWED, "code": "en", "fmt": "csv",
-        "username": "office-user",
+        "username": "office-user", "task_id": "ward-survey", "questionnaire_id": "inpatient",
+        "contest_id": "contest-1", "act": "a1", "step": "open",
     }
+
+
+def _contest(db, now) -> None:
+    """A contest on in hall-a, set up with two acts and a judge."""
+    with db.conn:
+        db["events"].insert({"id": "contest-1", "title": "Speech contest", "kind": "contest",
+                             "zones": json.dumps(["hall-a"]),
+                             "start": iso(now - timedelta(hours=1)),
+                             "end": iso(now + timedelta(hours=1)), "credit_hours": 0})
+        acts.set_up(db, "contest-1", acts.Rule(), [{"act": "a1", "title": "Act one"},
+                                                   {"act": "a2", "title": "Act two"}], ["S001"])
+
+
+def _survey(db, now) -> None:
+    """A questionnaire, an open survey task on hall-a and one response to it."""
+    with db.conn:
+        questionnaires.save(db, "inpatient", "住院患者满意度", [
+            {"id": "overall", "kind": "scale", "label": "总体满意度"},
+            {"id": "comment", "kind": "text", "label": "意见建议"}], "setup")
+        tasks.save(db, {"id": "ward-survey", "title": "病区测评", "questionnaire": "inpatient",
+                        "version": None, "zones": ["hall-a"], "target": 10,
+                        "opens_at": iso(now - timedelta(hours=1)),
+                        "closes_at": iso(now + timedelta(days=7)), "surveyors": ["S001"],
+                        "alert": None}, "setup")
+    write_batch(db, "rounds/v1/test/node/hall-a-1/up/batch", "hall-a-1", [validate({
+        "id": str(uuid.uuid4()), "type": "survey_response", "ts": iso(now),
+        "task_id": "ward-survey", "questionnaire": "inpatient", "version": 1,
+        "staff_id": "S001", "zone": "hall-a", "taken_at": iso(now),
+        "answers": {"overall": 4, "comment": "安静"}})], [])

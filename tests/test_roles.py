@@ -86,6 +86,29 @@ POLICY = {
     "people.event_export": OFFICE_UP,
     "people_api.api_event_export": OFFICE_UP,
     "hotspots.page": REVIEWERS_UP,
+    # satisfaction surveys: a reviewer reads the tasks touching their department's
+    # wards (others are 404); questionnaires and handing out tasks are the office's
+    "surveys.board": REVIEWERS_UP,
+    "surveys.task": REVIEWERS_UP,
+    "surveys.export": REVIEWERS_UP,
+    "surveys.create_task": OFFICE_UP,
+    "surveys.questionnaires": OFFICE_UP,
+    "surveys.create_questionnaire": OFFICE_UP,
+    "surveys.questionnaire": OFFICE_UP,
+    "surveys.change_questionnaire": OFFICE_UP,
+    "surveys_api.list_tasks": REVIEWERS_UP,
+    "surveys_api.task_summary": REVIEWERS_UP,
+    "surveys_api.list_questionnaires": OFFICE_UP,
+    "surveys_api.get_questionnaire": OFFICE_UP,
+    "surveys_api.save_questionnaire": OFFICE_UP,
+    # live scoring: the office runs a contest; the big screen and its JSON are for any
+    # signed-in account (the hall's PC need not be the office's)
+    "contests.presenter": OFFICE_UP,
+    "contests.set_up": OFFICE_UP,
+    "contests.step": OFFICE_UP,
+    "contests.export": OFFICE_UP,
+    "contests.screen": {STAFF} | REVIEWERS_UP,
+    "contests_api.contest_json": {STAFF} | REVIEWERS_UP,
     # One's own record: accounts linked to a staff number (in this test only
     # the staff account is; the others get 403 for having no record).
     "people.me": {STAFF},

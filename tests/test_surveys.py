@@ -157,14 +157,16 @@ def test_totals_distributions_and_the_index_per_ward_and_department_by_week(db):
     assert s["index"] == 50.0
     assert s["weekly"] == [
         {"week": "2026-12-07", "zone": "ward-3", "department": "cardiology", "count": 2,
-         "index": 75.0},
+         "scored": 2, "index": 75.0},
         {"week": "2026-12-07", "zone": "ward-4", "department": "cardiology", "count": 1,
-         "index": 50.0},
+         "scored": 1, "index": 50.0},
         {"week": "2026-12-14", "zone": "ward-9", "department": None, "count": 1,
-         "index": 0.0}]
+         "scored": 1, "index": 0.0}]
     assert results.index_by_department(s["weekly"]) == [
-        {"week": "2026-12-07", "department": "cardiology", "count": 3, "index": 66.7},
-        {"week": "2026-12-14", "department": "ward-9", "count": 1, "index": 0.0}]
+        {"week": "2026-12-07", "department": "cardiology", "zones": ["ward-3", "ward-4"],
+         "count": 3, "index": 66.7},
+        {"week": "2026-12-14", "department": "ward-9", "zones": ["ward-9"], "count": 1,
+         "index": 0.0}]
     header, rows = results.export_rows(db, task, TZ)
     assert header == ["taken_at", "zone", "surveyor", "version", "overall", "nursing", "liked",
                       "comment"]

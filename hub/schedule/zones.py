@@ -6,7 +6,9 @@ building, floor, optional lat/lon, and optionally a ``polygon``: JSON
 name is in the hospital's language; ``name_en``, optional, is the English name
 shown to a reader who picks English (``zone_names(db, "en")``). ``check_zone``
 takes it only when ``fields`` has the key, so a form or API body without it
-keeps the stored one (and the zone dicts read here leave it out).
+keeps the stored one (and the zone dicts read here leave it out). A ward may
+belong to a ``department`` (a code of the ``departments`` table, or none): the
+satisfaction index per department (hub/surveys/results.py) adds up its wards.
 
 A **floor plan** (``floor_plans``) is one drawing per (campus, building,
 floor): an uploaded SVG (``kind`` ``svg``, stored only after sanitizing) or a
@@ -36,7 +38,8 @@ MAX_NAME = 100
 MAX_PLACE = 64
 POLYGON_POINTS = (3, 200)
 _PLACE = ("campus", "building", "floor")
-_ZONE_COLUMNS = ("zone", "name", "campus", "building", "floor", "lat", "lon", "polygon")
+_ZONE_COLUMNS = ("zone", "name", "campus", "building", "floor", "lat", "lon", "polygon",
+                 "department")
 
 
 class Problem:
@@ -190,6 +193,7 @@ def check_zone(db, fields: dict, zone_id: str | None = None) -> dict:
     if (row["lat"] is None) != (row["lon"] is None) and not any(
             p.field in ("lat", "lon") for p in problems):
         problems.append(Problem("lat", N_("Give both latitude and longitude, or neither.")))
+    row["department"] = _department(db, problems, fields)
     polygon = fields.get("polygon")
     row["polygon"] = None
     if polygon not in (None, "", []):
@@ -206,6 +210,17 @@ def check_zone(db, fields: dict, zone_id: str | None = None) -> dict:
     if problems:
         raise Invalid(problems)
     return row
+
+
+def _department(db, problems, fields) -> str | None:
+    """The zone's department: empty for none, else a code of ``departments``."""
+    value = _text(problems, fields, "department", MAX_PLACE)
+    if value is not None and db.conn.execute(
+            "SELECT 1 FROM departments WHERE department = ?", (value,)).fetchone() is None:
+        problems.append(Problem("department", N_("Unknown department: %(departments)s."),
+                                departments=value))
+        return None
+    return value
 
 
 def check_polygon(polygon, width: float, height: float) -> list[list[float]]:

@@ -121,9 +121,10 @@ def _row(row) -> dict:
 def get(db, qid: str, version: int | None = None) -> dict | None:
     """A version of a questionnaire (the latest when ``version`` is None), or None."""
     sql = f"SELECT {', '.join(_COLUMNS)} FROM questionnaires WHERE id = ?"
-    row = db.conn.execute(sql + (" AND version = ?" if version else
+    given = version is not None
+    row = db.conn.execute(sql + (" AND version = ?" if given else
                                  " ORDER BY version DESC LIMIT 1"),
-                          (qid, version) if version else (qid,)).fetchone()
+                          (qid, version) if given else (qid,)).fetchone()
     return _row(row) if row else None
 
 

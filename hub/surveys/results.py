@@ -106,24 +106,27 @@ def summary(db, task: dict, tz: tzinfo, now: datetime) -> dict:
             "questions": questions, "open": on,
             "weekly": [{"week": week.isoformat(), "zone": zone,
                         "department": departments.get(zone), "count": count,
-                        "index": _index(group)}
+                        "scored": len(group), "index": _index(group)}
                        for (week, zone), (count, group) in sorted(weekly.items())]}
 
 
 def index_by_department(weekly: list[dict]) -> list[dict]:
-    """``summary``'s weekly rows folded by department (a ward without one is
-    its own line): [{week, department, count, index}], weighted by responses."""
+    """``summary``'s weekly rows folded by department: [{week, department,
+    zones, count, index}], the index weighted by each ward's scored responses.
+    A ward without a department is its own line (its ``department`` is the
+    ward's id; ``zones`` lists the wards folded into each line)."""
     folded: dict[tuple, list] = {}
     for row in weekly:
         key = (row["week"], row["department"] or row["zone"])
-        slot = folded.setdefault(key, [0, 0.0, 0])
+        slot = folded.setdefault(key, [0, 0.0, 0, []])
         slot[0] += row["count"]
+        slot[3].append(row["zone"])
         if row["index"] is not None:
-            slot[1] += row["index"] * row["count"]
-            slot[2] += row["count"]
-    return [{"week": week, "department": dept, "count": count,
+            slot[1] += row["index"] * row["scored"]
+            slot[2] += row["scored"]
+    return [{"week": week, "department": dept, "zones": zones, "count": count,
              "index": round(total / scored, 1) if scored else None}
-            for (week, dept), (count, total, scored) in sorted(folded.items())]
+            for (week, dept), (count, total, scored, zones) in sorted(folded.items())]
 
 
 def export_rows(db, task: dict, tz: tzinfo) -> tuple[list[str], list[list]]:

@@ -71,6 +71,9 @@ ACTIONS = {
     "staff.pin_reset_department": N_("Department PINs reset"),
     "staff.update": N_("Staff details changed"), "ticket.transition": N_("Ticket moved"),
     "zone.create": N_("Zone created"), "zone.update": N_("Zone edited"),
+    "questionnaire.save": N_("Questionnaire saved"),
+    "survey_task.create": N_("Survey task handed out"),
+    "export.survey": N_("Survey responses exported"),
 }
 _CREATED_FROM = "created from report "  # hub.tickets writes this + the report id
 SHORT_ID = 8

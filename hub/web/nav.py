@@ -12,6 +12,7 @@ ITEMS = (
     ("tickets.index", _l("Tickets"), ("office", "dept_reviewer")),
     ("hours.index", _l("Volunteer hours"), ("office", "dept_reviewer")),
     ("hotspots.page", _l("Hotspots"), ("office", "dept_reviewer")),
+    ("surveys.board", _l("Surveys"), ("office", "dept_reviewer")),
     ("people.index", _l("People"), ("office", "dept_reviewer")),
     ("roster.staff", _l("Roster"), ("office",)),
     ("zones.index", _l("Zones"), ("office",)),

@@ -3,9 +3,11 @@ floor; creating and editing a zone (with its polygon drawn on the floor
 plan); uploading floor plans and serving them; the zones API.
 
 Office and admin edit; a department reviewer may also read the zones API and
-see the plans (the hotspot views draw on them). Floor plans are served with a
-Content-Security-Policy that forbids scripts and every external load, on top
-of the sanitizing done at upload (``hub.schedule.floor_plans.sanitize_svg``).
+see the plans (the hotspot views draw on them). A zone (a ward) may name the
+department it belongs to, for the satisfaction index per department
+(hub/surveys). Floor plans are served with a Content-Security-Policy that
+forbids scripts and every external load, on top of the sanitizing done at
+upload (``hub.schedule.floor_plans.sanitize_svg``).
 """
 
 import json
@@ -16,6 +18,7 @@ from flask_babel import gettext as _
 
 from hub.db import write_transaction
 from hub.schedule import floor_plans, ical, zones
+from hub.web import labels
 from hub.web.auth import audited, requires
 from hub.web.context import get_db
 from hub.web.params import json_object
@@ -23,7 +26,8 @@ from hub.web.params import json_object
 bp = Blueprint("zones", __name__)
 api = Blueprint("zones_api", __name__, url_prefix="/api/v1")
 PLAN_CSP = "default-src 'none'; style-src 'unsafe-inline'"
-_FORM_FIELDS = ("zone", "name", "campus", "building", "floor", "lat", "lon", "polygon")
+_FORM_FIELDS = ("zone", "name", "campus", "building", "floor", "lat", "lon", "polygon",
+                "department")
 
 
 def init_app(app: Flask) -> None:
@@ -139,6 +143,7 @@ def _render_form(typed: dict, new: bool, errors: dict | None = None):
                       plan["campus"], plan["building"], plan["floor"])]
     return render_template("zones_form.html", zone=typed, new=new, errors=errors or {},
                            plan=plan, others=others, points=zones.POLYGON_POINTS,
+                           departments=labels.department_names(db),
                            shape_points=_svg_points(typed.get("polygon")))
 
 
@@ -211,8 +216,10 @@ def plan_image(plan_id):
 
 
 def _zone_json(zone: dict, plans: dict) -> dict:
+    """A zone for the API; ``department`` only when the ward has one."""
     place = (zone["campus"], zone["building"], zone["floor"])
-    return {**zone, "floor_plan_id": plans.get(place)}
+    shown = {k: v for k, v in zone.items() if k != "department" or v is not None}
+    return {**shown, "floor_plan_id": plans.get(place)}
 
 
 def _plan_ids(db) -> dict:
@@ -306,6 +313,9 @@ _ZONE_INPUT_PROPS = {
     "lon": {"type": ["number", "null"], "minimum": -180, "maximum": 180},
     "polygon": {"oneOf": [{**POINTS, "minItems": 3, "maxItems": 200}, {"type": "null"}],
                 "description": "points in the coordinates of the floor's plan"},
+    "department": {**NULLABLE_TEXT,
+                   "description": "the department the ward belongs to (a department code); "
+                                  "in a Zone only when it has one"},
 }
 
 OPENAPI = {
