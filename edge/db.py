@@ -91,6 +91,26 @@ def m007_local_reports(db):
                                 "note": str, "photos": int, "ts": str}, pk="report_id")
     db["local_reports"].create_index(["staff_id", "ts"])
 
+
+@migrations()
+def m008_local_survey_counts(db):
+    """Survey responses taken at this node per task, survey taker and local
+    day, for the "responses today" figures on the survey pages (the outbox
+    cannot say: acked records leave it). Old days are pruned as responses
+    are saved (``edge/portal/survey.py``)."""
+    db["local_survey_counts"].create({"task_id": str, "staff_id": str, "day": str,
+                                      "count": int}, pk=("task_id", "staff_id", "day"))
+
+
+@migrations()
+def m009_local_scores(db):
+    """The score each person gave each act of a contest at this node, for the
+    scoring page ("now 8"; edge/portal/score.py): the latest one, as the hub
+    counts it. Pruned with the check-in rows (edge/retention.py)."""
+    db["local_scores"].create({"event_id": str, "act": str, "staff_id": str, "value": int,
+                               "ts": str}, pk=("event_id", "act", "staff_id"))
+
+
 _SQLITE_FULL = 13  # primary result code; extended codes keep it in the low byte
 
 

@@ -17,6 +17,8 @@ periods are whole days (node config section ``"retention"``); the defaults:
 - ``local_checkins_days`` 30: the check-in dedup and the "my record" page; the
   hub keeps the attendance record. A row for an event still in the node's
   schedule is kept whatever its age (it stops a second check-in).
+  The contest scores given here (``local_scores``, for the scoring page) go
+  with them.
 - ``pin_failures_days`` 1: the rate limit looks back 15 minutes only.
 - ``released`` rows (raw MACs let past the portal) go as soon as their
   ``until`` has passed; one still running is the phone's pass.
@@ -86,6 +88,8 @@ def prune(db, spool_dir, settings: dict, now: datetime, *, dry_run=False) -> dic
                                     cutoff("local_reports_days"), dry_run)
     counts["local_checkins"] = _walk(db, "local_checkins", "ts < ?" + keep,
                                      (*cutoff("local_checkins_days"), *events), dry_run)
+    counts["local_scores"] = _walk(db, "local_scores", "ts < ?", cutoff("local_checkins_days"),
+                                   dry_run)
     counts["pin_failures"] = _walk(db, "pin_failures", "ts < ?", cutoff("pin_failures_days"),
                                    dry_run)
     counts["released"] = _walk(db, "released", "until < ?", (iso(now),), dry_run)

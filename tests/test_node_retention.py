@@ -69,6 +69,11 @@ def node(tmp_path):
         db.conn.execute("INSERT INTO local_checkins (staff_id, event_id, ts, record_id) "
                         "VALUES (?, ?, ?, 'x')", (staff, event, ago(days)))
     stay["local_checkins"] = {("D001", "ev-on"), ("D002", "ev-new")}
+    # contest scores given here go with the check-ins (local_checkins_days)
+    for act, days in (("a-old", 31), ("a-new", 1)):
+        db.conn.execute("INSERT INTO local_scores (event_id, act, staff_id, value, ts) "
+                        "VALUES ('speech', ?, 'D001', 8, ?)", (act, ago(days)))
+    stay["local_scores"] = {"a-new"}
     for days in (2, 0.5, 0.01):
         db.conn.execute("INSERT INTO pin_failures (staff_id, device, ts) VALUES ('D1', 'dev', ?)",
                         (ago(days),))
@@ -90,6 +95,7 @@ def remaining(db, photos) -> dict:
         "files": {p.stem for p in photos.glob("*.jpg")},
         "local_reports": {r for (r,) in rows("SELECT report_id FROM local_reports")},
         "local_checkins": set(rows("SELECT staff_id, event_id FROM local_checkins")),
+        "local_scores": {r for (r,) in rows("SELECT act FROM local_scores")},
         "pin_failures": {r for (r,) in rows("SELECT ts FROM pin_failures")},
         "released": {r for (r,) in rows("SELECT mac FROM released")},
         "presence_open": {r for (r,) in rows("SELECT device FROM presence_open")},
@@ -100,7 +106,7 @@ def test_prune_deletes_exactly_what_is_past_its_time(node):
     db, photos, stay, gone_photos = node
     counts = retention.prune(db, photos, retention.settings(None), NOW)
     assert counts == {"outbox": 2, "spool": 2, "local_reports": 1, "local_checkins": 2,
-                      "pin_failures": 1, "released": 1}
+                      "local_scores": 1, "pin_failures": 1, "released": 1}
     left = remaining(db, photos)
     assert left == {**stay, "files": stay["spool"], "presence_open": {"dev1"}}
     assert not gone_photos & left["files"]
@@ -153,13 +159,13 @@ def test_cli_dry_run_counts_and_deletes_nothing(node, tmp_path):
     # open presence interval.
     assert dict(line.split() for line in lines) == {
         "outbox": "4", "spool": "3", "local_reports": "3", "local_checkins": "3",
-        "pin_failures": "3", "released": "2"}
+        "local_scores": "2", "pin_failures": "3", "released": "2"}
     real = CliRunner().invoke(main, ["--config", config, "prune"])
     assert real.exit_code == 0 and real.output.splitlines() == lines
     assert remaining(db, photos) == {
         "outbox": set(), "spool": set(), "files": set(), "local_reports": set(),
-        "local_checkins": {("D001", "ev-on")}, "pin_failures": set(), "released": set(),
-        "presence_open": {"dev1"}}
+        "local_checkins": {("D001", "ev-on")}, "local_scores": set(), "pin_failures": set(),
+        "released": set(), "presence_open": {"dev1"}}
 
 
 def test_cli_prune_deletes_and_a_bad_retention_section_is_an_error(tmp_path):

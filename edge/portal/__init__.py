@@ -79,7 +79,7 @@ from edge.health import SYSTEM_CLOCK
 from edge.state import ROSTER
 from runtime.settings import ConfigError, load_json
 
-from . import bind, checkin, device, i18n, me, probes, report
+from . import bind, checkin, device, i18n, me, probes, report, score, survey
 from .context import clock_unset, close_db, current_zone, get_outbox, get_state, zone_label
 from .render import hhmm, message_page, storage_full_page, when
 
@@ -125,6 +125,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     bind.init_app(app)
     me.init_app(app)
     report.init_app(app)
+    survey.init_app(app)
+    score.init_app(app)
     return app
 
 
