@@ -158,3 +158,15 @@ def test_a_hall_node_gets_the_contest_with_each_acts_window(db):
     assert [(a["act"], a["state"]) for a in contest["acts"]] == [
         ("a1", "open"), ("a2", "waiting"), ("a3", "waiting")]
     assert contest["acts"][0]["closes_at"] == iso(at(30))
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"act": "a9"}, "no act 'a9'"), ({"event_id": "other"}, "in contest 'other'"),
+    ({"value": 11}, "off the scale 1..10"), ({"value": 0}, "off the scale"),
+])
+def test_a_score_for_no_act_or_off_the_scale_is_quarantined(db, change, reason):
+    record = {**score("A001", "a1", 5, 5), **change}
+    ingest(db, [record])
+    assert db["scores"].count == 0
+    [why] = [r for (r,) in db.conn.execute("SELECT reason FROM quarantine")]
+    assert reason in why

@@ -186,3 +186,22 @@ def test_a_node_gets_the_open_tasks_of_its_zone_with_the_questionnaire(db):
     after = downlink.node_config_document(db, "ward-3-1", T0 + timedelta(days=15))
     assert after["surveys"] == []
     assert downlink.node_config_document(db, "hall-a-1", T0)["surveys"] == []
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"task_id": "nope"}, "unknown task"),
+    ({"version": 2}, "not 'inpatient' version 2"),
+    ({"answers": {"overall": 7}}, "overall"),
+    ({"answers": {"overall": 4, "mood": 3}}, "mood (unknown)"),
+    ({"answers": {"overall": 4, "liked": ["cars"]}}, "liked"),
+])
+def test_a_response_that_does_not_fit_its_task_is_quarantined_with_the_reason(db, change,
+                                                                              reason):
+    questionnaires.save(db, "inpatient", "住院患者满意度",
+                        QUESTIONS + [{"id": "clean", "kind": "scale", "label": "整洁"}], "office")
+    record = {**response(), **change}
+    acked = ingest(db, record)
+    assert acked == [record["id"]]  # durable in quarantine: acknowledged
+    assert db["survey_responses"].count == 0
+    [row] = db.conn.execute("SELECT record_id, reason FROM quarantine").fetchall()
+    assert row[0] == record["id"] and reason in row[1]

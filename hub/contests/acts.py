@@ -144,3 +144,17 @@ def close_act(db, event_id: str, act: str, now: datetime | None = None) -> None:
     now = now or datetime.now(timezone.utc)
     db.conn.execute("UPDATE contest_acts SET closed_at = ? WHERE event_id = ? AND act = ? "
                     "AND opened_at IS NOT NULL AND closed_at IS NULL", (iso(now), event_id, act))
+
+
+def refusal(db, record: dict) -> str | None:
+    """Why the hub cannot take a ``score`` record (it is then quarantined), or
+    None: no such contest or act, or a value off its scale. (A score outside
+    the act's window is kept: the ranking leaves it out.)"""
+    row = db.conn.execute("SELECT c.scale_min, c.scale_max FROM contests c JOIN contest_acts a "
+                          "ON a.event_id = c.event_id WHERE c.event_id = ? AND a.act = ?",
+                          (record["event_id"], record["act"])).fetchone()
+    if row is None:
+        return f"score: no act {record['act']!r} in contest {record['event_id']!r}"
+    if not row[0] <= record["value"] <= row[1]:
+        return f"score: {record['value']} is off the scale {row[0]}..{row[1]}"
+    return None

@@ -14,7 +14,9 @@ from protocol.clock import now_iso
 from protocol.records import Clock, parse_envelope
 
 from hub.ingest import clockfix
+from hub.contests import acts
 from hub.surveys import alerts
+from hub.surveys import tasks as survey_tasks
 
 _COMMON = ("id", "node", "ts", "clock_synced", "received_at")
 _FIELDS = {
@@ -105,6 +107,23 @@ _FLAG_CLOCK = (
     "received_at = excluded.received_at")
 
 
+# Record types the hub checks against what it knows (a task, a contest) before
+# storing them; a record that fails is quarantined with the reason.
+_REFUSALS = {"survey_response": survey_tasks.refusal, "score": acts.refusal}
+
+
+def _checked(db, good: list[dict], bad: list) -> tuple[list[dict], list]:
+    kept = []
+    for record in good:
+        check = _REFUSALS.get(record["type"])
+        reason = check(db, record) if check else None
+        if reason:
+            bad.append((record, reason))
+        else:
+            kept.append(record)
+    return kept, bad
+
+
 def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
                 clock: Clock | None = None) -> list[str]:
     """Store a batch in one transaction; return the ids to acknowledge.
@@ -117,6 +136,7 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
     interval is stored ending before it starts.
     """
     received_at = now_iso()
+    good, bad = _checked(db, good, list(bad))
     good, clock_flags = clockfix.correct(good, clock, received_at)
     good = clockfix.match_events(db.conn, good, clock_flags)
     by_kind: dict[str, list] = {}

@@ -13,7 +13,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from protocol.clock import iso, parse_iso
-from protocol.surveys import SCALE
+from protocol.surveys import SCALE, check_answers
 
 from hub.surveys import questionnaires
 from hub.surveys.questionnaires import QuestionnaireError
@@ -126,6 +126,25 @@ def open_in_zone(db, zone: str, now: datetime | None = None) -> list[dict]:
         found.append({k: task[k] for k in ("id", "title", "opens_at", "closes_at", "target",
                                            "surveyors")} | {"form": form_for_node(form)})
     return found
+
+
+def refusal(db, record: dict) -> str | None:
+    """Why the hub cannot take a ``survey_response`` record (it is then
+    quarantined), or None: an unknown task, another questionnaire or version
+    than the task's, or answers that do not fit that version."""
+    task = get(db, record["task_id"])
+    if task is None:
+        return f"survey_response: unknown task {record['task_id']!r}"
+    if (record["questionnaire"], record["version"]) != (task["questionnaire"], task["version"]):
+        return (f"survey_response: task {task['id']!r} asks {task['questionnaire']!r} version "
+                f"{task['version']}, not {record['questionnaire']!r} version {record['version']}")
+    form = questionnaires.get(db, task["questionnaire"], task["version"])
+    checked = check_answers(form, record["answers"])
+    extra = sorted(set(record["answers"]) - {q["id"] for q in form["questions"]})
+    if checked.problems or extra:
+        return ("survey_response: answers that do not fit the questionnaire: "
+                + ", ".join(checked.problems + [f"{q} (unknown)" for q in extra]))
+    return None
 
 
 def form_for_node(form: dict) -> dict:
