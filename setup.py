@@ -24,6 +24,10 @@ rewrite them):
 - msgspec: the hub's fast path for clean batches (protocol/wire.py): JSON decoding and
   the record schema checked in one compiled pass, ~5x cheaper than checking field by
   field in Python, which cost more than SQLite's own insert.
+- python-docx: the drafted event and year summaries as Word documents the office edits
+  further (a real .docx writer rather than zipped XML by hand).
+- fpdf2: printable PDFs (a person's year, a certificate of attendance) with real text
+  in a CJK TrueType font, rather than a picture of a page drawn with Pillow.
 Test extra: pytest (+ pytest-timeout), selenium for the pages people use
 in a real headless Chromium, hypothesis to fuzz the presence frame parser.
 - scikit-image: skimage.data.astronaut(), a real photo with a face, for the photo tests.
@@ -63,6 +67,8 @@ setup(
         "opencv-python-headless>=4.8,<5",
         "Pillow>=10,<13",
         "msgspec>=0.19,<1",
+        "python-docx>=1.1,<2",
+        "fpdf2>=2.8,<3",
     ],
     extras_require={
         "test": [

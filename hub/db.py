@@ -346,6 +346,109 @@ def m012_contests(db):
         db.execute(statement)
 
 
+@migrations()
+def m013_registration(db):
+    """Registration for events (hub/schedule/registration.py): an event's
+    registration window, capacity and who may register; each person's
+    registration, registered or on the waiting list (in ``queued_at`` order)
+    or cancelled."""
+    for statement in (
+        """CREATE TABLE event_registration (
+            event_id TEXT PRIMARY KEY, opens_at TEXT NOT NULL, closes_at TEXT NOT NULL,
+            capacity INTEGER, departments TEXT NOT NULL DEFAULT '[]',
+            roles TEXT NOT NULL DEFAULT '[]', staff TEXT NOT NULL DEFAULT '[]',
+            required INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE registrations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL,
+            staff_id TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('registered', 'waiting', 'cancelled')),
+            queued_at TEXT NOT NULL, changed_at TEXT NOT NULL, via TEXT NOT NULL DEFAULT 'hub',
+            UNIQUE (event_id, staff_id)
+        )""",
+        "CREATE INDEX registrations_event ON registrations(event_id, state, queued_at)",
+        "CREATE INDEX registrations_staff ON registrations(staff_id, state)",
+    ):
+        db.execute(statement)
+
+
+@migrations()
+def m014_assessment(db):
+    """Assessment items per year (hub/assessment): what counts (``measure``:
+    credit hours or events attended of some kinds, approved volunteer hours,
+    approved record entries of some kinds) and the target per person, by
+    default or per department or role (``targets``: {"department:<code>": n,
+    "role:<role>": n})."""
+    db.execute("""CREATE TABLE assessment_items (
+        year INTEGER NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL, title_en TEXT,
+        measure TEXT NOT NULL
+            CHECK (measure IN ('credit_hours', 'events', 'volunteer_hours', 'entries')),
+        event_kinds TEXT NOT NULL DEFAULT '[]', entry_kinds TEXT NOT NULL DEFAULT '[]',
+        target REAL NOT NULL, targets TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (year, id)
+    )""")
+
+
+@migrations()
+def m015_review_chain(db):
+    """The staff record and its review chain (hub/records): entries a person
+    files about themselves or the system makes (attendance, hours, accepted
+    reports), each passing review levels (department, party branch,
+    committee by default) with every step kept; staff belong to a party
+    branch; accounts get the branch and committee reviewer roles (the role
+    CHECK constraint is rebuilt, so the table is copied)."""
+    for statement in (
+        """CREATE TABLE record_entries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, staff_id TEXT NOT NULL, kind TEXT NOT NULL,
+            title TEXT NOT NULL, body TEXT NOT NULL DEFAULT '', occurred_on TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT 'self', source_ref TEXT,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected', 'returned')),
+            level INTEGER NOT NULL DEFAULT 0, due_at TEXT,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            UNIQUE (source, source_ref)
+        )""",
+        "CREATE INDEX record_entries_inbox ON record_entries(state, level, staff_id)",
+        "CREATE INDEX record_entries_staff ON record_entries(staff_id, occurred_on)",
+        """CREATE TABLE entry_reviews (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            entry_id INTEGER NOT NULL REFERENCES record_entries(id), level INTEGER,
+            who TEXT NOT NULL,
+            action TEXT NOT NULL
+                CHECK (action IN ('submit', 'approve', 'reject', 'return', 'resubmit')),
+            reason TEXT NOT NULL DEFAULT '', at TEXT NOT NULL
+        )""",
+        "CREATE INDEX entry_reviews_entry ON entry_reviews(entry_id, id)",
+        "ALTER TABLE staff ADD COLUMN branch TEXT",
+        """CREATE TABLE accounts_m015 (
+            username TEXT PRIMARY KEY,
+            password_hash TEXT,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'office', 'dept_reviewer',
+                                               'branch_reviewer', 'committee_reviewer',
+                                               'staff')),
+            department TEXT, staff_id TEXT,
+            disabled INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, branch TEXT
+        )""",
+        "INSERT INTO accounts_m015 (username, password_hash, role, department, staff_id, "
+        "disabled, created_at) SELECT username, password_hash, role, department, staff_id, "
+        "disabled, created_at FROM accounts",
+        "DROP TABLE accounts",
+        "ALTER TABLE accounts_m015 RENAME TO accounts",
+    ):
+        db.execute(statement)
+
+
+@migrations()
+def m016_drafts(db):
+    """Drafted summaries (hub/summaries): the text drafted from the data for an
+    event or a person's year, per language, as edited on the hub, with the
+    facts it was drafted from."""
+    db.execute("""CREATE TABLE drafts (
+        kind TEXT NOT NULL CHECK (kind IN ('event', 'person_year')), subject TEXT NOT NULL,
+        lang TEXT NOT NULL, text TEXT NOT NULL, facts TEXT NOT NULL, edited_by TEXT,
+        updated_at TEXT NOT NULL, PRIMARY KEY (kind, subject, lang)
+    )""")
+
+
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
     return open_database(path, migrations if migrate else None)
