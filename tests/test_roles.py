@@ -101,6 +101,11 @@ POLICY = {
     "surveys_api.list_questionnaires": OFFICE_UP,
     "surveys_api.get_questionnaire": OFFICE_UP,
     "surveys_api.save_questionnaire": OFFICE_UP,
+    # assessment: the office sets items; a reviewer reads their department's progress
+    "assessment.index": REVIEWERS_UP,
+    "assessment.save_item": OFFICE_UP,
+    "assessment_api.api_overview": REVIEWERS_UP,
+    "assessment_api.api_mine": {STAFF},
     # live scoring: the office runs a contest; the big screen and its JSON are for any
     # signed-in account (the hall's PC need not be the office's)
     "contests.presenter": OFFICE_UP,

@@ -136,7 +136,7 @@ def behind(db, year: int, tz: tzinfo, now: datetime | None = None) -> list[dict]
     item, title, have, expected_by_now, target}``, the furthest behind first."""
     now = now or datetime.now(timezone.utc)
     share = year_gone(year, tz, now)
-    departments = dict(db.conn.execute("SELECT staff_id, department FROM staff"))
+    departments = departments_of_staff(db)
     late = []
     for staff_id, rows in progress(db, year, tz, now).items():
         for row in rows:
@@ -147,6 +147,11 @@ def behind(db, year: int, tz: tzinfo, now: datetime | None = None) -> list[dict]
                              "item": row["item"], "title": row["title"], "have": have,
                              "expected_by_now": expected, "target": row["target"]})
     return sorted(late, key=lambda r: (r["have"] - r["expected_by_now"], r["staff_id"]))
+
+
+def departments_of_staff(db) -> dict[str, str]:
+    """staff id -> department, for ``by_department``."""
+    return dict(db.conn.execute("SELECT staff_id, department FROM staff"))
 
 
 def by_department(progress_rows: dict[str, list[dict]], departments: dict[str, str]) -> list[dict]:

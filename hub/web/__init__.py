@@ -17,7 +17,7 @@ from hub.config import load_hub_config
 from runtime.settings import ConfigError
 
 from hub.web import (
-    accounts, api, audit_log, auth, contests, events, fleet, hotspots, hours, i18n, labels, nav, open311, openapi,
+    accounts, api, assessment, audit_log, auth, contests, events, fleet, hotspots, hours, i18n, labels, nav, open311, openapi,
     pages, people, roster, roster_import, surveys, tickets, zones,
 )
 from hub.web.context import close_db, localtime
@@ -65,7 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 # Dashboard areas, each a module with ``init_app(app)`` registering its pages
 # (and its /api/v1 routes); see docs/dashboard.md.
 AREAS = (roster, roster_import, accounts, events, zones, tickets, hours, fleet, people, hotspots,
-         surveys, contests, audit_log)
+         surveys, contests, assessment, audit_log)
 
 
 def _secret_key(db_path: Path) -> bytes:

@@ -53,6 +53,10 @@ METHODS = {"portal": N_("Phone check-in"), "presence": N_("Detected by Wi-Fi")}
 # tickets.source: where the report came from
 SOURCES = {"node": N_("On-site report"), "open311": N_("Open311 (API)"),
            "survey": N_("Low satisfaction score")}
+# assessment_items.measure: what an assessment item counts
+MEASURES = {"credit_hours": N_("Credit hours of events attended"),
+            "events": N_("Events attended"), "volunteer_hours": N_("Approved volunteer hours"),
+            "entries": N_("Approved record entries")}
 # audit_log.action: what was done
 ACTIONS = {
     "login": N_("Signed in"), "logout": N_("Signed out"),
@@ -66,6 +70,7 @@ ACTIONS = {
     "floor_plan.upload": N_("Floor plan uploaded"),
     "hours.decision": N_("Volunteer hours decided"), "node.move": N_("Node moved to a zone"),
     "retention.delete": N_("Removed under the retention rules"),
+    "assessment.item": N_("Assessment item saved"),
     "roster.import": N_("Roster imported"), "site.wifi": N_("Site Wi-Fi changed"),
     "staff.pin_reset": N_("PIN reset"),
     "staff.pin_reset_department": N_("Department PINs reset"),
@@ -84,7 +89,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(
         category_label=category_label, method_label=method_label, source_label=source_label,
         action_label=action_label, history_comment=history_comment, history_who=history_who,
-        site_name=site_name)
+        site_name=site_name, measure_label=measure_label)
 
 
 def _word(words: dict, code: str | None) -> str:
@@ -104,6 +109,10 @@ def method_labels() -> dict[str, str]:
 
 def source_label(code: str | None) -> str:
     return _word(SOURCES, code)
+
+
+def measure_label(code: str | None) -> str:
+    return _word(MEASURES, code)
 
 
 def action_label(code: str | None) -> str:

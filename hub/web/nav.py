@@ -13,6 +13,7 @@ ITEMS = (
     ("hours.index", _l("Volunteer hours"), ("office", "dept_reviewer")),
     ("hotspots.page", _l("Hotspots"), ("office", "dept_reviewer")),
     ("surveys.board", _l("Surveys"), ("office", "dept_reviewer")),
+    ("assessment.index", _l("Assessment"), ("office", "dept_reviewer")),
     ("people.index", _l("People"), ("office", "dept_reviewer")),
     ("roster.staff", _l("Roster"), ("office",)),
     ("zones.index", _l("Zones"), ("office",)),

@@ -25,6 +25,7 @@ from hub.attendance.attendance import day_bounds
 from hub.db import write_transaction
 from hub.people.held import held_about
 from hub.web import labels
+from hub.web.assessment import own_progress
 from hub.web.auth import audited, audited_look, department_scope, requires
 from hub.web.context import get_db, hospital_tz
 
@@ -136,13 +137,13 @@ def _ticket_link(report: dict) -> str | None:
 
 
 def _render_record(record: dict, args: dict, export_endpoint: str, mine: bool, held=None,
-                   **ids):
+                   assessment=None, **ids):
     exports_urls = {fmt: url_for(export_endpoint, fmt=fmt, **ids, **args)
                     for fmt in exports.FORMATS}
     links = {r["report_id"]: _ticket_link(r) for r in record["reports"]}
     db = get_db()
     return render_template("people_person.html", record=record, args=args, mine=mine,
-                           held=held, exports_urls=exports_urls, ticket_links=links,
+                           held=held, assessment=assessment, exports_urls=exports_urls, ticket_links=links,
                            department_names=labels.department_names(db),
                            zone_names=labels.zone_names(db),
                            category_labels=labels.category_labels(db),
@@ -197,7 +198,8 @@ def me():
     since, until, args = _period()
     policy = retention.settings(current_app.config.get("RETENTION"))
     return _render_record(_record(staff_id, since, until), args, "people.me_export", mine=True,
-                          held=held_about(get_db(), staff_id, policy))
+                          held=held_about(get_db(), staff_id, policy),
+                          assessment=own_progress(staff_id))
 
 
 @bp.get(f"/me/export.{FORMAT}")
