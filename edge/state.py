@@ -15,6 +15,7 @@ from protocol.clock import parse_iso
 
 ROSTER = "roster"
 CONFIG = "config"
+ASSESSMENT = "assessment"  # everyone's progress against the year's items (site-wide)
 # A phone may check in this long before an event starts.
 EARLY_CHECKIN = timedelta(minutes=30)
 

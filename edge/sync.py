@@ -43,7 +43,7 @@ from .outbox import Outbox
 from .photos import PhotoSpool
 from .retention import prune
 from .retention import settings as retention_settings
-from .state import CONFIG, ROSTER, NodeState
+from .state import ASSESSMENT, CONFIG, ROSTER, NodeState
 
 log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")  # photo acks name sha256s; record acks name UUIDs
@@ -105,7 +105,8 @@ class NodeSync:
         else:
             client.subscribe([(topics.node_down(self.site, self.node, "ack"), 1),
                               (topics.node_down(self.site, self.node, "config"), 1),
-                              (topics.site_down(self.site, "roster"), 1)])
+                              (topics.site_down(self.site, "roster"), 1),
+                              (topics.site_down(self.site, "assessment"), 1)])
             self.inbox.put(("connected", None))
         self.wake.set()
 
@@ -196,6 +197,8 @@ class NodeSync:
             self.unapplied_state[ROSTER] = document
         elif topic.endswith("/down/config"):
             self.unapplied_state[CONFIG] = document
+        elif topic.endswith("/down/assessment"):
+            self.unapplied_state[ASSESSMENT] = document
         self._apply_unapplied()
 
     def _handle_ack(self, ack: dict) -> None:

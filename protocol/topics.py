@@ -14,7 +14,8 @@ def node_down(site: str, node: str, kind: str) -> str:
 
 
 def site_down(site: str, kind: str) -> str:
-    """Site-wide downlink; ``kind`` is ``roster``."""
+    """Site-wide downlink; ``kind`` is ``roster`` or ``assessment`` (everyone's
+    progress against the year's items, for the portal's "my record")."""
     return f"{ROOT}/{site}/down/{kind}"
 
 

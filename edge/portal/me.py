@@ -1,12 +1,13 @@
 """My record: the owner of a bound phone sees their recent check-ins at this
-node (newest first) and the phone's binding. Other phones are sent to the
+node (newest first), their progress against the year's assessment items (as
+the hub last sent it) and the phone's binding. Other phones are sent to the
 start page: without a binding the node does not know whose record to show,
 and it never shows one for a staff number typed in."""
 
 from flask import Blueprint, Flask, render_template
 
 from edge.checkins import NO_EVENT
-from edge.state import CONFIG
+from edge.state import ASSESSMENT, CONFIG
 
 from .context import get_db, get_state
 from .device import devices, person, phone
@@ -35,4 +36,19 @@ def me():
     checkins = [{"ts": ts, "no_event": key.startswith(NO_EVENT), "event_id": key,
                  "title": titles.get(key)} for key, ts in rows]
     return render_template("me.html", person=person(current.staff_id), checkins=checkins,
-                           binding=devices().binding(current.device), device=current.device)
+                           binding=devices().binding(current.device), device=current.device,
+                           assessment=my_assessment(current.staff_id))
+
+
+def my_assessment(staff_id: str) -> dict | None:
+    """This person's progress against the year's assessment items, as the hub
+    last sent it (``down/assessment``): ``{"year", "rows": [{"title",
+    "title_en", "confirmed", "pending", "target"}]}``, or None."""
+    document = get_state().get(ASSESSMENT) or {}
+    items, values = document.get("items") or [], (document.get("people") or {}).get(staff_id)
+    if not items or not isinstance(values, list) or len(values) != len(items):
+        return None
+    rows = [{"title": item.get("title"), "title_en": item.get("title_en"),
+             "confirmed": v[0], "pending": v[1], "target": v[2]}
+            for item, v in zip(items, values) if isinstance(v, list) and len(v) == 3]
+    return {"year": document.get("year"), "rows": rows}

@@ -50,7 +50,8 @@ def ingest(ctx):
     config = _load(ctx)
     worker = Ingest(site=config["site"], db_path=config["db"],
                     mqtt=MqttSettings.from_dict(config["mqtt"]),
-                    photos_dir=config.get("photos_dir"))
+                    photos_dir=config.get("photos_dir"),
+                    timezone=config.get("timezone", "Asia/Shanghai"))
     stop_on_signals(worker.stop)
     try:
         worker.run()

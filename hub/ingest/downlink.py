@@ -8,8 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 from protocol.clock import iso
 
+from hub.assessment import items, progress
 from hub.contests import acts
 from hub.fleet import site
+from hub.schedule import registration
 from hub.surveys import tasks as survey_tasks
 from hub.tickets import tickets
 
@@ -67,6 +69,9 @@ def node_config_document(db, node: str, now: datetime | None = None) -> dict | N
                        "categories": categories,
                        # Survey tasks open in this zone, with their questionnaires.
                        "surveys": survey_tasks.open_in_zone(db, zone, now),
+                       # Events taking registration anywhere (a person signs up
+                       # on any node): window, places, who, who is in.
+                       "registrations": registration.for_node(db, now),
                        # The state of each ticket reported here, for "my reports".
                        "reports": tickets.reports_for_node(db, node, now)})
 
@@ -83,6 +88,23 @@ def contest_for_node(db, event_id: str, now: datetime) -> dict | None:
             "final": found["frozen_at"] is not None,
             "acts": [{k: a[k] for k in ("act", "title", "performers", "opened_at", "closes_at",
                                         "closed_at", "state")} for a in found["acts"]]}
+
+
+def assessment_document(db, tz, now: datetime | None = None) -> dict:
+    """Everyone's progress against this year's assessment items, for the
+    portal's "my record" page: the items' titles and targets, and per staff
+    member ``[confirmed, pending, target]`` per item in the items' order.
+    Costly (attendance of every event of the year): the ingest sends it every
+    ``ASSESSMENT_EVERY`` seconds at most."""
+    now = now or datetime.now(timezone.utc)
+    year = now.astimezone(tz).year
+    found = items.of_year(db, year)
+    rows = progress.progress(db, year, tz, now) if found else {}
+    return _versioned({"year": year,
+                       "items": [{k: i[k] for k in ("id", "title", "title_en", "measure")}
+                                 for i in found],
+                       "people": {staff: [[r["confirmed"], r["pending"], r["target"]]
+                                          for r in person] for staff, person in rows.items()}})
 
 
 def configured_nodes(db) -> list[str]:

@@ -13,7 +13,9 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from protocol import topics
 from protocol.records import InvalidEnvelope, validate_status
@@ -26,6 +28,9 @@ from hub.tickets import tickets
 
 log = logging.getLogger(__name__)
 SESSION_EXPIRY = 7 * 24 * 3600
+# Everyone's assessment progress is costly to compute (every event of the year):
+# it goes down to the nodes at most this often.
+ASSESSMENT_EVERY = 300.0
 
 
 class IngestFatal(RuntimeError):
@@ -34,8 +39,12 @@ class IngestFatal(RuntimeError):
 
 class Ingest:
     def __init__(self, *, site: str, db_path, mqtt: MqttSettings,
-                 downlink_interval: float = 5.0, photos_dir=None):
+                 downlink_interval: float = 5.0, photos_dir=None,
+                 timezone: str = "Asia/Shanghai", assessment_every: float = ASSESSMENT_EVERY):
         self.site, self.db_path, self.mqtt = site, db_path, mqtt
+        self.tz = ZoneInfo(timezone)
+        self.assessment_every = assessment_every
+        self._assessment: tuple[float, dict] | None = None  # (monotonic when, document)
         self.photos_dir = Path(photos_dir) if photos_dir else Path(db_path).parent / "photos"
         self.downlink_interval = downlink_interval
         self.db = None  # opened on the thread that runs the loop
@@ -176,6 +185,13 @@ class Ingest:
 
     # --- downlink: its own thread and connection ---
 
+    def _assessment_document(self, db) -> dict:
+        """The site's assessment progress, recomputed every ``assessment_every`` s."""
+        now = time.monotonic()
+        if self._assessment is None or now - self._assessment[0] >= self.assessment_every:
+            self._assessment = (now, downlink.assessment_document(db, self.tz))
+        return self._assessment[1]
+
     def _publish_downlink(self) -> None:
         db = open_db(self.db_path)
         sent: dict[str, str] = {}  # topic -> version last published
@@ -191,7 +207,8 @@ class Ingest:
             db.close()
 
     def _publish_changed(self, db, sent: dict) -> None:
-        documents = {topics.site_down(self.site, "roster"): downlink.roster_document(db)}
+        documents = {topics.site_down(self.site, "roster"): downlink.roster_document(db),
+                     topics.site_down(self.site, "assessment"): self._assessment_document(db)}
         for node in downlink.configured_nodes(db):
             documents[topics.node_down(self.site, node, "config")] = \
                 downlink.node_config_document(db, node)
