@@ -1,6 +1,8 @@
-"""One-machine demo: Mosquitto, the hub (ingest + web), one simulated node
-(sync + portal + presence) and scripted phones that check in to a lecture
-happening now.
+"""One-machine demo: Mosquitto, the hub (ingest + web), the simulated
+lecture-hall node (sync + portal + presence) and scripted phones that check
+in to a lecture happening now; then, next door on the seminar room's node
+(sync + portal), a short contest whose audience and judges score three acts
+on their phones while the office opens and closes each act's scoring.
 
 Everything lives in a fresh data directory; every process is a real one,
 started the way a node or hub starts it, and Ctrl-C stops them all. The site
@@ -11,6 +13,10 @@ data) and the broker runs, ``rounds-provision node add`` for the demo's node.
 The hub runs with the site's hub.json and the node with its bundle's
 node.json; the few keys the demo changes (Pi paths that become demo paths,
 the simulated radio) are printed with the reason.
+
+The contest has a node of its own because a node's portal counts what a
+phone does for the one event on in its zone (``edge.checkins.event_now``):
+in the lecture hall, during the lecture, that is the lecture.
 """
 
 import http.client
@@ -34,13 +40,17 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hub.contests import acts  # the office's side of the contest, on the hub's database
+from hub.db import open_db, write_transaction
 from provisioning.broker import Mosquitto
 from provisioning.files import SECRET, write_file
 from provisioning.site import load_site
 from runtime.daemon import die_with_parent
 
-from .seed import (DEMO_ACCOUNTS, DEPARTMENT_NAMES, LECTURE_TITLE, NAMES, NODE, SITE,
-                   SITE_NAME, STAFF_LOGIN, ZONE, demo_pin, phone_of, seed_hub, staff_name)
+from .seed import (CONTEST_ACTS, CONTEST_ID, CONTEST_JUDGES, CONTEST_NODE, CONTEST_TITLE,
+                   CONTEST_ZONE, DEMO_ACCOUNTS, DEPARTMENT_NAMES, LECTURE_TITLE, NAMES, NODE,
+                   SITE, SITE_NAME, STAFF_LOGIN, SUPPORT, SURVEY_TASK, ZONE, demo_pin, phone_of,
+                   seed_hub, staff_name)
 
 # Bound phones whose owners never open the portal: the node's presence sees
 # them arrive (hostapd's AP-STA-CONNECTED) and checks them in by itself. Two of
@@ -50,6 +60,14 @@ LEAVE_EARLY = (5, 13)
 # Expected at the lecture (emergency, pharmacy) but never come: "not arrived".
 STAY_AWAY = (17, 18)
 VISITORS = 4  # unbound devices: only counted in the per-minute occupancy
+# The contest's audience, next door: the two who leave the lecture early, the
+# two expected there who never came, and the support staff. Its judges
+# (demo/seed.py) are administration's, who skip the lecture too.
+CONTEST_AUDIENCE = (*LEAVE_EARLY, *STAY_AWAY, *(int(sid[1:]) for sid, *_ in SUPPORT))
+JUDGES = tuple(int(sid[1:]) for sid in CONTEST_JUDGES)
+# How good each act is (the mean score it draws, 1-10): the CPR act wins.
+ACT_QUALITY = {"act-1": 7.4, "act-2": 8.0, "act-3": 8.8}
+ACT_SECONDS = 40  # each act's countdown; the office closes it once every phone has scored
 # What `rounds-provision` runs (the console script may not be on PATH).
 PROVISION = (sys.executable, "-m", "provisioning.cli")
 # How long the processes get to stop after SIGTERM, all at once, before the
@@ -91,7 +109,7 @@ def _get_json(url: str, token: str):
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
-    except (urllib.error.URLError, ValueError):
+    except (OSError, ValueError):  # URLError, a refused connection, a timeout; bad JSON
         return None
 
 
@@ -102,8 +120,25 @@ def _post_json(url: str, document: dict, token: str) -> dict:
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
-    except (urllib.error.URLError, ValueError):
+    except (OSError, ValueError):
         return {}
+
+
+def _fetch(opener, url: str, form: dict | None = None) -> tuple[int, str]:
+    """(status, page) of a GET, or of a POST of ``form``; an error page too
+    (status 0: no answer)."""
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    try:
+        with opener.open(url, data=data, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except OSError:  # no connection, a timeout
+        return 0, ""
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def _wait_json(fetch, timeout: float):
@@ -167,6 +202,22 @@ def _free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def _some_free_port(preferred: int, taken: tuple) -> int:
+    """``preferred`` when a server can bind it now (and it is not one of
+    ``taken``), else a port the kernel picks. Bound, not connected to: a port
+    some connection uses as its own end has no listener but cannot be bound."""
+    if preferred not in taken and 0 < preferred < 65536:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _shown(path) -> str:
     """A path as the demo prints it (and passes it to rounds-provision):
     relative to the working directory when it is inside it."""
@@ -195,20 +246,24 @@ def _set(config: dict, key: str, value):
 
 class Demo:
     def __init__(self, data_dir: Path, web_port: int, portal_port: int, broker_port: int,
-                 phones: int, echo=print):
+                 phones: int, echo=print, contest_portal_port: int | None = None):
         self.dir, self.echo = Path(data_dir).resolve(), echo
         self.site_dir = self.dir / "site"  # rounds-provision --site-dir
         self.site = None  # the provisioned Site, after prepare()
         self.ap_path = self.dir / "hostapd" / "wlan0"  # the simulated AP's control socket
         self.web_port, self.portal_port, self.broker_port = web_port, portal_port, broker_port
+        # The seminar room's portal (the contest): given, or chosen as it starts.
+        self.contest_portal_port = contest_portal_port
         self.phones = phones
+        self.browsers: dict[tuple[int, int], urllib.request.OpenerDirector] = {}
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.broker: Mosquitto | None = None
         self.ap: _AccessPoint | None = None
 
     def prepare(self) -> None:
         """A fresh data directory, the site (``site init``) and the hub's seeded history."""
-        busy = [p for p in (self.web_port, self.portal_port, self.broker_port) if not _free(p)]
+        ports = (self.web_port, self.portal_port, self.broker_port, self.contest_portal_port)
+        busy = [p for p in ports if p is not None and not _free(p)]
         if busy:
             raise RuntimeError(f"port(s) {busy} already in use on 127.0.0.1")
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -219,9 +274,10 @@ class Demo:
                        "--bind", "127.0.0.1", "--hub-db", _shown(self.dir / "hub.db"))
         self.site = load_site(self.site_dir)
         self.echo("Seeding the hub with three months of use: 24 staff, 7 zones on 4 floor "
-                  "plans (hall-a among them, for node add), two other nodes (one silent, one "
-                  "offline), 12 weeks of reports and tickets, yesterday's training, pending "
-                  "hours, a lecture on now ...")
+                  "plans (hall-a and seminar-2 among them, for node add), two other nodes (one "
+                  "silent, one offline), 12 weeks of reports and tickets, yesterday's training, "
+                  "pending hours, a lecture on now, a contest next door, a satisfaction survey "
+                  "in two wards with three weeks of responses ...")
         started = time.monotonic()
         self.token = seed_hub(self.site.hub_db_path(), datetime.now(timezone.utc),
                               bytes.fromhex(self.site.secret()))
@@ -256,11 +312,21 @@ class Demo:
                                 log=self.dir / "logs" / "mosquitto.log",
                                 preexec_fn=die_with_parent()).start()
         self.provision("node", "add", NODE, "--zone", ZONE)
+        self.provision("node", "add", CONTEST_NODE, "--zone", CONTEST_ZONE)
         hub_config = self._hub_config()
-        node_config = self._node_config(site.bundles_dir / NODE)
+        node_config = self._node_config(site.bundles_dir / NODE, self.dir / "node",
+                                        range(1, len(NAMES) + 1))
+        # The seminar room's node: every scripted phone may come (the support
+        # staff's too); no presence there, its audience uses the portal.
+        contest_config = self._node_config(site.bundles_dir / CONTEST_NODE,
+                                           self.dir / CONTEST_NODE,
+                                           range(1, len(NAMES) + len(SUPPORT) + 1),
+                                           presence=False)
         py = sys.executable
         hub, node = ["--config", str(hub_config)], ["--config", str(node_config)]
-        self.echo(f"Starting the hub (ingest, web) and the node (sync, presence, portal); "
+        contest = ["--config", str(contest_config)]
+        self.echo(f"Starting the hub (ingest, web), the lecture hall's node {NODE} (sync, "
+                  f"presence, portal) and the seminar room's node {CONTEST_NODE} (sync, portal); "
                   f"logs in {_shown(self.dir / 'logs')}")
         self._spawn("ingest", [py, "-m", "hub.cli", *hub, "ingest"])
         self._spawn("web", [py, "-m", "hub.cli", *hub, "web", "--bind",
@@ -270,6 +336,13 @@ class Demo:
         self._spawn("presence", [py, "-m", "edge.cli", *node, "presence"])
         self._spawn("portal", [py, "-m", "edge.cli", *node, "portal", "--bind",
                                f"127.0.0.1:{self.portal_port}", "--workers", "2"])
+        self._spawn(f"{CONTEST_NODE}-sync", [py, "-m", "edge.cli", *contest, "sync"])
+        if self.contest_portal_port is None:  # chosen now: the lecture hall's + 1 if free
+            self.contest_portal_port = _some_free_port(
+                self.portal_port + 1, (self.web_port, self.portal_port, self.broker_port))
+        self._spawn(f"{CONTEST_NODE}-portal", [py, "-m", "edge.cli", *contest, "portal",
+                                               "--bind", f"127.0.0.1:{self.contest_portal_port}",
+                                               "--workers", "2"])
 
     def _hub_config(self) -> Path:
         """The site's hub.json, with cookies that plain HTTP can carry."""
@@ -281,26 +354,31 @@ class Demo:
                   "false (the demo's dashboard is plain HTTP on 127.0.0.1)")
         return path
 
-    def _node_config(self, bundle: Path) -> Path:
+    def _node_config(self, bundle: Path, node_dir: Path, phones, presence: bool = True) -> Path:
         """The bundle's node.json, where a Pi path must become a path here and
-        the radio a simulated one; every change is printed with its reason."""
+        the radio a simulated one; every change is printed with its reason.
+        ``phones``: the scripted phones in its lease file."""
         config = json.loads((bundle / "node.json").read_text())
-        node_dir = self.dir / "node"
         node_dir.mkdir()
         leases = node_dir / "dnsmasq.leases"
         leases.write_text("".join(f"0 {phone_of(n)[1]} {phone_of(n)[0]} phone-{n} *\n"
-                                  for n in range(1, len(NAMES) + 1)))
+                                  for n in phones))
+        radio = (
+            ("presence.sniff", False, "no radio here ..."),
+            ("presence.hostapd_ctrl", self.ap_path,
+             "... but a simulated access point speaking hostapd's control protocol"),
+            ("presence.refresh", 5, "quicker than on a node, for the demo"),
+            ("presence.hostapd_poll", 5, "quicker than on a node, for the demo"),
+        ) if presence else (
+            ("presence.sniff", False, "no radio here, and no presence process: its phones "
+             "use the portal"),)
         changes = (
             ("db", node_dir / "node.db", "the node's state directory"),
             ("mqtt.tls_ca", bundle / "ca.crt",
              "the bundle's CA, which first-boot.sh installs on a Pi"),
             ("portal.leases_file", leases,
              "dnsmasq writes it on a Pi; here the demo, for its scripted phones"),
-            ("presence.sniff", False, "no radio here ..."),
-            ("presence.hostapd_ctrl", self.ap_path,
-             "... but a simulated access point speaking hostapd's control protocol"),
-            ("presence.refresh", 5, "quicker than on a node, for the demo"),
-            ("presence.hostapd_poll", 5, "quicker than on a node, for the demo"),
+            *radio,
             ("sync.ack_timeout", 5, "resend sooner than a node does, for the demo"),
         )
         path = node_dir / "node.json"
@@ -331,11 +409,12 @@ class Demo:
         while time.monotonic() < deadline:
             self.check_alive()
             try:
-                health = json.load(urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.portal_port}/healthz", timeout=2))
+                healths = [json.load(urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/healthz", timeout=2))
+                    for port in (self.portal_port, self.contest_portal_port)]
                 urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/api/v1/health",
                                        timeout=2)
-                if health.get("roster"):
+                if all(health.get("roster") for health in healths):
                     return
             except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
                 pass
@@ -343,13 +422,21 @@ class Demo:
         raise RuntimeError("the demo did not come up in time; see the logs in "
                            f"{self.dir / 'logs'}")
 
-    def phone_checks_in(self, n: int, pin: str) -> str:
+    def browser(self, n: int, port: int) -> urllib.request.OpenerDirector:
+        """Phone n's browser on the portal at ``port``: from the phone's own
+        address, with its cookies for that portal (kept between pages)."""
+        if (n, port) not in self.browsers:
+            self.browsers[n, port] = urllib.request.build_opener(
+                _FromAddress(phone_of(n)[0]),
+                urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        return self.browsers[n, port]
+
+    def phone_checks_in(self, n: int, pin: str, port: int | None = None) -> str:
         """What phone n does: open the portal, post the form it is shown (one tap
         when bound, bind with staff number + PIN when not), follow the redirect."""
-        address = phone_of(n)[0]
-        opener = urllib.request.build_opener(
-            _FromAddress(address), urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        base = f"http://127.0.0.1:{self.portal_port}"
+        port = port or self.portal_port
+        opener = self.browser(n, port)
+        base = f"http://127.0.0.1:{port}"
         page = opener.open(base + "/?lang=en", timeout=10).read().decode()
         if 'action="/checkin/tap"' in page:
             path, form, how = "/checkin/tap", {}, "one tap (bound phone)"
@@ -376,7 +463,7 @@ class Demo:
             self.ap.connect(f"02:0f:00:00:00:{v:02x}")
         self.echo(f"  {VISITORS} unbound devices joined (counted in occupancy, not stored)")
         people = [n for n in range(1, len(NAMES) + 1)
-                  if n not in PRESENCE_ONLY and n not in STAY_AWAY]
+                  if n not in PRESENCE_ONLY + STAY_AWAY + JUDGES]
         random.shuffle(people)
         for k, n in enumerate(people[: self.phones]):
             self.check_alive()
@@ -388,7 +475,8 @@ class Demo:
         time.sleep(10)  # the lecture goes on a little before two people slip out
         for n in LEAVE_EARLY:
             self.ap.disconnect(phone_of(n)[1])
-            self.echo(f"  phone of D{n:03d}: left the lecture early (partial)")
+            self.echo(f"  phone of D{n:03d}: left the lecture early (partial), for the contest "
+                      "next door")
 
     def phone_reports(self, n: int, category: str, note: str, photo: bytes) -> int:
         """Phone n (bound) files a snap-and-report with one photo; returns the status."""
@@ -432,6 +520,119 @@ class Demo:
             _post_json(f"{api}/hours/{entry['id']}/decision", {"approve": True}, self.token)
         self.echo(f"  civility office: ticket {ticket['id']} ({ticket['department']}) assigned; "
                   f"the reporter's volunteer hours approved")
+
+    # -- the contest next door ----------------------------------------------------------
+
+    def _score_page(self, n: int) -> tuple[int, str]:
+        return _fetch(self.browser(n, self.contest_portal_port),
+                      f"http://127.0.0.1:{self.contest_portal_port}/score?lang=en")
+
+    def judge_signs_in(self, n: int) -> str:
+        """A judge opens the scoring page: a bound phone is its owner, any other
+        signs in with staff number + PIN (no check-in: judges are named)."""
+        status, page = self._score_page(n)
+        if 'action="/score/sign-in' not in page:
+            return f"bound phone, no sign-in needed ({status})"
+        form = {"csrf_token": _csrf(page), "staff_id": f"D{n:03d}", "pin": demo_pin(f"D{n:03d}")}
+        status, _page = _fetch(self.browser(n, self.contest_portal_port),
+                               f"http://127.0.0.1:{self.contest_portal_port}/score/sign-in", form)
+        return f"signed in to score with staff number + PIN ({status})"
+
+    def phone_scores(self, n: int, act: str, value: int) -> int:
+        """Phone n scores ``act`` on the plain form; answers the status."""
+        status, page = self._score_page(n)
+        if f'name="act" value="{act}"' not in page:
+            return status if status != 200 else 409
+        form = {"csrf_token": _csrf(page), "act": act, "value": value}
+        status, _page = _fetch(self.browser(n, self.contest_portal_port),
+                               f"http://127.0.0.1:{self.contest_portal_port}/score", form)
+        return status
+
+    def changes_score(self, act: str, values: dict) -> None:
+        """An audience member thinks again: a second score replaces the first
+        until the act closes."""
+        changer = next((n for n in values if n not in JUDGES), None)
+        if changer is None:
+            return
+        old = values[changer]
+        new = old + 2 if old <= 8 else old - 2
+        if self.phone_scores(changer, act, new) == 200:
+            values[changer] = new
+            self.echo(f"  phone of D{changer:03d}: changed its score from {old} to {new} (the "
+                      "later one counts)")
+
+    def _contest_row(self, act: str) -> dict | None:
+        found = _get_json(f"http://127.0.0.1:{self.web_port}/api/v1/events/{CONTEST_ID}/contest",
+                          self.token) or {}
+        return next((r for r in found.get("rows", []) if r["act"] == act), None)
+
+    def run_contest(self) -> None:
+        """The audience checks in next door, the judges open the scoring page,
+        then the office opens each act with a countdown, the phones score it
+        (one changes its mind), and the office closes it once every score is
+        in; the ranking freezes shortly after the last act."""
+        port = self.contest_portal_port
+        if not _wait_json(lambda: self._score_page(JUDGES[-1])[0] == 200, 20):
+            self.echo(f"  ({CONTEST_NODE} has no contest yet; see the logs)")
+            return
+        refused = CONTEST_AUDIENCE[2]  # opens the scoring page before checking in
+        for n in CONTEST_AUDIENCE:
+            if n == refused:
+                if self._score_page(n)[0] == 403:
+                    self.echo(f"  phone of D{n:03d}: tried to score before checking in: "
+                              "refused (403: check in first)")
+            how = self.phone_checks_in(n, demo_pin(f"D{n:03d}"), port)
+            self.echo(f"  phone of D{n:03d}: {how}")
+        for n in JUDGES:
+            self.echo(f"  judge D{n:03d} {staff_name(f'D{n:03d}')}: {self.judge_signs_in(n)}")
+        db = open_db(self.site.hub_db_path())
+        try:
+            for number, (act, title, performers) in enumerate(CONTEST_ACTS, 1):
+                self.check_alive()
+                with write_transaction(db):
+                    acts.open_act(db, CONTEST_ID, act, ACT_SECONDS)
+                self.echo(f"  office: act {number}/{len(CONTEST_ACTS)} '{title}' ({performers}) "
+                          f"open for scoring, {ACT_SECONDS} s countdown")
+                self.score_act(act)
+                with write_transaction(db):
+                    acts.close_act(db, CONTEST_ID, act)
+                row = self._contest_row(act) or {}
+                judges = row.get("judge_count") or 0
+                dropped = ", highest and lowest dropped" if judges >= 3 else ""
+                self.echo(f"  office: closed act {number}: judges {row.get('judge_mean')} "
+                          f"({judges}{dropped}), audience {row.get('audience_mean')} "
+                          f"({row.get('audience_count')}): {row.get('total')}")
+        finally:
+            db.close()
+        url = f"http://127.0.0.1:{self.web_port}/api/v1/events/{CONTEST_ID}/contest"
+        final = _wait_json(lambda: (found := _get_json(url, self.token)) and found.get("final")
+                           and found, 40)
+        if not final:
+            self.echo("  (no final ranking yet; see the logs)")
+            return
+        self.echo("  final ranking, frozen: " + "; ".join(
+            f"{r['rank']}. {r['title']} {r['total']}" for r in final["rows"]))
+
+    def score_act(self, act: str) -> None:
+        """Every judge and audience phone scores ``act`` once the node shows it
+        open; one phone changes its score. Waits for the hub to have them all."""
+        if not _wait_json(lambda: f'value="{act}"' in self._score_page(JUDGES[-1])[1], 15):
+            self.echo(f"  ({CONTEST_NODE} did not open {act}; see the logs)")
+            return
+        quality = ACT_QUALITY[act]
+        scorers = [*JUDGES, *CONTEST_AUDIENCE]
+        random.shuffle(scorers)
+        values = {}
+        for k, n in enumerate(scorers):
+            value = max(1, min(10, round(random.gauss(quality, 0.8 if n in JUDGES else 1.4))))
+            if self.phone_scores(n, act, value) == 200:
+                values[n] = value
+            time.sleep(random.uniform(0.3, 0.9))  # the screen's count goes up one by one
+            if k == len(scorers) - 3:  # before the last two: their scores follow it to the hub
+                self.changes_score(act, values)
+        given = len(values)
+        self.echo(f"  {given} phones scored ({len(set(values) & set(JUDGES))} of them judges)")
+        _wait_json(lambda: ((self._contest_row(act) or {}).get("scores_in") or 0) >= given, 20)
 
     def stop(self) -> None:
         """SIGTERM to every process at once; whatever has not ended after
@@ -480,14 +681,31 @@ def credentials(web_port: int) -> list[str]:
     return lines
 
 
+def where_to_look(demo: "Demo") -> list[str]:
+    """The lines saying where the survey and the contest show."""
+    web = f"http://127.0.0.1:{demo.web_port}"
+    task = next((t for t in _get_json(f"{web}/api/v1/surveys", demo.token) or []
+                 if t["id"] == SURVEY_TASK), None)
+    so_far = (f": {task['count']} of {task['target']} responses, satisfaction index "
+              f"{task['index']}" if task else "")
+    return [
+        f"Survey board: {web}/surveys/   (task {SURVEY_TASK}{so_far}; per question, per ward "
+        f"and department by week: {web}/surveys/{SURVEY_TASK}; a low score opened a 'service' "
+        "ticket)",
+        f"Contest '{CONTEST_TITLE}' next door in {CONTEST_ZONE} (node {CONTEST_NODE}, portal "
+        f"http://127.0.0.1:{demo.contest_portal_port}/score): big screen "
+        f"{web}/events/{CONTEST_ID}/screen   presenter {web}/events/{CONTEST_ID}/contest",
+    ]
+
+
 def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phones=14,
-             echo=print) -> None:
+             echo=print, contest_portal_port=None) -> None:
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)  # the terminal closed
-    demo = Demo(data_dir, web_port, portal_port, broker_port, phones, echo)
+    demo = Demo(data_dir, web_port, portal_port, broker_port, phones, echo, contest_portal_port)
     try:
         demo.prepare()
         demo.start()
@@ -496,8 +714,13 @@ def run_demo(data_dir, web_port=8000, portal_port=8080, broker_port=18830, phone
              f"Node portal: http://127.0.0.1:{portal_port}   (Ctrl-C stops everything)")
         for line in credentials(web_port):
             echo(line)
+        for line in where_to_look(demo):
+            echo(line)
         echo(f"Scripted phones are checking in to '{LECTURE_TITLE}':")
         demo.run_phones()
+        echo(f"Next door, '{CONTEST_TITLE}': its audience and judges score three acts on "
+             f"their phones (big screen: http://127.0.0.1:{web_port}/events/{CONTEST_ID}/screen):")
+        demo.run_contest()
         echo("All scripted phones are done; the demo keeps running until Ctrl-C.")
         while True:
             demo.check_alive()

@@ -5,11 +5,19 @@ of use, so that every dashboard page has something to show.
   facilities technician and a guard) in named departments, PINs derived from
   the staff number (D007 -> 0007);
 * four floors with JSON-outline floor plans and seven zones drawn on them;
-* two nodes besides the demo's own (which ``rounds-provision node add``
-  registers, demo/run.py): a ward node that went silent 20 minutes ago and an
-  outpatient node that said goodbye;
+* two nodes besides the demo's own two (the lecture hall's and the seminar
+  room's, which ``rounds-provision node add`` registers, demo/run.py): a
+  ward node that went silent 20 minutes ago and an outpatient node that said
+  goodbye;
 * events: a lecture happening now, a CPR training later, a fire-safety
-  training yesterday with its attendance;
+  training yesterday with its attendance, and a health-education speech
+  contest (健康科普演讲比赛) in the seminar room next door, set up with its
+  rule, three acts and three judges (demo/run.py runs its scoring);
+* a satisfaction survey (满意度测评): an inpatient questionnaire, a task in
+  two wards (which now belong to a department) for two survey takers, with
+  an alert on a low overall score, and three weeks of responses (Ward 3
+  East's environment slipping with its hygiene hotspot); a low score in
+  the latest round opened a service ticket;
 * twelve weeks of reports in several zones and categories, turned into
   tickets the way ingest does it (``hub.ingest.store.write_batch`` then
   ``hub.tickets.materialize``, each at its own time), moved through their
@@ -43,11 +51,13 @@ from protocol.clock import iso
 from protocol.pins import device_id, hash_pin
 
 from hub.attendance.attendance import set_expected
+from hub.contests import acts
 from hub.db import open_db
 from hub.fleet import site
 from hub.ingest.store import write_batch
 from hub.people import accounts, roster
 from hub.schedule import zones
+from hub.surveys import questionnaires, tasks as survey_tasks
 from hub.tickets import hours, tickets
 
 SITE, NODE, ZONE = "demo", "hall-a-1", "hall-a"
@@ -57,6 +67,22 @@ LECTURE_TITLE = "手卫生与感染控制"
 PAST_EVENT_ID = "training-fire-safety"
 HOSPITAL_TZ = ZoneInfo("Asia/Shanghai")  # the hub's default time zone
 HOTSPOT = ("ward-3e", "hygiene")
+# The contest next door: its own zone and node (the lecture has hall-a's node,
+# whose portal counts a check-in for the one event on there).
+CONTEST_ID = "contest-health-talk"
+CONTEST_TITLE = "健康科普演讲比赛"
+CONTEST_ZONE, CONTEST_NODE = "seminar-2", "seminar-2-1"
+# act id, title, performers
+CONTEST_ACTS = (("act-1", "守护心脏，从管住血压开始", "心内科 宋佳"),
+                ("act-2", "抗生素不是消炎药：用药安全小课堂", "药剂科 韩雪"),
+                ("act-3", "黄金四分钟：人人学得会的心肺复苏", "急诊科 唐明、许静"))
+CONTEST_JUDGES = ("D004", "D014", "D019")  # 院办: not at the lecture
+CONTEST_RULE = acts.Rule(scale_min=1, scale_max=10, drop_extremes=True, judge_weight=0.6)
+SURVEY_ID = "inpatient-satisfaction"
+SURVEY_TASK = "wards-satisfaction"
+SURVEY_ZONES = ("ward-3e", "ward-5w")
+SURVEYORS = ("D006", "D016")  # 护理部's trained survey takers
+SURVEY_TARGET = 40
 
 # department -> (name, English name)
 DEPARTMENT_NAMES = {
@@ -65,6 +91,7 @@ DEPARTMENT_NAMES = {
     "environmental_services": ("保洁中心", "Environmental services"),
     "facilities": ("后勤保障科", "Facilities"), "nursing": ("护理部", "Nursing"),
     "pharmacy": ("药剂科", "Pharmacy"), "security": ("保卫科", "Security"),
+    "surgery": ("普外科", "General surgery"),  # no staff here: its ward's department
 }
 DEPARTMENTS = ["cardiology", "nursing", "emergency", "pharmacy", "administration"]
 # The 20 people with scripted phones: D001..D020, department by number.
@@ -156,6 +183,7 @@ FLOORS = {
         {"type": "text", "x": 500, "y": 12, "text": "北"}]},
 }
 # zone, name, English name, (campus, building, floor), polygon on that floor's plan
+# (the wards' departments are in WARD_DEPARTMENTS)
 ZONES = (
     ("hall-a", "第一报告厅", "Lecture hall A", ("本部", "教学楼", "2"),
      [[40, 40], [560, 40], [560, 380], [40, 380]]),
@@ -172,6 +200,8 @@ ZONES = (
     ("pharmacy-counter", "门诊药房窗口", "Pharmacy counter", ("本部", "门诊楼", "1"),
      [[760, 20], [980, 20], [980, 220], [760, 220]]),
 )
+# The department each ward belongs to, for the satisfaction index per department.
+WARD_DEPARTMENTS = {"ward-3w": "cardiology", "ward-3e": "cardiology", "ward-5w": "surgery"}
 
 
 def _seed_places(db, now: datetime) -> None:
@@ -182,7 +212,8 @@ def _seed_places(db, now: datetime) -> None:
     for zone, name, name_en, (campus, building, floor), polygon in ZONES:
         zones.create_zone(db, zones.check_zone(db, {
             "zone": zone, "name": name, "name_en": name_en, "campus": campus,
-            "building": building, "floor": floor, "polygon": polygon}))
+            "building": building, "floor": floor, "polygon": polygon,
+            "department": WARD_DEPARTMENTS.get(zone, "")}))
 
 
 def _seed_nodes(db, now: datetime) -> None:
@@ -207,12 +238,15 @@ def _people() -> list[tuple[str, str, str, str]]:
     return people + list(SUPPORT)
 
 
-def _seed_roster_and_accounts(db, now: datetime) -> str:
-    """Departments, staff with their PINs, accounts; answers the office's API
-    token. The PINs are hashed on every core while the accounts' passwords
-    are hashed here (scrypt frees the GIL)."""
+def _seed_departments(db) -> None:
     for department, (name, name_en) in DEPARTMENT_NAMES.items():
         roster.add_department(db, department, name, name_en)
+
+
+def _seed_roster_and_accounts(db, now: datetime) -> str:
+    """Staff with their PINs, accounts; answers the office's API token. The
+    PINs are hashed on every core while the accounts' passwords are hashed
+    here (scrypt frees the GIL)."""
     people = _people()
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         pin_hashes = pool.map(hash_pin, [demo_pin(p[0]) for p in people])
@@ -249,6 +283,10 @@ def _seed_events(db, now: datetime, site_secret: bytes) -> None:
         ("duty-ward-3e-round", "内科三病区东区卫生巡查", "volunteer_duty", ["ward-3e"],
          _local(yesterday + timedelta(days=2), 9), _local(yesterday + timedelta(days=2), 10, 30),
          1),
+        # Next door, while the lecture goes on: its audience checks in on the
+        # seminar room's node (check-in opens 30 minutes before the start).
+        (CONTEST_ID, CONTEST_TITLE, "contest", [CONTEST_ZONE], now + timedelta(minutes=1),
+         now + timedelta(minutes=40), 0.5),
     ]
     db.conn.executemany(
         'INSERT INTO events (id, title, kind, zones, start, "end", credit_hours) '
@@ -262,6 +300,9 @@ def _seed_events(db, now: datetime, site_secret: bytes) -> None:
     set_expected(db, PAST_EVENT_ID, departments=["nursing", "emergency"], staff=["D007"])
     set_expected(db, "duty-ward-3e-round", departments=["environmental_services"])
     _seed_past_attendance(db, start, site_secret)
+    acts.set_up(db, CONTEST_ID, CONTEST_RULE,
+                [{"act": act, "title": title, "performers": performers}
+                 for act, title, performers in CONTEST_ACTS], list(CONTEST_JUDGES))
 
 
 # Yesterday's fire-safety training (14:00-15:00): staff number, check-in
@@ -391,12 +432,110 @@ def _move(db, ticket_id: int, state: str, created: datetime, now: datetime) -> N
                 hours.decide(db, entry["id"], True, "office", now=at)
 
 
+# -- a satisfaction survey in two wards ----------------------------------------------
+
+QUESTIONS = [
+    {"id": "overall", "kind": "scale", "label": "总体满意度", "label_en": "Overall satisfaction"},
+    {"id": "nursing", "kind": "scale", "label": "护理服务（态度、及时性）",
+     "label_en": "Nursing care (attitude, responsiveness)"},
+    {"id": "doctors", "kind": "scale", "label": "医生沟通与病情解释",
+     "label_en": "Doctors' communication"},
+    {"id": "environment", "kind": "scale", "label": "病房环境（清洁、安静）",
+     "label_en": "Ward environment (clean, quiet)"},
+    {"id": "improve", "kind": "multi", "label": "最希望改进的方面（可多选）",
+     "label_en": "What should improve most (any)", "required": False, "options": [
+         {"id": "toilets", "label": "卫生间清洁", "label_en": "Clean toilets"},
+         {"id": "quiet", "label": "夜间安静", "label_en": "Quiet at night"},
+         {"id": "call-bell", "label": "呼叫铃响应", "label_en": "Call-bell response"},
+         {"id": "meals", "label": "餐饮", "label_en": "Meals"},
+         {"id": "waiting", "label": "检查等候时间", "label_en": "Waiting for tests"},
+         {"id": "signs", "label": "指引标识", "label_en": "Signs and directions"}]},
+    {"id": "comment", "kind": "text", "label": "其他意见或建议",
+     "label_en": "Other comments or suggestions", "required": False},
+]
+# Per ward: the mean of each 1-5 question (the environment's for weeks ago and
+# for the last eight days: Ward 3 East's slips with its hygiene hotspot), what
+# its patients would improve, and what they write.
+WARD_MOOD = {
+    "ward-3e": {"overall": 4.2, "nursing": 4.5, "doctors": 4.3, "environment": (4.2, 3.1),
+                "improve": ("toilets", "quiet", "meals"),
+                "comments": ("护士很耐心，打针技术好", "卫生间地面经常有水，希望多打扫",
+                             "垃圾桶满了没人及时清理", "医生查房时解释得很清楚",
+                             "走廊晚上有点吵")},
+    "ward-5w": {"overall": 4.1, "nursing": 4.0, "doctors": 4.4, "environment": (4.0, 4.1),
+                "improve": ("call-bell", "waiting", "meals", "signs"),
+                "comments": ("手术前医生讲得很详细，心里踏实了", "做检查等了很久",
+                             "饭菜偏咸", "出院手续办理很快，谢谢")},
+}
+# This morning in Ward 5 West: the call bell went unanswered. Overall 2 trips
+# the task's alert, which opens a service ticket for the ward.
+LOW_SCORE = {"overall": 2, "nursing": 2, "doctors": 4, "environment": 3,
+             "improve": ["call-bell", "quiet"],
+             "comment": "夜里按了呼叫铃十多分钟才有人来，希望改进"}
+
+
+def _answers(rng: random.Random, zone: str, recent: bool) -> dict:
+    mood = WARD_MOOD[zone]
+
+    def scale(mean: float) -> int:
+        return max(1, min(5, round(rng.gauss(mean, 0.7))))
+
+    answers = {q: scale(mood[q]) for q in ("overall", "nursing", "doctors")}
+    answers["overall"] = max(3, answers["overall"])  # only the one low score alerts
+    answers["environment"] = scale(mood["environment"][1 if recent else 0])
+    if rng.random() < 0.6:
+        answers["improve"] = rng.sample(mood["improve"], rng.choice((1, 1, 2)))
+    if rng.random() < 0.4:
+        answers["comment"] = rng.choice(mood["comments"])
+    return answers
+
+
+def _seed_survey(db, now: datetime) -> None:
+    """The questionnaire, the task (open for three weeks so far, two more to
+    go) and its responses as the wards' nodes sent them, each at its time."""
+    version = questionnaires.save(db, SURVEY_ID, "住院患者满意度调查", QUESTIONS, "office",
+                                  title_en="Inpatient satisfaction", now=now - timedelta(days=22))
+    opens = now - timedelta(days=20)
+    survey_tasks.save(db, {
+        "id": SURVEY_TASK, "title": "内科三病区东区、外科五病区西区住院患者满意度测评",
+        "questionnaire": SURVEY_ID, "version": version, "zones": list(SURVEY_ZONES),
+        "target": SURVEY_TARGET, "opens_at": iso(opens), "closes_at": iso(now + timedelta(days=14)),
+        "surveyors": list(SURVEYORS),
+        "alert": {"question": "overall", "at_most": 2, "category": "service"}},
+        "office", now=opens)
+    rng = random.Random(14)
+    taken = []  # (when, zone, surveyor, answers)
+    today = now.astimezone(HOSPITAL_TZ).date()
+    for days_ago in range(19, 0, -1):
+        day = today - timedelta(days=days_ago)
+        if day.weekday() >= 5:
+            continue  # the survey takers walk the wards on weekdays
+        for zone, surveyor in zip(SURVEY_ZONES, SURVEYORS):
+            for _ in range(rng.choice((0, 1, 1, 2))):
+                at = _local(day, rng.randint(9, 16), rng.randrange(60))
+                taken.append((at, zone, surveyor, _answers(rng, zone, days_ago <= 8)))
+    for k in range(8):  # the latest round, ending some minutes ago
+        zone = SURVEY_ZONES[k % 2]
+        at = now - timedelta(minutes=25 + 17 * k)
+        answers = LOW_SCORE if k == 3 else _answers(rng, zone, True)
+        taken.append((at, zone, SURVEYORS[k % 2], answers))
+    for at, zone, surveyor, answers in sorted(taken, key=lambda t: t[0]):
+        node = f"{zone}-1"
+        write_batch(db, topics.node_up(SITE, node, "batch"), node, [{
+            "id": str(uuid.uuid4()), "type": "survey_response", "ts": iso(at),
+            "task_id": SURVEY_TASK, "questionnaire": SURVEY_ID, "version": version,
+            "staff_id": surveyor, "zone": zone, "answers": answers, "taken_at": iso(at)}], [])
+        if answers is LOW_SCORE:  # the alert's report becomes a ticket, as ingest does it
+            tickets.materialize(db, at + timedelta(minutes=2))
+
+
 def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> str:
     """Seed the demo hub in one transaction; answers the office's API token."""
     db = open_db(db_path)
     try:
         with db.atomic():
             site.set_name(db, SITE_NAME, SITE_NAME_EN)
+            _seed_departments(db)  # before the zones: a ward names its department
             _seed_places(db, now)
             _seed_nodes(db, now)
             token = _seed_roster_and_accounts(db, now)
@@ -407,6 +546,7 @@ def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> str:
                   iso(now - timedelta(days=7)), NODE) for i in range(1, len(NAMES) + 1, 2)])
             _seed_events(db, now, site_secret)
             _seed_reports(db, now)
+            _seed_survey(db, now)
     finally:
         db.close()
     return token

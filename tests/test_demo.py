@@ -1,8 +1,10 @@
 """The README's first command: `make demo` starts, the dashboard shows
 attendance from the scripted phones, every dashboard page has data for the
-printed demo accounts, and Ctrl-C stops every process. Its site and node are
-provisioned with `rounds-provision`: the broker speaks only TLS, and the node
-runs with its bundle's config."""
+printed demo accounts, the survey board has a task with responses, the
+contest next door is scored act by act through its node's portal to a final
+ranking, and Ctrl-C stops every process. Its site and nodes are provisioned
+with `rounds-provision`: the broker speaks only TLS, and the node runs with
+its bundle's config."""
 
 import http.cookiejar
 import json
@@ -22,6 +24,8 @@ CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 # "  office / rounds-office-demo  (office: ...)": one printed account per line.
 CREDENTIALS = re.compile(r"^\s+(\S+) / (\S+)\s+\((\w+):", re.M)
 CLEANING_TEAM = {"D021", "D022"}  # the environmental_services staff of the demo roster
+SURVEY_TASK, CONTEST = "wards-satisfaction", "contest-health-talk"  # demo/seed.py
+CONTEST_JUDGES, CONTEST_AUDIENCE = 3, 8  # demo/seed.py, demo/run.py
 
 
 def get_json(url, token=None):
@@ -30,7 +34,7 @@ def get_json(url, token=None):
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
                                     timeout=3) as response:
             return json.load(response)
-    except (urllib.error.URLError, ConnectionError, ValueError):
+    except (OSError, ValueError):  # URLError, refused, timed out (a busy machine); bad JSON
         return None
 
 
@@ -103,7 +107,8 @@ def check_office_pages(office: Browser, attendee: str) -> None:
     assert re.search(r'id="plan-polygon" points="680,20 1220,20 [^"]+"', editor)
     fleet = office.get("/nodes/")
     health = dict(re.findall(r'<tr id="node-([^"]+)" data-health="([^"]+)"', fleet))
-    assert health == {"hall-a-1": "online", "ward-3e-1": "silent", "outpatient-1": "offline"}
+    assert health == {"hall-a-1": "online", "seminar-2-1": "online", "ward-3e-1": "silent",
+                      "outpatient-1": "offline"}
 
 
 def check_reviewer_pages(reviewer: Browser, api_get, spill_id: int) -> None:
@@ -118,6 +123,42 @@ def check_reviewer_pages(reviewer: Browser, api_get, spill_id: int) -> None:
     hours = reviewer.get("/hours/")
     assert set(re.findall(r'data-staff="([^"]+)"', hours)) == CLEANING_TEAM
     assert "冯兰" in hours
+
+
+def check_survey(api_get, office: Browser) -> None:
+    """The seeded survey task: open, with responses, its index by ward and by
+    department week by week, and the low score's service ticket."""
+    def fetched(path):  # the JSON at path, asked again while a busy machine times out
+        return wait_for(lambda: api_get(path), message=path)
+
+    [task] = [t for t in fetched("/surveys") if t["id"] == SURVEY_TASK]
+    assert task["open"] and 0 < task["count"] <= task["target"] and task["index"] is not None
+    assert task["zones"] == ["ward-3e", "ward-5w"] and task["alert"]["category"] == "service"
+    detail = fetched(f"/surveys/{SURVEY_TASK}")
+    assert detail["summary"]["count"] == task["count"]
+    assert {d["department"] for d in detail["by_department"]} == {"cardiology", "surgery"}
+    assert len({d["week"] for d in detail["by_department"]}) >= 3  # a trend
+    [alert] = [t for t in fetched("/tickets?zone=ward-5w&limit=5000") if t["source"] == "survey"]
+    assert alert["category"] == "service" and "overall = 2" in alert["note"]
+    board = office.get("/surveys/")
+    assert "内科三病区东区、外科五病区西区住院患者满意度测评" in board
+    assert "总体满意度" in office.get(f"/surveys/{SURVEY_TASK}")
+
+
+def check_contest(api_get, office: Browser) -> None:
+    """The contest's three acts were scored on the seminar room's portal by
+    its judges and its checked-in audience, and the ranking froze."""
+    contest = wait_for(lambda: (found := api_get(f"/events/{CONTEST}/contest") or {})
+                       .get("final") and found, timeout=120,
+                       message="the contest's final ranking")
+    rows = contest["rows"]
+    assert len(rows) == 3 and contest["frozen_at"] and contest["current"] is None
+    assert all(r["judge_count"] == CONTEST_JUDGES and r["audience_count"] == CONTEST_AUDIENCE
+               and r["total"] is not None for r in rows), rows
+    assert [r["total"] for r in rows] == sorted((r["total"] for r in rows), reverse=True)
+    assert rows[0]["rank"] == 1 and contest["rule"]["judge_weight"] == 0.6
+    screen = office.get(f"/events/{CONTEST}/screen")
+    assert all(r["title"] in screen for r in rows)
 
 
 def check_broker_speaks_only_tls(site_dir, port: int) -> None:
@@ -165,9 +206,9 @@ def check_provisioned(demo_dir, broker_port: int, output: str) -> None:
 
 
 def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
-    web, portal, broker = free_port(), free_port(), free_port()
+    web, portal, broker, contest = free_port(), free_port(), free_port(), free_port()
     args = (f"--data-dir {tmp_path / 'demo'} --web-port {web} --portal-port {portal} "
-            f"--broker-port {broker} --phones 6")
+            f"--broker-port {broker} --contest-portal-port {contest} --phones 6")
     log = open(tmp_path / "demo.out", "wb")
     proc = subprocess.Popen(["make", "-s", "demo", f"DEMO_ARGS={args}"], cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -220,18 +261,29 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
                             and printed_accounts(tmp_path / "demo.out"),
                             message="the printed demo credentials")
         base = f"http://127.0.0.1:{web}"
-        check_office_pages(Browser(base, *accounts["office"]), rows[0]["name"])
+        office = Browser(base, *accounts["office"])
+        check_office_pages(office, rows[0]["name"])
         check_reviewer_pages(Browser(base, *accounts["dept_reviewer"]),
                              lambda path: get_json(api + path, token), spill["id"])
         staff = Browser(base, *accounts["staff"])
         assert staff.home == "/me"
         assert "消防安全培训" in staff.get("/me")  # yesterday's attendance
+        # The survey board has data; the contest next door ran to its final ranking.
+        output = (tmp_path / "demo.out").read_text()
+        assert f"{base}/surveys/" in output and f"{base}/events/{CONTEST}/screen" in output
+        check_survey(lambda path: get_json(api + path, token), office)
+        check_contest(lambda path: get_json(api + path, token), office)
+        # The lecture's story is untouched by the contest: its early leavers are still
+        # partial there, and nobody's check-in moved to the other event.
+        lecture = wait_for(checked_in, message="the lecture's attendance")
+        assert {r["staff_id"] for r in lecture if r["status"] == "partial"} >= {"D005", "D013"}
+        assert all(r["node"] == "hall-a-1" for r in lecture)
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         proc.wait(30)
         log.close()
     # Every process is gone: the ports are free again.
-    for port in (web, portal, broker):
+    for port in (web, portal, broker, contest):
         wait_for(lambda: get_json(f"http://127.0.0.1:{port}/") is None, timeout=10,
                  message=f"port {port} to close")
     output = (tmp_path / "demo.out").read_text()
