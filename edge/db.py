@@ -111,6 +111,18 @@ def m009_local_scores(db):
                                "ts": str}, pk=("event_id", "act", "staff_id"))
 
 
+@migrations()
+def m010_local_registrations(db):
+    """Each person's latest registration or cancellation made at this node
+    (edge/portal/registration.py): until the hub's config reflects it (its
+    record still in the outbox, or the config not yet changed since), the
+    portal shows it as "sent, waiting for the hub". Pruned as new ones are
+    made, once their event is no longer in the config."""
+    db["local_registrations"].create({"event_id": str, "staff_id": str, "action": str,
+                                      "record_id": str, "config_version": str,
+                                      "taken_at": str}, pk=("event_id", "staff_id"))
+
+
 _SQLITE_FULL = 13  # primary result code; extended codes keep it in the low byte
 
 

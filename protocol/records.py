@@ -125,6 +125,11 @@ def _score(v):
         raise InvalidRecord("expected a score 0..100")
 
 
+def _registration_action(v):
+    if v not in ("register", "cancel"):
+        raise InvalidRecord("expected 'register' or 'cancel'")
+
+
 def _answer(v):
     if isinstance(v, bool):
         raise InvalidRecord("expected a number, a text or a list of options, not true/false")
@@ -211,12 +216,21 @@ SCHEMAS = {
         "value": (True, _score),
         "taken_at": (True, _timestamp),
     },
+    # One person's registration for an event (or its cancellation), made on a
+    # node's portal; the hub decides capacity and the waiting list
+    # (hub/schedule/registration.py), applying them in ``taken_at`` order.
+    "registration": {
+        "event_id": (True, _id_text),
+        "staff_id": (True, _staff),
+        "action": (True, _registration_action),
+        "taken_at": (True, _timestamp),
+    },
 }
 _COMMON = {"id", "type", "ts", "clock_synced", "boot", "mono"}
 # The time fields of each record type (besides ts): what a clock correction shifts.
 TIME_FIELDS = {"presence": ("first_seen", "last_seen"), "occupancy": ("minute",),
                "report": ("taken_at",), "survey_response": ("taken_at",),
-               "score": ("taken_at",)}
+               "score": ("taken_at",), "registration": ("taken_at",)}
 
 
 def validate(record) -> dict:

@@ -1,7 +1,9 @@
 """A small hospital in a hub database, for tests that walk every route: two
 departments with staff, a zone (a ward of the reviewed department) with a node
-and a floor plan, an event, a ticket per department (one with a photo),
-pending volunteer hours and a survey task with a response.
+and a floor plan, an event (taking registration: one place, one waiting), a
+ticket per department (one with a photo), pending volunteer hours, a survey
+task with a response and a record entry waiting at the department review
+level (staff are in party branches).
 
 ``world(db, tmp_path)`` answers the example value of every URL parameter the
 dashboard and the API use, by name."""
@@ -16,8 +18,11 @@ from PIL import Image
 
 from hub.attendance.attendance import set_expected
 from hub.contests import acts
+from hub.db import write_transaction
 from hub.ingest import photos
 from hub.ingest.store import update_node_status, write_batch
+from hub.records import entries as record_entries
+from hub.schedule import registration
 from hub.surveys import questionnaires, tasks
 from hub.tickets import hours, tickets
 from protocol.clock import iso
@@ -25,6 +30,8 @@ from protocol.records import validate
 
 REVIEWED = "environmental_services"
 OTHER = "security"
+BRANCH = "第一党支部"  # S001's party branch
+OTHER_BRANCH = "第二党支部"
 
 
 def _jpeg() -> bytes:
@@ -42,8 +49,10 @@ def world(db, tmp_path) -> dict:
         db["departments"].insert_all([{"department": REVIEWED, "name": "Environmental services"},
                                       {"department": OTHER, "name": "Security"}])
         db["staff"].insert_all([
-            {"staff_id": "S001", "name": "Zhang Min", "department": REVIEWED, "role": "staff"},
-            {"staff_id": "S002", "name": "Chen Jie", "department": OTHER, "role": "staff"}])
+            {"staff_id": "S001", "name": "Zhang Min", "department": REVIEWED, "role": "staff",
+             "branch": BRANCH},
+            {"staff_id": "S002", "name": "Chen Jie", "department": OTHER, "role": "staff",
+             "branch": OTHER_BRANCH}])
         db["devices"].insert({"device": "0123456789abcdef", "staff_id": "S001",
                               "bound_at": iso(now - timedelta(days=3)), "node": "hall-a-1"})
         db["zones"].insert({"zone": "hall-a", "name": "Lecture hall A", "campus": "Main",
@@ -78,6 +87,9 @@ def world(db, tmp_path) -> dict:
     entries = {e["staff_id"]: e["id"] for e in hours.entries(db, state="pending")}
     _survey(db, now)
     _contest(db, now)
+    _attended(db, now)
+    _registration(db, now)
+    record_id = _record_entry(db, now)
     return {
         "event_id": "ev-1", "ticket_id": ids[REVIEWED], "other_ticket_id": ids[OTHER],
         "entry_id": entries["S001"], "other_entry_id": entries["S002"],
@@ -85,8 +97,27 @@ def world(db, tmp_path) -> dict:
         "zone": "hall-a", "node": "hall-a-1", "plan_id": plan, "sha256": digest,
         "department": REVIEWED, "dept": REVIEWED, "code": "en", "fmt": "csv",
         "username": "office-user", "task_id": "ward-survey", "questionnaire_id": "inpatient",
-        "contest_id": "contest-1", "act": "a1", "step": "open",
+        "contest_id": "contest-1", "act": "a1", "step": "open", "record_id": record_id,
+        "draft_lang": "zh", "doc_fmt": "docx", "year_fmt": "pdf",
     }
+
+
+def _record_entry(db, now) -> int:
+    """S001's own record entry, waiting at the first (department) level."""
+    today = now.astimezone(record_entries.HOSPITAL_TZ).date().isoformat()
+    with db.conn:
+        entry = record_entries.file_entry(db, "S001", "good_deed", "帮助迷路的患者回到病区", "",
+                                          today, who="S001", now=now)
+    return entry["id"]
+
+
+def _attended(db, now) -> None:
+    """S001 checked in to ev-1 on the portal (no presence source watches hall-a:
+    present), so that their certificate of attendance exists."""
+    with db.conn:
+        db["checkins"].insert({"id": "chk-world-s001", "node": "hall-a-1", "ts": iso(now),
+                               "received_at": iso(now), "staff_id": "S001",
+                               "event_id": "ev-1", "zone": "hall-a", "method": "portal"})
 
 
 def _contest(db, now) -> None:
@@ -98,6 +129,15 @@ def _contest(db, now) -> None:
                              "end": iso(now + timedelta(hours=1)), "credit_hours": 0})
         acts.set_up(db, "contest-1", acts.Rule(), [{"act": "a1", "title": "Act one"},
                                                    {"act": "a2", "title": "Act two"}], ["S001"])
+
+
+def _registration(db, now) -> None:
+    """ev-1 takes registration for one place: S001 registered, S002 waiting."""
+    with write_transaction(db):
+        registration.configure(db, "ev-1", {"opens_at": now - timedelta(days=2),
+                                            "closes_at": now + timedelta(hours=1), "capacity": 1})
+        registration.register(db, "ev-1", "S001", now - timedelta(days=1))
+        registration.register(db, "ev-1", "S002", now - timedelta(hours=12))
 
 
 def _survey(db, now) -> None:

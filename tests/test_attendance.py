@@ -120,7 +120,8 @@ def test_late_and_early_is_partial_whole_time_is_present_never_seen_is_absent(db
         "staff_id": "N3", "name": "Zhang Min", "department": "Nursing", "status": "absent",
         "checked_in_at": None, "method": None, "node": None, "first_seen": None,
         "last_seen": None, "dwell_minutes": 0.0, "late_minutes": None,
-        "early_leave_minutes": None, "expected": True, "now": None}
+        "early_leave_minutes": None, "expected": True, "registered": False,
+        "walk_in": False, "now": None}
     assert all(r["expected"] for r in rows)
 
 

@@ -244,8 +244,10 @@ def test_formula_like_text_is_neutralised_in_both_formats(text):
                                       newline="")))[1]
     assert row == ["'" + text, "-1"]
     ws = load_workbook(io.BytesIO(exports.to_xlsx(sheets)))["Notes"]
-    # (XML reads a carriage return back as a line feed)
-    assert (ws["A2"].value, ws["B2"].value) == ("'" + text.replace("\r", "\n"), -1)
+    # (a carriage return survives with lxml installed, openpyxl's writer since
+    # python-docx brought it; a plain XML parser reads it back as a line feed)
+    assert ws["A2"].value in ("'" + text, "'" + text.replace("\r", "\n"))
+    assert ws["B2"].value == -1
 
 
 def test_plain_text_and_numbers_are_left_alone():

@@ -208,7 +208,7 @@ def test_api_server_error_is_json_without_details(tmp_path):
 
 ROW_FIELDS = {"staff_id", "name", "department", "status", "checked_in_at", "method", "node",
               "first_seen", "last_seen", "dwell_minutes", "late_minutes",
-              "early_leave_minutes", "expected", "now"}
+              "early_leave_minutes", "expected", "registered", "walk_in", "now"}
 
 
 def seed_lecture(db):

@@ -3,7 +3,7 @@ named judge scores the open act on a plain form; the score is a valid
 ``score`` record in the outbox and can be changed until the act closes; no
 score without a check-in, for a closed act or off the scale."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -16,11 +16,14 @@ from .test_portal import (  # noqa: F401 - fixtures
 )
 
 
-def contest(opened=-60, closes=60, closed=None, judges=("N002",)):
+def contest(opened=-60, closes=600, closed=None, judges=("N002",), now=None):
+    """The lecture as a contest with act a1's window around ``now`` (the time of
+    the call: a full run reaches this test minutes after collection)."""
+    now = now or datetime.now(timezone.utc)
     act = {"act": "a1", "title": "洗手的学问", "performers": "护理部",
-           "opened_at": iso(NOW + timedelta(seconds=opened)),
-           "closes_at": iso(NOW + timedelta(seconds=closes)),
-           "closed_at": iso(NOW + timedelta(seconds=closed)) if closed is not None else None}
+           "opened_at": iso(now + timedelta(seconds=opened)),
+           "closes_at": iso(now + timedelta(seconds=closes)),
+           "closed_at": iso(now + timedelta(seconds=closed)) if closed is not None else None}
     waiting = {"act": "a2", "title": "合理用药", "performers": "", "opened_at": None,
                "closes_at": None, "closed_at": None}
     return {**EVENT, "kind": "contest",
@@ -100,7 +103,7 @@ def test_no_contest_is_404_and_the_home_page_links_one_that_is_on(client, db_pat
 
 
 def test_the_open_act_follows_its_window():
-    c = contest(opened=-10, closes=20)["contest"]
+    c = contest(opened=-10, closes=20, now=NOW)["contest"]
     assert open_act(c, NOW)["act"] == "a1"
     assert open_act(c, NOW + timedelta(seconds=21)) is None
-    assert open_act(contest(opened=-10, closes=20, closed=-1)["contest"], NOW) is None
+    assert open_act(contest(opened=-10, closes=20, closed=-1, now=NOW)["contest"], NOW) is None

@@ -7,14 +7,22 @@ without a decision on who may use it."""
 
 import pytest
 
+from hub.people import accounts
 
-from .hubweb import PASSWORD, csrf_token, signed_in
+from .hubweb import PASSWORD, csrf_token, sign_in, signed_in
+from .hubworld import BRANCH as WORLD_BRANCH
 from .hubworld import world
 
 STAFF, REVIEWER, OFFICE, ADMIN = "staff", "dept_reviewer", "office", "admin"
-EVERYONE = {STAFF, REVIEWER, OFFICE, ADMIN}
+BRANCH, COMMITTEE = "branch_reviewer", "committee_reviewer"
+ROLES = [STAFF, REVIEWER, BRANCH, COMMITTEE, OFFICE, ADMIN]
+EVERYONE = set(ROLES)
 OFFICE_UP = {OFFICE, ADMIN}
 REVIEWERS_UP = {REVIEWER, OFFICE, ADMIN}
+# the record's review chain: every reviewer reads (in their scope), the office
+# reads everything and decides nothing
+RECORD_DECIDERS = {REVIEWER, BRANCH, COMMITTEE, ADMIN}
+RECORD_READERS = RECORD_DECIDERS | {OFFICE}
 
 # Open to anyone who can reach the hub, and why.
 PUBLIC = {
@@ -26,6 +34,7 @@ PUBLIC = {
     "openapi.openapi_json": "the API's description",
     "events.zone_feed": "iCal feed: calendar apps cannot sign in; a per-feed token instead",
     "events.department_feed": "iCal feed: calendar apps cannot sign in; a per-feed token instead",
+    "events.person_feed": "iCal feed of a person's registered events: a per-feed token instead",
 }
 PUBLIC_PREFIXES = {
     "open311.": "Open311 GeoReport v2: services public; requests need an api_key or a "
@@ -119,6 +128,49 @@ POLICY = {
     "people.me": {STAFF},
     "people.me_export": {STAFF},
     "people_api.api_me": {STAFF},
+    # drafted summaries: an event's is the office's; a year's is its owner's to edit
+    # (any account linked to a staff number: here only the staff one), and to read
+    # and download for the office and the person's department reviewer
+    "summaries.event": OFFICE_UP,
+    "summaries.event_save": OFFICE_UP,
+    "summaries.event_redraft": OFFICE_UP,
+    "summaries.event_download": OFFICE_UP,
+    "summaries.me_year": {STAFF},
+    "summaries.me_year_save": {STAFF},
+    "summaries.me_year_redraft": {STAFF},
+    "summaries.me_year_download": {STAFF},
+    "summaries.person_year": REVIEWERS_UP,
+    "summaries.person_year_download": REVIEWERS_UP,
+    # a year in one click (XLSX, PDF) and certificates of attendance (S001 attended ev-1)
+    "yearbook.me_export": {STAFF},
+    "yearbook.me_certificate": {STAFF},
+    "yearbook.person_export": REVIEWERS_UP,
+    "yearbook.person_certificate": REVIEWERS_UP,
+    # registration: one's own (accounts linked to a staff number), the lists the office's
+    "registration.mine": {STAFF},
+    "registration.register": {STAFF},
+    "registration.cancel": {STAFF},
+    "registration_api.my_registrations": {STAFF},
+    "registration_api.api_register": {STAFF},
+    "registration_api.api_cancel": {STAFF},
+    "registration_api.event_registrations": OFFICE_UP,
+    # the record and its review chain (the example entry is S001's, at the
+    # department level; S001 is in the reviewed department and WORLD_BRANCH)
+    "records.inbox": RECORD_READERS,
+    "records.person": RECORD_READERS,
+    "records.entry": RECORD_READERS | {STAFF},
+    "records.decide": RECORD_DECIDERS,
+    "records.approve_many": RECORD_DECIDERS,
+    "records_api.list_records": RECORD_READERS,
+    "records_api.get_record": RECORD_READERS | {STAFF},
+    "records_api.record_decision": RECORD_DECIDERS,
+    "records_api.approve_records": RECORD_DECIDERS,
+    "records.mine": {STAFF},
+    "records.file": {STAFF},
+    "records.resubmit": {STAFF},
+    "records_api.my_records": {STAFF},
+    "records_api.file_record": {STAFF},
+    "records_api.resubmit_record": {STAFF},
     # roster and departments
     "roster.staff": OFFICE_UP,
     "audit_log.index": {ADMIN},
@@ -161,10 +213,23 @@ def _public(endpoint: str) -> bool:
     return endpoint in PUBLIC or any(endpoint.startswith(p) for p in PUBLIC_PREFIXES)
 
 
+def signed_in_as(app, db, role: str):
+    """``signed_in``, and for a branch reviewer an account of the world's
+    party branch (which ``signed_in`` cannot give)."""
+    if role != BRANCH:
+        return signed_in(app, db, role)
+    with db.conn:
+        accounts.create(db, f"{role}-user", role, PASSWORD, branch=WORLD_BRANCH)
+    client = app.test_client()
+    assert sign_in(client, f"{role}-user").status_code == 303
+    client.csrf = csrf_token(client, "/login")
+    return client
+
+
 @pytest.fixture
 def setup(hub_db, hub_app, tmp_path):
     examples = world(hub_db, tmp_path)
-    clients = {role: signed_in(hub_app, hub_db, role) for role in sorted(EVERYONE)}
+    clients = {role: signed_in_as(hub_app, hub_db, role) for role in sorted(EVERYONE)}
     clients[None] = hub_app.test_client()
     clients[None].csrf = csrf_token(clients[None])  # so that CSRF is not what refuses it
     return hub_app, clients, examples
@@ -194,7 +259,7 @@ def _request(client, method: str, url: str):
     return client.open(url, method=method, json={}, headers=headers)
 
 
-@pytest.mark.parametrize("role", [None, STAFF, REVIEWER, OFFICE, ADMIN])
+@pytest.mark.parametrize("role", [None, *ROLES])
 def test_each_role_gets_exactly_what_the_policy_allows(setup, role):
     app, clients, examples = setup
     client = clients[role]

@@ -8,7 +8,8 @@ navigation that makes the phone probe again.
 Modules: ``probes`` (OS connectivity probes, the RFC 8908 API, the redirect of
 foreign hosts), ``device`` (which phone asks, and whose it is), ``auth`` (PIN
 check with rate limits), ``checkin`` (home page, check-in by PIN or by one
-tap), ``bind`` (bind this phone), ``me`` (my record), ``i18n`` (zh-CN / en).
+tap), ``bind`` (bind this phone), ``me`` (my record), ``i18n`` (zh-CN / en),
+``registration`` (register for events, ``/register``).
 
 Routes: ``/`` (start page: check-in form for an unknown device, "bind this
 phone" for an unbound one, "Hello" + one-tap check-in for a bound one),
@@ -79,7 +80,7 @@ from edge.health import SYSTEM_CLOCK
 from edge.state import ROSTER
 from runtime.settings import ConfigError, load_json
 
-from . import bind, checkin, device, i18n, me, probes, report, score, survey
+from . import bind, checkin, device, i18n, me, probes, registration, report, score, survey
 from .context import clock_unset, close_db, current_zone, get_outbox, get_state, zone_label
 from .render import hhmm, message_page, storage_full_page, when
 
@@ -127,6 +128,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     report.init_app(app)
     survey.init_app(app)
     score.init_app(app)
+    registration.init_app(app)
     return app
 
 

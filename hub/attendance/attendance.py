@@ -9,7 +9,8 @@ Attendance per event x staff (``event_attendance``) is derived on every call,
 never stored, from three sources:
 
 * the event's **expected** attendees (``event_expected``: departments and
-  people, see ``set_expected``);
+  people, see ``set_expected``), and the people **registered** for it
+  (``registrations``, hub/schedule/registration.py; not those waiting);
 * **check-ins** naming the event (``checkins.event_id``), by portal or by
   presence;
 * **presence** intervals in the event's zone(s), attributed to a person by
@@ -67,6 +68,10 @@ The rules, for an event from ``start`` to ``end`` looked at ``now``:
   ``unseen`` (checked in, but the room's presence never saw their phone) or
   ``not_arrived`` (neither). ``status`` is then the verdict so far; once the
   event is over it is the verdict.
+* **Registration.** Each row says whether the person is ``registered`` and
+  whether they are a ``walk_in``: checked in or seen, but neither expected
+  nor registered. ``registration_counts`` counts the registered, the
+  registered who are absent and the walk-ins.
 """
 
 import json
@@ -184,15 +189,25 @@ def get_expected(db: Database, event_id: str) -> dict:
 
 
 def expected_staff(db: Database, event_id: str) -> set[str]:
-    """The staff ids ``event_id`` expects: its departments' staff and its people."""
+    """The staff ids ``event_id`` expects: its departments' staff, its people
+    and those registered for it (``registered_staff``)."""
     sql = """
         SELECT s.staff_id FROM staff s JOIN event_expected x
             ON x.kind = 'department' AND x.value = s.department
         WHERE x.event_id = :event
         UNION
         SELECT value FROM event_expected WHERE event_id = :event AND kind = 'staff'
+        UNION
+        SELECT staff_id FROM registrations WHERE event_id = :event AND state = 'registered'
     """
     return {row[0] for row in db.conn.execute(sql, {"event": event_id})}
+
+
+def registered_staff(db: Database, event_id: str) -> set[str]:
+    """The staff ids registered for ``event_id`` (not those on its waiting list)."""
+    return {row[0] for row in db.conn.execute(
+        "SELECT staff_id FROM registrations WHERE event_id = ? AND state = 'registered'",
+        (event_id,))}
 
 
 # --- attendance -------------------------------------------------------------------
@@ -326,7 +341,8 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
     in the roster), ``status``, ``checked_in_at``/``method``/``node`` of the
     earliest check-in (None when none), ``first_seen``/``last_seen`` (wire
     timestamps, None when never seen), ``dwell_minutes``, ``late_minutes``,
-    ``early_leave_minutes`` (None for the absent), ``expected`` and ``now``
+    ``early_leave_minutes`` (None for the absent), ``expected``, ``registered``,
+    ``walk_in`` (checked in or seen, neither expected nor registered) and ``now``
     (``LIVE_STATES`` while the event is on, else None). Ordered by ``now``
     while the event is on, else present, partial, absent; then by check-in
     time (none last), then name.
@@ -348,6 +364,7 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
     zones = [z for z in event.get("zones") or [] if isinstance(z, str)]
 
     expected = expected_staff(db, event["id"])
+    registered = registered_staff(db, event["id"])
     checkins = _first_checkins(db, event["id"])
     presence = _presence(db, zones, start, end, now) if zones else {}
     checkin_zones = set().union(*(c["zones"] for c in checkins.values()))
@@ -422,6 +439,8 @@ def attendance_of(db: Database, event: dict, now: datetime | None = None) -> lis
             "late_minutes": None if late is None else _minutes(late),
             "early_leave_minutes": None if early is None else _minutes(early),
             "expected": staff_id in expected,
+            "registered": staff_id in registered,
+            "walk_in": status != "absent" and staff_id not in expected,
         }))
     keyed.sort(key=itemgetter(0))
     return [row for _, row in keyed]
@@ -432,7 +451,13 @@ def settled_rows(db: Database, event_id: str) -> list[dict] | None:
     it came from were pruned (hub/attendance/retention.py), or None."""
     row = db.conn.execute("SELECT rows FROM attendance_settled WHERE event_id = ?",
                           (event_id,)).fetchone()
-    return None if row is None else json.loads(row[0])
+    if row is None:
+        return None
+    rows = json.loads(row[0])
+    for settled in rows:  # settled before rows said so
+        settled.setdefault("registered", False)
+        settled.setdefault("walk_in", settled["status"] != "absent" and not settled["expected"])
+    return rows
 
 
 def event_attendance(db: Database, event_id: str, now: datetime | None = None) -> list[dict]:
@@ -461,15 +486,29 @@ def count_statuses(rows: list[dict], on: bool = False) -> dict:
     return counts
 
 
+def registration_counts(rows: list[dict]) -> dict:
+    """``{"registered", "registered_absent", "walk_ins"}`` counts of attendance rows."""
+    return {"registered": sum(1 for row in rows if row["registered"]),
+            "registered_absent": sum(1 for row in rows
+                                     if row["registered"] and row["status"] == "absent"),
+            "walk_ins": sum(1 for row in rows if row["walk_in"])}
+
+
 def attendance_report(db: Database, event_id: str, now: datetime | None = None) -> dict | None:
-    """``{"event", "counts", "attendance"}`` for one event, or None when unknown."""
+    """``{"event", "counts", "attendance"}`` for one event, or None when
+    unknown; for an event taking registration also ``registration``
+    (``registration_counts``)."""
     event = get_event(db, event_id)
     if event is None:
         return None
     now = now or datetime.now(timezone.utc)
     rows = attendance_of(db, event, now)
-    return {"event": event, "counts": count_statuses(rows, is_on(event, now)),
-            "attendance": rows}
+    report = {"event": event, "counts": count_statuses(rows, is_on(event, now)),
+              "attendance": rows}
+    if db.conn.execute("SELECT 1 FROM event_registration WHERE event_id = ?",
+                       (event_id,)).fetchone():
+        report["registration"] = registration_counts(rows)
+    return report
 
 
 # --- fleet ----------------------------------------------------------------------------

@@ -51,7 +51,8 @@ def ingest(ctx):
     worker = Ingest(site=config["site"], db_path=config["db"],
                     mqtt=MqttSettings.from_dict(config["mqtt"]),
                     photos_dir=config.get("photos_dir"),
-                    timezone=config.get("timezone", "Asia/Shanghai"))
+                    timezone=config.get("timezone", "Asia/Shanghai"),
+                    review_days=config["review"]["days_per_level"])
     stop_on_signals(worker.stop)
     try:
         worker.run()

@@ -2,7 +2,10 @@
 
 One batch is one transaction: the records it carries, their quarantined
 siblings, and nothing else. A record id seen before is ignored, except that a
-``presence`` id extends the interval it names.
+``presence`` id extends the interval it names. ``registration`` records are
+not stored as rows: each is applied to the event's registrations (places,
+waiting list) in ``taken_at`` order inside the batch's transaction
+(hub/schedule/registration.py, which also makes a repeat change nothing).
 """
 
 import json
@@ -13,8 +16,10 @@ from protocol import wire
 from protocol.clock import now_iso
 from protocol.records import Clock, parse_envelope
 
+from hub.db import write_transaction
 from hub.ingest import clockfix
 from hub.contests import acts
+from hub.schedule import registration
 from hub.surveys import alerts
 from hub.surveys import tasks as survey_tasks
 
@@ -109,7 +114,8 @@ _FLAG_CLOCK = (
 
 # Record types the hub checks against what it knows (a task, a contest) before
 # storing them; a record that fails is quarantined with the reason.
-_REFUSALS = {"survey_response": survey_tasks.refusal, "score": acts.refusal}
+_REFUSALS = {"survey_response": survey_tasks.refusal, "score": acts.refusal,
+             "registration": registration.refusal}
 
 
 def _checked(db, good: list[dict], bad: list) -> tuple[list[dict], list]:
@@ -140,8 +146,10 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
     good, clock_flags = clockfix.correct(good, clock, received_at)
     good = clockfix.match_events(db.conn, good, clock_flags)
     by_kind: dict[str, list] = {}
+    registrations = [r for r in good if r["type"] == "registration"]
     for record in good:
-        by_kind.setdefault(record["type"], []).append(_row(record, node, received_at))
+        if record["type"] != "registration":
+            by_kind.setdefault(record["type"], []).append(_row(record, node, received_at))
     for report in alerts.reports_for(db, [r for r in good if r["type"] == "survey_response"]):
         by_kind.setdefault("report", []).append(_row(report, node, received_at))
     quarantined = [
@@ -150,9 +158,16 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
         for raw, reason in bad
     ]
     conn = db.conn
-    with db.atomic():
+    # BEGIN IMMEDIATE: a registration counts the places taken before it writes.
+    with write_transaction(db):
         for kind, rows in by_kind.items():
             conn.executemany(_SQL[kind], rows)
+        if registrations:
+            refused = registration.apply_records(db, node, registrations)
+            if refused:  # acknowledged all the same, as every quarantined record
+                db["quarantine"].insert_all(
+                    quarantine_row(topic, node, reason, raw, raw["id"], received_at)
+                    for raw, reason in refused)
         bindings = by_kind.get("binding")
         if bindings:
             # row layout: id, node, ts, clock_synced, received_at, device, staff_id

@@ -24,6 +24,7 @@ from runtime.settings import MqttSettings
 
 from hub.db import ingest_writer, open_db
 from hub.ingest import downlink, photos, store
+from hub.records import system
 from hub.tickets import tickets
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,12 @@ class IngestFatal(RuntimeError):
 class Ingest:
     def __init__(self, *, site: str, db_path, mqtt: MqttSettings,
                  downlink_interval: float = 5.0, photos_dir=None,
-                 timezone: str = "Asia/Shanghai", assessment_every: float = ASSESSMENT_EVERY):
+                 timezone: str = "Asia/Shanghai", assessment_every: float = ASSESSMENT_EVERY,
+                 review_days: int = 7):
         self.site, self.db_path, self.mqtt = site, db_path, mqtt
         self.tz = ZoneInfo(timezone)
         self.assessment_every = assessment_every
+        self.review_days = review_days  # per review level (hub.json "review")
         self._assessment: tuple[float, dict] | None = None  # (monotonic when, document)
         self.photos_dir = Path(photos_dir) if photos_dir else Path(db_path).parent / "photos"
         self.downlink_interval = downlink_interval
@@ -186,9 +189,12 @@ class Ingest:
     # --- downlink: its own thread and connection ---
 
     def _assessment_document(self, db) -> dict:
-        """The site's assessment progress, recomputed every ``assessment_every`` s."""
+        """The site's assessment progress, recomputed every ``assessment_every`` s,
+        after filing the record entries the system makes (attendance, hours,
+        accepted reports: hub/records/system.py) for the review chain."""
         now = time.monotonic()
         if self._assessment is None or now - self._assessment[0] >= self.assessment_every:
+            system.sync_system_entries(db, days=self.review_days, tz=self.tz)
             self._assessment = (now, downlink.assessment_document(db, self.tz))
         return self._assessment[1]
 

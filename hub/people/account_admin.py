@@ -1,8 +1,8 @@
 """Accounts as the hub's administrators manage them (dashboard Accounts page,
 ``/api/v1/accounts``, ``rounds-hub user``): every change checked against the
 roster (a reviewer's department exists, a linked staff number is on the
-roster) and refused with a message the dashboard can translate (a
-``hub.people.roster.RosterError``). The last enabled admin can be neither demoted
+roster, a branch reviewer names a party branch) and refused with a message
+the dashboard can translate (a ``hub.people.roster.RosterError``). The last enabled admin can be neither demoted
 nor disabled.
 
 ``hub.people.accounts`` below it keeps the accounts themselves: password hashes,
@@ -14,7 +14,8 @@ the caller wraps the change and its audit row in one
 import re
 
 from hub.people import accounts
-from hub.people.roster import N_, ROLES, Conflict, NotFound, RosterError, department_exists, get_staff
+from hub.people.roster import (BRANCH_MAX, N_, ROLES, Conflict, NotFound, RosterError,
+                               department_exists, get_staff, text_problem)
 
 _USERNAME = re.compile(r"[^\s/\x00-\x1f\x7f]{1,64}")
 
@@ -22,10 +23,10 @@ _USERNAME = re.compile(r"[^\s/\x00-\x1f\x7f]{1,64}")
 def account_list(db) -> list[dict]:
     """Accounts with whether a password is set; never the hash itself."""
     keys = ("username", "role", "department", "staff_id", "disabled", "created_at",
-            "password_set")
+            "password_set", "branch")
     rows = db.conn.execute(
         "SELECT username, role, department, staff_id, disabled, created_at, "
-        "password_hash IS NOT NULL FROM accounts ORDER BY username")
+        "password_hash IS NOT NULL, branch FROM accounts ORDER BY username")
     return [{**dict(zip(keys, row)), "disabled": bool(row[4]), "password_set": bool(row[6])}
             for row in rows]
 
@@ -34,12 +35,18 @@ def get_account(db, username: str) -> dict | None:
     return next((a for a in account_list(db) if a["username"] == username), None)
 
 
-def _check_account(db, role: str, department: str | None, staff_id: str | None) -> None:
+def _check_account(db, role: str, department: str | None, staff_id: str | None,
+                   branch: str | None = None) -> None:
     if role not in ROLES:
-        raise RosterError(N_("unknown role %(value)s (staff, dept_reviewer, office or admin)"),
-                          value=role)
+        raise RosterError(N_("unknown role %(value)s (staff, dept_reviewer, branch_reviewer, "
+                             "committee_reviewer, office or admin)"), value=role)
     if role == "dept_reviewer" and not department:
         raise RosterError(N_("a department reviewer needs a department"))
+    if role == "branch_reviewer" and not branch:
+        raise RosterError(N_("a branch reviewer needs a party branch"))
+    if branch and text_problem(branch, BRANCH_MAX):
+        raise RosterError(N_("a party branch has 1 to %(limit)d characters, without control "
+                             "characters"), limit=BRANCH_MAX)
     if department and not department_exists(db, department):
         raise RosterError(N_("unknown department %(value)s (add it under Departments first)"),
                           value=department)
@@ -56,34 +63,39 @@ def _check_password(password: str) -> None:
 
 
 def create_account(db, username: str, role: str, password: str | None, *,
-                   department: str | None = None, staff_id: str | None = None) -> dict:
+                   department: str | None = None, staff_id: str | None = None,
+                   branch: str | None = None) -> dict:
     username = (username or "").strip()
+    branch = (branch or "").strip() or None
     if not _USERNAME.fullmatch(username):
         raise RosterError(N_("a username has 1 to 64 characters, without spaces or /"))
-    _check_account(db, role, department or None, staff_id or None)
+    _check_account(db, role, department or None, staff_id or None, branch)
     if password is not None:
         _check_password(password)
     if accounts.get(db, username) is not None:
         raise Conflict(N_("account %(username)s exists already"), username=username)
     accounts.create(db, username, role, password, department=department or None,
-                    staff_id=staff_id or None)
+                    staff_id=staff_id or None, branch=branch)
     return get_account(db, username)
 
 
 def change_account(db, username: str, role: str, *, department: str | None = None,
-                   staff_id: str | None = None, disabled: bool = False) -> dict:
-    """Change an account's role, department, staff link, or disable it; the
-    last enabled admin cannot be demoted or disabled."""
+                   staff_id: str | None = None, disabled: bool = False,
+                   branch: str | None = None) -> dict:
+    """Change an account's role, department, party branch, staff link, or
+    disable it; the last enabled admin cannot be demoted or disabled."""
     before = accounts.get(db, username)
+    branch = (branch or "").strip() or None
     if before is None:
         raise NotFound(N_("no account %(username)s"), username=username)
-    _check_account(db, role, department or None, staff_id or None)
+    _check_account(db, role, department or None, staff_id or None, branch)
     if before["role"] == "admin" and not before["disabled"] and (role != "admin" or disabled):
         others = db.conn.execute("SELECT COUNT(*) FROM accounts WHERE role = 'admin' "
                                  "AND NOT disabled AND username != ?", (username,)).fetchone()[0]
         if not others:
             raise Conflict(N_("this is the last enabled admin account"))
-    accounts.set_role(db, username, role, department or None, staff_id or None, disabled)
+    accounts.set_role(db, username, role, department or None, staff_id or None, disabled,
+                      branch)
     return get_account(db, username)
 
 

@@ -5,7 +5,11 @@ Roles (see docs/roles.md for what each may do):
 * ``admin``: everything, including accounts.
 * ``office``: the civility office; everything but accounts.
 * ``dept_reviewer``: tickets routed to their department and the volunteer
-  hours of their department's staff (``department`` is required).
+  hours of their department's staff (``department`` is required); the
+  record entries of their department's staff at the department review level.
+* ``branch_reviewer``: the record entries of their party branch's staff at
+  the branch review level (``branch`` is required: the ``staff.branch``).
+* ``committee_reviewer``: every record entry at the committee review level.
 * ``staff``: their own record only (``staff_id`` is required).
 
 Office, reviewers and admins sign in with a password (werkzeug's salted
@@ -24,11 +28,11 @@ from hub.db import delete_batches
 from protocol import pins
 from protocol.clock import iso
 
-ROLES = ("admin", "office", "dept_reviewer", "staff")
+ROLES = ("admin", "office", "dept_reviewer", "branch_reviewer", "committee_reviewer", "staff")
 MIN_PASSWORD = 10
 LOGIN_WINDOW = timedelta(minutes=15)
 LOGIN_MAX_FAILURES = 5
-_COLUMNS = ("username", "role", "department", "staff_id", "disabled", "created_at")
+_COLUMNS = ("username", "role", "department", "staff_id", "disabled", "created_at", "branch")
 
 
 class AccountError(ValueError):
@@ -43,11 +47,14 @@ def _now(now: datetime | None) -> datetime:
     return now or datetime.now(timezone.utc)
 
 
-def check_role(role: str, department: str | None, staff_id: str | None) -> None:
+def check_role(role: str, department: str | None, staff_id: str | None,
+               branch: str | None = None) -> None:
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     if role == "dept_reviewer" and not department:
         raise AccountError("a department reviewer needs a department")
+    if role == "branch_reviewer" and not branch:
+        raise AccountError("a branch reviewer needs a party branch")
     if role == "staff" and not staff_id:
         raise AccountError("a staff account needs a staff number")
 
@@ -59,22 +66,22 @@ def check_password(password: str) -> None:
 
 def create(db, username: str, role: str, password: str | None = None, *,
            department: str | None = None, staff_id: str | None = None,
-           now: datetime | None = None) -> dict:
+           branch: str | None = None, now: datetime | None = None) -> dict:
     """Add an account (``password`` None: it cannot sign in with a password
     until one is set)."""
     username = (username or "").strip()
     if not 0 < len(username) <= 64:
         raise AccountError("username must be 1..64 characters")
-    check_role(role, department, staff_id)
+    check_role(role, department, staff_id, branch)
     if password is not None:
         check_password(password)
     if get(db, username) is not None:
         raise AccountError(f"account {username!r} exists already")
     db.conn.execute(
-        "INSERT INTO accounts (username, password_hash, role, department, staff_id, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO accounts (username, password_hash, role, department, staff_id, created_at, "
+        "branch) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (username, generate_password_hash(password) if password else None, role,
-         department, staff_id, iso(_now(now))))
+         department, staff_id, iso(_now(now)), branch))
     return get(db, username)
 
 
@@ -87,11 +94,12 @@ def set_password(db, username: str, password: str) -> None:
 
 
 def set_role(db, username: str, role: str, department: str | None = None,
-             staff_id: str | None = None, disabled: bool = False) -> None:
-    check_role(role, department, staff_id)
+             staff_id: str | None = None, disabled: bool = False,
+             branch: str | None = None) -> None:
+    check_role(role, department, staff_id, branch)
     cursor = db.conn.execute(
-        "UPDATE accounts SET role = ?, department = ?, staff_id = ?, disabled = ? "
-        "WHERE username = ?", (role, department, staff_id, int(disabled), username))
+        "UPDATE accounts SET role = ?, department = ?, staff_id = ?, disabled = ?, branch = ? "
+        "WHERE username = ?", (role, department, staff_id, int(disabled), branch, username))
     if cursor.rowcount == 0:
         raise AccountError(f"no account {username!r}")
 
@@ -114,7 +122,7 @@ def staff_account(db, staff_id: str) -> dict | None:
     if row is None:
         return None
     return {"username": row[0], "role": "staff", "department": row[1], "staff_id": row[0],
-            "disabled": 0, "created_at": None}
+            "disabled": 0, "created_at": None, "branch": None}
 
 
 def authenticate(db, username: str, secret: str,

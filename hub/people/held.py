@@ -40,6 +40,9 @@ def held_about(db, staff_id: str, policy: dict) -> list[dict]:
          _rule(policy["attendance_days"], N_("Removed %(days)d days after the decision; "
                                              "pending entries are kept.")),
          "SELECT count(*), min(created_at) FROM volunteer_ledger WHERE staff_id = :s"),
+        (N_("Entries in your record (yours and the system's, with their reviews)"),
+         (_NEVER, {}),
+         "SELECT count(*), min(occurred_on) FROM record_entries WHERE staff_id = :s"),
         (N_("Audit log entries about your record (looks, exports, changes)"),
          _rule(policy["audit_log_days"], N_("Removed after %(days)d days (PIPL asks for at "
                                             "least three years).")),

@@ -24,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from protocol import pins
 
-ROLES = ("staff", "dept_reviewer", "office", "admin")
+ROLES = ("staff", "dept_reviewer", "branch_reviewer", "committee_reviewer", "office", "admin")
 NAME_MAX = 100
 DEPARTMENT_MAX = 64
+BRANCH_MAX = 64  # a party branch (党支部) is its name, as the hospital writes it
 PIN_DIGITS = 6
 LIST_LIMIT = 1000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -114,9 +115,10 @@ def department_names(db, lang: str | None = None) -> dict[str, str]:
 
 _STAFF_SELECT = (
     "SELECT s.staff_id, s.name, s.department, d.name, s.role, s.pin_hash IS NOT NULL, "
-    "(SELECT COUNT(*) FROM devices v WHERE v.staff_id = s.staff_id) "
+    "(SELECT COUNT(*) FROM devices v WHERE v.staff_id = s.staff_id), s.branch "
     "FROM staff s LEFT JOIN departments d ON d.department = s.department")
-_STAFF_KEYS = ("staff_id", "name", "department", "department_name", "role", "pin_set", "devices")
+_STAFF_KEYS = ("staff_id", "name", "department", "department_name", "role", "pin_set", "devices",
+               "branch")
 
 
 def _person(row) -> dict:
@@ -159,6 +161,13 @@ def staff_by_id(db, staff_ids) -> dict[str, dict]:
         "WHERE staff_id IN (SELECT value FROM json_each(?))",
         (json.dumps(sorted(set(staff_ids))),))
     return {sid: {"name": name, "department": dept} for sid, name, dept in rows}
+
+
+def branches(db) -> list[str]:
+    """The party branches the roster names (``staff.branch``), for choosing one."""
+    return [branch for (branch,) in db.conn.execute(
+        "SELECT DISTINCT branch FROM staff WHERE branch IS NOT NULL AND branch != '' "
+        "ORDER BY branch")]
 
 
 def in_department(db, staff_id: str, department: str) -> bool:

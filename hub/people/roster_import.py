@@ -4,7 +4,9 @@ applied all or nothing (see ``hub.people.roster`` for departments, people and PI
 The file (UTF-8 with or without BOM; GB18030 as Excel saves it in Chinese
 Windows is accepted too) has the columns ``staff_number``, ``name``,
 ``department``, ``role`` (headers in any case, or 工号, 姓名, 科室, 角色;
-``role`` may be left out or empty for ``staff``). A row's department may be
+``role`` may be left out or empty for ``staff``) and optionally ``branch``
+(党支部: the person's party branch, by name; an empty cell clears it, a file
+without the column leaves everyone's branch as it is). A row's department may be
 written as the department's id or its name (any case); a department the hub
 does not know is an error. Any row error (with its line number) and nothing
 is written. The import upserts ``staff`` rows (never touching an existing PIN
@@ -13,7 +15,9 @@ account in step with their role:
 
 * a role above ``staff`` ensures an account named after the staff number,
   linked to them (``staff_id``), with no password until one is set;
-* back to ``staff``, such a linked account is demoted to ``staff``.
+* back to ``staff``, such a linked account is demoted to ``staff``;
+* a branch reviewer's account reviews the person's own party branch (the
+  row's ``branch``, or the one the roster has), which it needs.
 
 An account of the same name that is not linked to the person is never
 touched (the row is an error), only an admin may grant or take away the
@@ -32,7 +36,8 @@ import re
 from dataclasses import dataclass, field
 
 from hub.people import accounts
-from hub.people.roster import NAME_MAX, N_, NotFound, RosterError, get_staff, text_problem
+from hub.people.roster import (BRANCH_MAX, NAME_MAX, N_, NotFound, RosterError, get_staff,
+                               text_problem)
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 MAX_IMPORT_ROWS = 20_000
@@ -46,16 +51,22 @@ HEADERS = {
     "name": "name", "姓名": "name",
     "department": "department", "dept": "department", "科室": "department", "部门": "department",
     "role": "role", "角色": "role",
+    "branch": "branch", "party_branch": "branch", "党支部": "branch", "支部": "branch",
 }
 # Each roster field as its CSV column is named in row errors.
 COLUMNS = {"staff_id": "staff_number", "name": "name", "department": "department",
-           "role": "role"}
+           "role": "role", "branch": "branch"}
 _ROLE_WORDS = {
     "": "staff", "staff": "staff", "员工": "staff", "职工": "staff",
     "dept_reviewer": "dept_reviewer", "reviewer": "dept_reviewer",
     "科室审核员": "dept_reviewer", "审核员": "dept_reviewer",
+    "branch_reviewer": "branch_reviewer", "支部审核员": "branch_reviewer",
+    "党支部审核员": "branch_reviewer",
+    "committee_reviewer": "committee_reviewer", "委员会审核员": "committee_reviewer",
+    "文明委审核员": "committee_reviewer",
     "office": "office", "文明办": "office", "admin": "admin", "管理员": "admin",
 }
+_FIELDS = ("name", "department", "role", "branch")
 
 
 @dataclass(frozen=True)
@@ -93,8 +104,8 @@ class ImportResult:
         return counts
 
     def as_dict(self) -> dict:
-        public = ("line", "staff_id", "name", "department", "role", "action", "changes",
-                  "account")
+        public = ("line", "staff_id", "name", "department", "role", "branch", "action",
+                  "changes", "account")
         return {"rows": [{key: row[key] for key in public} for row in self.rows],
                 "errors": [issue.as_dict() for issue in self.issues],
                 "applied": self.applied, "counts": self.counts}
@@ -136,12 +147,15 @@ def import_roster(db, data: bytes | str, *, apply: bool, may_grant_admin: bool) 
 
 
 def update_person(db, staff_id: str, name: str, department: str, role: str, *,
-                  may_grant_admin: bool) -> dict:
-    """Change one person's name, department and role (and their account, as
-    the import does). Raises NotFound, or RosterError with the first problem."""
+                  may_grant_admin: bool, branch: str | None = None) -> dict:
+    """Change one person's name, department, role and (unless ``branch`` is
+    None; "" clears it) party branch, and their account, as the import does.
+    Raises NotFound, or RosterError with the first problem."""
     if get_staff(db, staff_id) is None:
         raise NotFound(N_("unknown staff member %(staff_id)s"), staff_id=staff_id)
     record = {"staff_id": staff_id, "name": name, "department": department, "role": role}
+    if branch is not None:
+        record["branch"] = branch
     result = _plan(db, [(None, record)], may_grant_admin)
     if result.issues:
         issue = result.issues[0]
@@ -235,8 +249,8 @@ class _Departments:
 
 def _plan(db, records: list[tuple[int | None, dict]], may_grant_admin: bool) -> ImportResult:
     lookup = _Departments(db)
-    existing = {row[0]: row[1:] for row in db.conn.execute(
-        "SELECT staff_id, name, department, role FROM staff")}
+    existing = {row[0]: dict(zip(_FIELDS, row[1:])) for row in db.conn.execute(
+        "SELECT staff_id, name, department, role, branch FROM staff")}
     by_name = {account["username"]: account for account in accounts.list_accounts(db)}
     first_line: dict[str, int | None] = {}
     rows, issues = [], []
@@ -253,7 +267,8 @@ def _plan(db, records: list[tuple[int | None, dict]], may_grant_admin: bool) -> 
             # An invalid row is shown as written in the file.
             row.update(action="invalid", account=None, changes=[],
                        department=row["department"] or record.get("department", ""),
-                       role=row["role"] or record.get("role", ""))
+                       role=row["role"] or record.get("role", ""),
+                       branch=row["branch"] or record.get("branch") or None)
         rows.append(row)
         issues += problems
     issues += _admin_issues(rows, by_name)
@@ -285,22 +300,25 @@ def _plan_row(line, record, lookup, existing, by_name, may_grant_admin):
             problem("department", unknown[0], **unknown[1])
     role = _ROLE_WORDS.get(role_value.strip().casefold())
     if role is None:
-        problem("role", N_("unknown role %(value)s (staff, dept_reviewer, office or admin)"),
-                value=role_value)
+        problem("role", N_("unknown role %(value)s (staff, dept_reviewer, branch_reviewer, "
+                           "committee_reviewer, office or admin)"), value=role_value)
+    before = existing.get(staff_id)
+    branch = _branch(record, before, problem)
+    if role == "branch_reviewer" and not branch:
+        problem("branch", N_("a branch reviewer needs a party branch"))
     row = {"line": line, "staff_id": staff_id, "name": name, "department": department,
-           "role": role, "action": "new", "changes": [], "account": None}
-    if staff_id in existing:
+           "role": role, "branch": branch, "action": "new", "changes": [], "account": None}
+    if before is not None:
         row["action"] = "unchanged"
-        before = dict(zip(("name", "department", "role"), existing[staff_id]))
-        row["changes"] = [key for key in ("name", "department", "role")
-                          if row[key] is not None and before[key] != row[key]]
+        row["changes"] = [key for key in _FIELDS if before[key] != row[key]
+                          and (row[key] is not None or key == "branch")]
     account = by_name.get(staff_id)
     if account is not None and account["staff_id"] != staff_id:
         problem("staff_number", N_("an account named %(username)s exists that is not this "
                                    "person's (link it on the Accounts page first)"),
                 username=staff_id)
     elif role is not None and department is not None:
-        row["account"] = _account_action(account, role, department)
+        row["account"] = _account_action(account, role, department, _account_branch(row))
         touches_admin = role == "admin" or (account is not None and account["role"] == "admin")
         if row["account"] and touches_admin and not may_grant_admin:
             problem("role", N_("only an admin may grant or take away the admin role"))
@@ -309,10 +327,26 @@ def _plan_row(line, record, lookup, existing, by_name, may_grant_admin):
     return row, problems
 
 
-def _account_action(account: dict | None, role: str, department: str) -> str | None:
+def _branch(record: dict, before: dict | None, problem) -> str | None:
+    """The row's party branch: the file's (empty: none), else the roster's."""
+    if "branch" not in record:
+        return before["branch"] if before else None
+    branch = record["branch"].strip() or None
+    if branch is not None and text_problem(branch, BRANCH_MAX):
+        problem("branch", text_problem(branch, BRANCH_MAX), limit=BRANCH_MAX)
+    return branch
+
+
+def _account_branch(row: dict) -> str | None:
+    """A linked account's party branch: a branch reviewer's is their own."""
+    return row["branch"] if row["role"] == "branch_reviewer" else None
+
+
+def _account_action(account: dict | None, role: str, department: str,
+                    branch: str | None) -> str | None:
     if account is None:
         return None if role == "staff" else "create"
-    if (account["role"], account["department"]) != (role, department):
+    if (account["role"], account["department"], account["branch"]) != (role, department, branch):
         return "update"
     return None
 
@@ -337,17 +371,19 @@ def _admin_issues(rows: list[dict], by_name: dict) -> list[Issue]:
 
 def _apply(db, rows: list[dict]) -> None:
     for row in rows:
-        values = (row["name"], row["department"], row["role"], row["staff_id"])
+        values = (row["name"], row["department"], row["role"], row["branch"], row["staff_id"])
         if row["action"] == "new":
-            db.conn.execute("INSERT INTO staff (name, department, role, staff_id) "
-                            "VALUES (?, ?, ?, ?)", values)
+            db.conn.execute("INSERT INTO staff (name, department, role, branch, staff_id) "
+                            "VALUES (?, ?, ?, ?, ?)", values)
         elif row["changes"]:
-            db.conn.execute("UPDATE staff SET name = ?, department = ?, role = ? "
+            db.conn.execute("UPDATE staff SET name = ?, department = ?, role = ?, branch = ? "
                             "WHERE staff_id = ?", values)
         if row["account"] == "create":
             accounts.create(db, row["staff_id"], row["role"], None,
-                            department=row["department"], staff_id=row["staff_id"])
+                            department=row["department"], staff_id=row["staff_id"],
+                            branch=_account_branch(row))
         elif row["account"] == "update":
             current = accounts.get(db, row["staff_id"])
             accounts.set_role(db, row["staff_id"], row["role"], row["department"],
-                              row["staff_id"], disabled=bool(current["disabled"]))
+                              row["staff_id"], disabled=bool(current["disabled"]),
+                              branch=_account_branch(row))

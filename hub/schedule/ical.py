@@ -1,4 +1,6 @@
-"""iCalendar (RFC 5545) feeds of events: one per zone, one per department.
+"""iCalendar (RFC 5545) feeds of events: one per zone, one per department,
+and one per person of the events they are registered for
+(hub/schedule/registration.py; not those they are waiting for).
 
 Calendar apps subscribe to a URL and cannot sign in, so a feed URL carries
 its own capability: ``?token=`` HMAC-SHA256 of the feed's path keyed by the
@@ -21,7 +23,7 @@ from icalendar import Calendar, Event
 from hub.attendance import attendance
 from protocol.clock import iso
 
-FEED_KINDS = ("zone", "department")
+FEED_KINDS = ("zone", "department", "person")
 # Ended events older than this are left out of a feed.
 FEED_PAST = timedelta(days=180)
 
@@ -31,6 +33,8 @@ _BY_KIND = {
     "zone": "EXISTS (SELECT 1 FROM json_each(e.zones) WHERE value = :name)",
     "department": "EXISTS (SELECT 1 FROM event_expected x WHERE x.event_id = e.id "
                   "AND x.kind = 'department' AND x.value = :name)",
+    "person": "EXISTS (SELECT 1 FROM registrations r WHERE r.event_id = e.id "
+              "AND r.staff_id = :name AND r.state = 'registered')",
 }
 _COLUMNS = ("id", "title", "kind", "zones", "start", "end", "credit_hours")
 
@@ -53,8 +57,9 @@ def token_ok(secret: str | bytes, kind: str, name: str, token: str | None) -> bo
 
 
 def feed_events(db, kind: str, name: str, now: datetime | None = None) -> list[dict]:
-    """The events of a zone (held there) or of a department (expecting it)
-    that ended at most ``FEED_PAST`` ago, by start."""
+    """The events of a zone (held there), of a department (expecting it) or
+    of a person (registered for it) that ended at most ``FEED_PAST`` ago, by
+    start."""
     now = now or datetime.now(timezone.utc)
     sql = _EVENT_SQL + _BY_KIND[kind] + " ORDER BY e.start, e.id"
     rows = db.conn.execute(sql, {"since": iso(now - FEED_PAST), "name": name})

@@ -18,7 +18,7 @@ from runtime.settings import ConfigError
 
 from hub.web import (
     accounts, api, assessment, audit_log, auth, contests, events, fleet, hotspots, hours, i18n, labels, nav, open311, openapi,
-    pages, people, roster, roster_import, surveys, tickets, zones,
+    pages, people, records, registration, roster, roster_import, summaries, surveys, tickets, yearbook, zones,
 )
 from hub.web.context import close_db, localtime
 
@@ -65,7 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 # Dashboard areas, each a module with ``init_app(app)`` registering its pages
 # (and its /api/v1 routes); see docs/dashboard.md.
 AREAS = (roster, roster_import, accounts, events, zones, tickets, hours, fleet, people, hotspots,
-         surveys, contests, assessment, audit_log)
+         surveys, contests, assessment, records, registration, summaries, yearbook, audit_log)
 
 
 def _secret_key(db_path: Path) -> bytes:
@@ -102,6 +102,7 @@ def _load_hub_config() -> dict:
         mapping["PHOTOS_DIR"] = config["photos_dir"]
     mapping["OPEN311"] = config["open311"]
     mapping["RETENTION"] = config["retention"]
+    mapping["REVIEW"] = config["review"]
     web = config.get("web", {})
     if "secure_cookies" in web:
         mapping["SECURE_COOKIES"] = bool(web["secure_cookies"])

@@ -2,8 +2,9 @@
 domain in ``hub/people/account_admin.py``).
 
 Pages: ``/accounts/`` lists the accounts and creates one; ``/accounts/<username>``
-changes its role, department, staff link or disabled state, and sets its
-password. API: ``GET``/``POST /api/v1/accounts`` (``OPENAPI`` below).
+changes its role, department, party branch (a branch reviewer's), staff link
+or disabled state, and sets its password. API: ``GET``/``POST
+/api/v1/accounts`` (``OPENAPI`` below).
 
 An account's password is never shown or logged, only whether one is set. The
 office sets the password of a person's account from the person's roster page
@@ -43,6 +44,7 @@ def _accounts_page(status: int = 200, error: str | None = None, form: dict | Non
     departments = roster.departments(db)
     return render_template("accounts_index.html", accounts=account_admin.account_list(db),
                            departments=departments, roles=roster.ROLES,
+                           branches=roster.branches(db),
                            department_names={d["department"]: d["name"] or d["department"]
                                              for d in departments},
                            error=error, form=form or {}), status
@@ -58,7 +60,7 @@ def index():
 @requires()
 def create():
     form = {key: request.form.get(key, "").strip()
-            for key in ("username", "role", "department", "staff_id")}
+            for key in ("username", "role", "department", "staff_id", "branch")}
     try:
         created = _create(form, request.form.get("password") or None)
     except roster.RosterError as exc:
@@ -72,9 +74,11 @@ def _create(form: dict, password: str | None) -> dict:
     with write_transaction(db):
         created = account_admin.create_account(
             db, form.get("username", ""), form.get("role", ""), password,
-            department=form.get("department") or None, staff_id=form.get("staff_id") or None)
+            department=form.get("department") or None, staff_id=form.get("staff_id") or None,
+            branch=form.get("branch") or None)
         audited("account.create", f"account:{created['username']}", role=created["role"],
-                department=created["department"], staff_id=created["staff_id"])
+                department=created["department"], staff_id=created["staff_id"],
+                branch=created["branch"])
     return created
 
 
@@ -85,6 +89,7 @@ def _account_page(account: dict, status: int = 200, error: str | None = None,
     db = get_db()
     return render_template("accounts_account.html", account=account, form=form or account,
                            departments=roster.departments(db), roles=roster.ROLES,
+                           branches=roster.branches(db),
                            error=error, history=audit.entries(
                                db, 20, target=f"account:{account['username']}")), status
 
@@ -106,17 +111,19 @@ def account(username):
 @requires()
 def role(username):
     account = _account_or_404(username)
-    form = {key: request.form.get(key, "").strip() for key in ("role", "department", "staff_id")}
+    form = {key: request.form.get(key, "").strip()
+            for key in ("role", "department", "staff_id", "branch")}
     disabled = bool(request.form.get("disabled"))
     db = get_db()
     try:
         with write_transaction(db):
             changed = account_admin.change_account(
                 db, username, form["role"], department=form["department"] or None,
-                staff_id=form["staff_id"] or None, disabled=disabled)
+                staff_id=form["staff_id"] or None, disabled=disabled,
+                branch=form["branch"] or None)
             audited("account.change", f"account:{username}", role=changed["role"],
                     department=changed["department"], staff_id=changed["staff_id"],
-                    disabled=changed["disabled"])
+                    branch=changed["branch"], disabled=changed["disabled"])
     except roster.RosterError as exc:
         return _account_page(account, _status(exc), says(exc),
                              {**account, **form, "disabled": disabled})
@@ -151,7 +158,7 @@ def list_accounts():
 @requires()
 def create_account():
     body = text_fields(json_object(), "username", "role", "password", "department",
-                       "staff_id")
+                       "staff_id", "branch")
     try:
         created = _create(body, body["password"])
     except roster.RosterError as exc:
@@ -180,14 +187,17 @@ OPENAPI = {
         "Account": {
             "type": "object",
             "required": ["username", "role", "department", "staff_id", "disabled",
-                         "created_at", "password_set"],
+                         "created_at", "password_set", "branch"],
             "properties": {"username": _STR, "role": _ROLE, "department": NULLABLE_STR,
+                           "branch": NULLABLE_STR,
                            "staff_id": NULLABLE_STR, "disabled": {"type": "boolean"},
                            "created_at": NULLABLE_STR, "password_set": {"type": "boolean"}}},
         "NewAccount": {
             "type": "object", "required": ["username", "role"],
             "properties": {"username": _STR, "role": _ROLE,
                            "password": {"type": "string", "minLength": 10},
-                           "department": NULLABLE_STR, "staff_id": NULLABLE_STR}},
+                           "department": NULLABLE_STR, "staff_id": NULLABLE_STR,
+                           "branch": {"type": ["string", "null"],
+                                      "description": "A branch reviewer's party branch"}}},
     },
 }

@@ -25,7 +25,7 @@ from hub.assessment.items import ItemError
 from hub.db import write_transaction
 from hub.schedule.events import KINDS as EVENT_KINDS
 from hub.web import labels, openapi
-from hub.web.auth import audited, department_scope, requires
+from hub.web.auth import OWN_RECORD, audited, department_scope, requires
 from hub.web.context import get_db, hospital_tz
 
 N_ = str  # marks a message for extraction; translated where it is shown
@@ -128,7 +128,7 @@ def api_overview():
 
 
 @api.get("/me/assessment")
-@requires("staff", "office", "dept_reviewer")
+@requires(*OWN_RECORD)
 def api_mine():
     if not current_user.staff_id:
         abort(403, description="this account is not linked to a staff member")

@@ -34,10 +34,15 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 SESSION_HOURS = 10
 # Where each role lands after signing in (the first endpoint that exists).
+# Roles whose accounts may be linked to a staff number (``accounts.staff_id``):
+# each such account has a record of its own (/me and what hangs off it).
+OWN_RECORD = ("staff", "office", "dept_reviewer", "branch_reviewer", "committee_reviewer")
 HOME = {
     "admin": ("pages.today",),
     "office": ("pages.today",),
     "dept_reviewer": ("tickets.index", "hours.index"),
+    "branch_reviewer": ("records.inbox",),
+    "committee_reviewer": ("records.inbox",),
     "staff": ("people.me",),
 }
 
@@ -51,6 +56,7 @@ class User(UserMixin):
         self.username = account["username"]
         self.role = account["role"]
         self.department = account.get("department")
+        self.branch = account.get("branch")
         self.staff_id = account.get("staff_id")
         self.via = via
 

@@ -7,7 +7,13 @@ Office and admin schedule. Times on the form are wall-clock in the hospital's
 time zone; the API takes ISO 8601 with an offset. Storage is UTC
 (``protocol.clock.iso``). The rules live in ``hub.schedule.events``; this module parses
 requests and renders. The feeds need no sign-in: their URL carries a token
-(``hub.schedule.ical``), shown on this area's pages to office and admin.
+(``hub.schedule.ical``), shown on this area's pages to office and admin; a
+person's feed of the events they registered for is linked from their
+``/me/events`` (hub/web/registration.py).
+
+The event form also sets the event's registration (window, places, who may
+register, required or voluntary: ``hub.schedule.registration``), saved in
+the event's transaction and audited with it.
 """
 
 from datetime import date, datetime, timedelta, timezone
@@ -19,9 +25,10 @@ from flask_babel import lazy_gettext as _l
 
 from hub.attendance import attendance
 from hub.db import write_transaction
-from hub.schedule import events, ical, zones
+from hub.schedule import events, ical, registration, zones
 from hub.schedule.zones import Invalid, Problem
 from hub.web import labels, openapi
+from hub.web import registration as registration_web
 from hub.web.auth import audited, requires
 from hub.web.context import get_db, hospital_tz
 from hub.web.params import json_object
@@ -92,7 +99,9 @@ def _form_draft(form) -> tuple[dict, dict, list]:
              "staff": events.split_staff_ids(typed["staff"]),
              "credit_hours": typed["credit_hours"] or 0,
              "min_presence": typed["min_presence"] or attendance.DEFAULT_MIN_PRESENCE}
-    return draft, typed, problems
+    draft["registration"], typed_registration = registration_web.form_settings(
+        form, problems, draft["start"])
+    return draft, typed | typed_registration, problems
 
 
 def _json_draft(body: dict, base: dict | None = None) -> tuple[dict, list]:
@@ -132,7 +141,8 @@ def _audit_detail(db, event_id: str) -> dict:
     event = attendance.get_event(db, event_id)
     expected = attendance.get_expected(db, event_id)
     return {k: event[k] for k in ("title", "kind", "zones", "start", "end", "credit_hours",
-                                  "min_presence")} | expected
+                                  "min_presence")} | expected | {
+        "registration": registration.get(db, event_id)}
 
 
 # -- pages ---------------------------------------------------------------------------------
@@ -170,7 +180,7 @@ def _render_form(typed: dict, event_id: str | None = None, problems=()):
     return render_template(
         "events_form.html", typed=typed, event_id=event_id, kinds=KIND_LABELS,
         errors=translated(problems), zones=zones.list_zones(db),
-        departments=events.departments(db),
+        departments=events.departments(db), roles=registration.known_roles(db),
         checked_in=attendance.get_event(db, event_id)["checked_in"] if event_id else 0)
 
 
@@ -180,7 +190,8 @@ def create():
     if request.method == "GET":
         typed = {"title": "", "kind": "lecture", "zones": request.args.getlist("zone"),
                  "start": "", "end": "", "departments": [], "staff": "", "credit_hours": "0",
-                 "min_presence": str(attendance.DEFAULT_MIN_PRESENCE)}
+                 "min_presence": str(attendance.DEFAULT_MIN_PRESENCE),
+                 **registration_web.typed_settings(None)}
         return _render_form(typed)
     db = get_db()
     draft, typed, problems = _form_draft(request.form)
@@ -188,6 +199,7 @@ def create():
         with write_transaction(db):
             _validated(db, draft, problems)
             event_id = events.create(db, draft, hospital_tz())
+            registration_web.save_settings(db, event_id, draft["registration"])
             audited("event.create", f"event:{event_id}", **_audit_detail(db, event_id))
     except Invalid as exc:
         return _render_form(typed, problems=exc.problems), 400
@@ -208,14 +220,17 @@ def edit(event_id):
                  "end": stored["end"].astimezone(tz).strftime(_FORM_TIME),
                  "staff": ", ".join(stored["staff"]),
                  "credit_hours": f"{stored['credit_hours']:g}",
-                 "min_presence": f"{stored['min_presence']:g}"}
+                 "min_presence": f"{stored['min_presence']:g}",
+                 **registration_web.typed_settings(registration.get(db, event_id))}
         return _render_form(typed, event_id)
     draft, typed, problems = _form_draft(request.form)
     try:
         with write_transaction(db):
             _validated(db, draft, problems)
             events.update(db, event_id, draft)
-            audited("event.update", f"event:{event_id}", **_audit_detail(db, event_id))
+            promoted = registration_web.save_settings(db, event_id, draft["registration"])
+            audited("event.update", f"event:{event_id}", **_audit_detail(db, event_id),
+                    **({"promoted": promoted} if promoted else {}))
     except Invalid as exc:
         return _render_form(typed, event_id, exc.problems), 400
     flash(_("Event %(title)s saved.", title=draft["title"].strip()), "info")
@@ -237,6 +252,7 @@ def delete(event_id):
     try:
         with write_transaction(db):
             detail = _audit_detail(db, event_id)
+            registration.remove(db, event_id, force=True)
             events.delete(db, event_id)
             audited("event.delete", f"event:{event_id}", **detail)
     except Invalid:
@@ -289,6 +305,16 @@ def department_feed(dept):
         abort(404)
     return _feed("department", dept, _("%(site)s: %(name)s",
                                        site=current_app.config["SITE"] or "", name=name))
+
+
+@bp.get("/calendar/person/<staff_id>.ics", endpoint="person_feed")
+def person_feed(staff_id):
+    """The events a person is registered for. No sign-in: token as for zones."""
+    person = registration_web.person_name(staff_id)
+    if person is None:
+        abort(404)
+    return _feed("person", staff_id, _("%(site)s: %(name)s",
+                                       site=current_app.config["SITE"] or "", name=person))
 
 
 # -- API ---------------------------------------------------------------------------------------
@@ -460,7 +486,7 @@ OPENAPI = {
             "type": "object",
             "required": ["staff_id", "name", "department", "status", "checked_in_at", "method",
                          "node", "first_seen", "last_seen", "dwell_minutes", "late_minutes",
-                         "early_leave_minutes", "expected", "now"],
+                         "early_leave_minutes", "expected", "registered", "walk_in", "now"],
             "properties": {
                 "staff_id": {"type": "string"}, "name": NULLABLE_STR,
                 "department": NULLABLE_STR,
@@ -469,12 +495,21 @@ OPENAPI = {
                 "first_seen": NULLABLE_STR, "last_seen": NULLABLE_STR,
                 "dwell_minutes": {"type": "number"}, "late_minutes": NULLABLE_NUM,
                 "early_leave_minutes": NULLABLE_NUM, "expected": {"type": "boolean"},
+                "registered": {"type": "boolean", "description": "registered for the event "
+                                                                 "(so expected too)"},
+                "walk_in": {"type": "boolean", "description": "checked in or seen, neither "
+                                                              "expected nor registered"},
                 "now": {"enum": [*attendance.LIVE_STATES, None],
                         "description": "where the person is now while the event is on "
                                        "(status is then the verdict so far); null after"}}},
         "AttendanceReport": {
             "type": "object", "required": ["event", "counts", "attendance"],
             "properties": {"event": _ref("EventSummary"), "counts": _ref("Counts"),
+                           "registration": {
+                               "type": "object",
+                               "required": ["registered", "registered_absent", "walk_ins"],
+                               "properties": {k: {"type": "integer"} for k in (
+                                   "registered", "registered_absent", "walk_ins")}},
                            "attendance": {"type": "array", "items": _ref("AttendanceRow")}}},
         "EventInput": {"type": "object", "properties": {
             "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",

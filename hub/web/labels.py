@@ -79,6 +79,14 @@ ACTIONS = {
     "questionnaire.save": N_("Questionnaire saved"),
     "survey_task.create": N_("Survey task handed out"),
     "export.survey": N_("Survey responses exported"),
+    "summary.save": N_("Summary draft saved"),
+    "summary.redraft": N_("Summary redrafted from the data"),
+    "export.summary": N_("Event summary exported"),
+    "export.certificate": N_("Certificate of attendance issued"),
+    "registration.register": N_("Registered for an event"),
+    "registration.cancel": N_("Event registration cancelled"),
+    "record.file": N_("Record entry filed"), "record.decision": N_("Record entry reviewed"),
+    "record.resubmit": N_("Record entry resubmitted"),
 }
 _CREATED_FROM = "created from report "  # hub.tickets writes this + the report id
 SHORT_ID = 8

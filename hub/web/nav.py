@@ -15,12 +15,16 @@ ITEMS = (
     ("surveys.board", _l("Surveys"), ("office", "dept_reviewer")),
     ("assessment.index", _l("Assessment"), ("office", "dept_reviewer")),
     ("people.index", _l("People"), ("office", "dept_reviewer")),
+    ("records.inbox", _l("Record reviews"),
+     ("office", "dept_reviewer", "branch_reviewer", "committee_reviewer")),
     ("roster.staff", _l("Roster"), ("office",)),
     ("zones.index", _l("Zones"), ("office",)),
     ("fleet.nodes", _l("Nodes"), ("office",)),
     ("accounts.index", _l("Accounts"), ()),
     ("audit_log.index", _l("Audit log"), ()),
     ("people.me", _l("My record"), ("staff",)),
+    ("registration.mine", _l("My events"), ("staff",)),
+    ("records.mine", _l("My record entries"), ("staff",)),
 )
 
 

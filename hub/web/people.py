@@ -26,7 +26,7 @@ from hub.db import write_transaction
 from hub.people.held import held_about
 from hub.web import labels
 from hub.web.assessment import own_progress
-from hub.web.auth import audited, audited_look, department_scope, requires
+from hub.web.auth import OWN_RECORD, audited, audited_look, department_scope, requires
 from hub.web.context import get_db, hospital_tz
 
 bp = Blueprint("people", __name__)
@@ -192,7 +192,7 @@ def person_export(staff_id, fmt):
 
 
 @bp.get("/me")
-@requires("staff", "office", "dept_reviewer")
+@requires(*OWN_RECORD)
 def me():
     staff_id = _own_staff_id()
     since, until, args = _period()
@@ -203,7 +203,7 @@ def me():
 
 
 @bp.get(f"/me/export.{FORMAT}")
-@requires("staff", "office", "dept_reviewer")
+@requires(*OWN_RECORD)
 def me_export(fmt):
     staff_id = _own_staff_id()
     since, until, _args = _period()
@@ -229,7 +229,7 @@ def api_person(staff_id):
 
 
 @api.get("/me")
-@requires("staff", "office", "dept_reviewer")
+@requires(*OWN_RECORD)
 def api_me():
     """The signed-in person's own record; 403 for an account without a staff id."""
     since, until, _args = _period()

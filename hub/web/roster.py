@@ -38,6 +38,8 @@ bp = Blueprint("roster", __name__)
 api = Blueprint("roster_api", __name__, url_prefix="/api/v1")
 
 ROLE_LABELS = {"staff": _l("Staff"), "dept_reviewer": _l("Department reviewer"),
+               "branch_reviewer": _l("Party branch reviewer"),
+               "committee_reviewer": _l("Civility committee reviewer"),
                "office": _l("Civility office"), "admin": _l("Administrator")}
 
 
@@ -113,7 +115,7 @@ def _person_page(person: dict, status: int = 200, error: str | None = None,
     db = get_db()
     return render_template(
         "roster_person.html", person=person, error=error, form=form or person,
-        departments=roster.departments(db), roles=roster.ROLES,
+        departments=roster.departments(db), roles=roster.ROLES, branches=roster.branches(db),
         history=audit.entries(db, 20, target=f"staff:{person['staff_id']}", looks=False)), status
 
 
@@ -129,12 +131,14 @@ def person(staff_id):
 @requires("office")
 def person_update(staff_id):
     person = _person_or_404(staff_id)
-    form = {key: request.form.get(key, "").strip() for key in ("name", "department", "role")}
+    form = {key: request.form.get(key, "").strip()
+            for key in ("name", "department", "role", "branch")}
     db = get_db()
     try:
         with write_transaction(db):
             row = roster_import.update_person(db, staff_id, form["name"], form["department"],
-                                              form["role"], may_grant_admin=may_grant_admin())
+                                              form["role"], may_grant_admin=may_grant_admin(),
+                                              branch=form["branch"])
             audited("staff.update", f"staff:{staff_id}", changes=row["changes"],
                     account=row["account"])
     except roster.RosterError as exc:
@@ -329,9 +333,10 @@ SCHEMAS = {
     "Staff": {
         "type": "object",
         "required": ["staff_id", "name", "department", "department_name", "role", "pin_set",
-                     "devices"],
+                     "devices", "branch"],
         "properties": {"staff_id": _STR, "name": _STR, "department": _NULL_STR,
                        "department_name": _NULL_STR, "role": _ROLE,
+                       "branch": {"type": ["string", "null"], "description": "Party branch"},
                        "pin_set": {"type": "boolean"},
                        "devices": {"type": "integer", "description": "Bound phones"}}},
     "Binding": {

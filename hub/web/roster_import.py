@@ -142,7 +142,7 @@ _COUNTS = ("rows", "new", "update", "unchanged", "invalid", "errors")
 OPENAPI = {
     "paths": {
         "/api/v1/staff/import": {"post": {
-            "summary": "Import a roster CSV (staff_number, name, department, role); "
+            "summary": "Import a roster CSV (staff_number, name, department, role, branch); "
                        "all or nothing",
             "parameters": [query("dry_run", "1: only say what would happen")],
             "requestBody": {"required": True, "content": {
@@ -166,9 +166,10 @@ OPENAPI = {
                 "department": _NULL_STR,
                 "role": {"type": "string", "description": "One of the roles, or as written "
                                                           "in the file when the row is invalid"},
+                "branch": {"type": ["string", "null"], "description": "Party branch"},
                 "action": {"enum": ["new", "update", "unchanged", "invalid"]},
                 "changes": {"type": "array",
-                            "items": {"enum": ["name", "department", "role"]}},
+                            "items": {"enum": ["name", "department", "role", "branch"]}},
                 "account": {"enum": ["create", "update", None]}}},
         "ImportError": {
             "type": "object", "required": ["line", "field", "reason"],
