@@ -50,10 +50,10 @@ def db(hub_db):
 def staff(app, staff_id: str, pin: str):
     """A staff member signed in with staff number + PIN, reading English."""
     client = app.test_client()
-    client.get("/lang/en")
     response = client.post("/login", data={"username": staff_id, "password": pin,
                                            "csrf_token": csrf_token(client)})
     assert response.status_code == 303
+    client.get("/lang/en")  # after signing in: a new session starts there
     client.csrf = csrf_token(client, "/login")
     return client
 
@@ -145,7 +145,7 @@ def test_the_office_sees_the_lists_on_the_event_page_and_the_api(hub_app, db):
             registration.register(db, "ev", staff_id, NOW + timedelta(minutes=n))
     office = signed_in(hub_app, db, "office", lang="en")
     page = text(office.get("/events/ev"))
-    assert "Registration" in page and "1 registered" in page and "2 waiting" in page
+    assert "Registration" in page and "1 registered" in page and "2 on the waiting list" in page
     assert "0 still to register" in page  # a required event: every nurse is in
     assert page.index("Wang Fang") < page.index("Li Na") < page.index("Zhou Yi")
     body = office.get("/api/v1/events/ev/registrations").get_json()
