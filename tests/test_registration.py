@@ -13,6 +13,7 @@ import pytest
 from icalendar import Calendar
 
 from hub import audit
+from hub.attendance import exports
 from hub.attendance.attendance import attendance_report, expected_staff, set_expected
 from hub.db import open_db, write_transaction
 from hub.ingest import downlink
@@ -360,3 +361,13 @@ def test_a_persons_feed_has_the_events_they_registered_for(db, tmp_path):
     assert client.get("/calendar/person/N01.ics").status_code == 404
     assert client.get("/calendar/person/ZZ.ics?token=" + ical.feed_token(
         "feed-test-secret", "person", "ZZ")).status_code == 404
+
+
+def test_a_registered_person_who_stays_away_has_the_event_in_their_record(db):
+    """Registered but absent: the event is in the person's record and export."""
+    configure(db, capacity=None)
+    register(db, "N01")
+    after = START + timedelta(hours=3)
+    record = exports.person_record(db, "N01", now=after)
+    assert [(r["event_id"], r["status"]) for r in record["attendance"]] == [("ev", "absent")]
+    assert exports.person_record(db, "N02", now=after)["attendance"] == []

@@ -82,6 +82,7 @@ _PERSON_EVENTS = """
     SELECT event_id FROM checkins WHERE staff_id = :staff AND event_id IS NOT NULL
     UNION SELECT event_id FROM event_expected WHERE kind = 'staff' AND value = :staff
     UNION SELECT event_id FROM event_expected WHERE kind = 'department' AND value = :department
+    UNION SELECT event_id FROM registrations WHERE staff_id = :staff AND state = 'registered'
     UNION SELECT e.id FROM events e, json_each(e.zones) z
         JOIN presence p ON p.zone = z.value AND p.last_seen >= e.start AND p.first_seen <= e."end"
         WHERE p.id IN (SELECT id FROM presence WHERE staff_id = :staff
@@ -91,8 +92,8 @@ _PERSON_EVENTS = """
 
 
 def _person_events(db, staff: dict, since: str | None, until: str | None) -> list[dict]:
-    """The events ``staff`` was expected at, checked in to or seen at (by
-    their presence records or their bound phone's), by start."""
+    """The events ``staff`` was expected at, registered for, checked in to or
+    seen at (by their presence records or their bound phone's), by start."""
     ids = [row[0] for row in db.conn.execute(
         _PERSON_EVENTS, {"staff": staff["staff_id"], "department": staff["department"]})]
     events = [e for e in (attendance.get_event(db, i) for i in ids) if e is not None]
