@@ -49,7 +49,7 @@ from runtime.daemon import die_with_parent
 
 from .seed import (CONTEST_ACTS, CONTEST_ID, CONTEST_JUDGES, CONTEST_NODE, CONTEST_TITLE,
                    CONTEST_ZONE, DEMO_ACCOUNTS, DEPARTMENT_NAMES, LECTURE_TITLE, NAMES, NODE,
-                   SITE, SITE_NAME, STAFF_LOGIN, SUPPORT, SURVEY_TASK, ZONE, demo_pin, phone_of,
+                   REVIEW_ACCOUNTS, SITE, SITE_NAME, STAFF_LOGIN, SUPPORT, SURVEY_TASK, ZONE, demo_pin, phone_of,
                    seed_hub, staff_name)
 
 # Bound phones whose owners never open the portal: the node's presence sees
@@ -675,6 +675,10 @@ def credentials(web_port: int) -> list[str]:
         if staff_id:
             note += f"; {staff_name(staff_id)}, {staff_id}"
         lines.append(f"  {username} / {password}  ({role}: {note})")
+    for username, role, branch, password in REVIEW_ACCOUNTS:
+        where = f"the staff of {branch}" if branch else "every entry"
+        lines.append(f"  {username} / {password}  ({role}: record entries at its review level, "
+                     f"{where}: /records/)")
     lines.append(f"  {STAFF_LOGIN} / {demo_pin(STAFF_LOGIN)}  (staff: {staff_name(STAFF_LOGIN)}'s "
                  "own record; every staff number signs in with its portal PIN, on the portal "
                  "too)")

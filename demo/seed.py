@@ -50,13 +50,18 @@ from protocol import topics
 from protocol.clock import iso
 from protocol.pins import device_id, hash_pin
 
+from hub.assessment import items
 from hub.attendance.attendance import set_expected
 from hub.contests import acts
 from hub.db import open_db
 from hub.fleet import site
 from hub.ingest.store import write_batch
 from hub.people import accounts, roster
-from hub.schedule import zones
+from hub.records import entries, review
+from hub.schedule import registration, zones
+from hub.summaries import draft as summary_draft
+from hub.summaries import facts as summary_facts
+from hub.summaries import store as summary_store
 from hub.surveys import questionnaires, tasks as survey_tasks
 from hub.tickets import hours, tickets
 
@@ -111,6 +116,11 @@ DEMO_ACCOUNTS = (
     ("office", "office", None, None, "rounds-office-demo"),
     ("cleaning-lead", "dept_reviewer", "environmental_services", "D021", "rounds-review-demo"),
 )
+# The record's review chain: a party branch reviewer and a civility committee reviewer.
+BRANCHES = ("第一党支部", "第二党支部")
+REVIEW_ACCOUNTS = (("branch-1", "branch_reviewer", BRANCHES[0], "rounds-branch-demo"),
+                   ("committee", "committee_reviewer", None, "rounds-committee-demo"))
+FIRST_AID_ID = "training-first-aid"  # tomorrow's training that takes registration
 STAFF_LOGIN = "D007"
 
 
@@ -529,6 +539,56 @@ def _seed_survey(db, now: datetime) -> None:
             tickets.materialize(db, at + timedelta(minutes=2))
 
 
+def _seed_year(db, now: datetime) -> None:
+    """Issue 15's parts with data: this year's assessment items; tomorrow's
+    first-aid training taking registration, full with a waiting list; party
+    branches, the branch and committee reviewers' accounts, and record entries
+    at each review level (one sent back, one rejected); the drafted summary of
+    yesterday's fire-safety training, as the office saved it."""
+    year = now.astimezone(HOSPITAL_TZ).year
+    items.save(db, year, "training", "继续教育学时", "credit_hours", 12,
+               title_en="Training credit hours", event_kinds=["training", "lecture"],
+               targets={"department:emergency": 16})
+    items.save(db, year, "sessions", "理论学习次数", "events", 8, title_en="Study sessions")
+    items.save(db, year, "volunteer", "志愿服务时长", "volunteer_hours", 10,
+               title_en="Volunteer hours")
+    items.save(db, year, "deeds", "好人好事与表扬", "entries", 2,
+               title_en="Good deeds and thanks", entry_kinds=["good_deed", "thanks_letter"])
+    start = _local(now.astimezone(HOSPITAL_TZ).date() + timedelta(days=1), 14)
+    db["events"].insert({"id": FIRST_AID_ID, "title": "急救技能复训", "kind": "training",
+                         "zones": json.dumps(["hall-a"]), "start": iso(start),
+                         "end": iso(start + timedelta(hours=2)), "credit_hours": 2})
+    registration.configure(db, FIRST_AID_ID, {"opens_at": now - timedelta(days=2),
+                                              "closes_at": start, "capacity": 4,
+                                              "required": True}, now)
+    for n, staff_id in enumerate(("D003", "D007", "D011", "D015", "D002", "D008")):
+        registration.register(db, FIRST_AID_ID, staff_id, now - timedelta(hours=20 - n))
+    db.conn.executemany("UPDATE staff SET branch = ? WHERE staff_id = ?",
+                        [(BRANCHES[i % 2], f"D{i:03d}") for i in range(1, len(NAMES) + 1)])
+    for username, role, branch, password in REVIEW_ACCOUNTS:
+        accounts.create(db, username, role, password, branch=branch, now=now)
+    office = {"username": "admin", "role": "admin"}
+    steps = ((), ("approve",), ("approve", "approve"), ("approve", "approve", "approve"),
+             ("return",), ("approve", "reject"))
+    for n, (staff_id, kind, title, moves) in enumerate(zip(
+            ("D001", "D003", "D005", "D007", "D009", "D011"),
+            ("good_deed", "thanks_letter", "study_reflection", "good_deed", "volunteering",
+             "good_deed"),
+            ("帮助迷路老人找到门诊", "患者家属送来感谢信", "《医德医风》学习心得", "夜班协助抢救",
+             "社区义诊", "拾金不昧"), steps)):
+        entry = entries.file_entry(db, staff_id, kind, title, "", (now - timedelta(
+            days=10 + n)).astimezone(HOSPITAL_TZ).date().isoformat(), who=staff_id,
+            now=now - timedelta(days=9))
+        for action in moves:
+            review.decide(db, entry["id"], office, action,
+                          "" if action == "approve" else "请补充具体时间和证明人",
+                          now=now - timedelta(days=8))
+    facts = summary_facts.event_facts(db, PAST_EVENT_ID, HOSPITAL_TZ, now)
+    for lang in ("zh", "en"):
+        summary_store.save(db, "event", PAST_EVENT_ID, lang,
+                           summary_draft.write("event", facts, lang), facts, "office", now)
+
+
 def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> str:
     """Seed the demo hub in one transaction; answers the office's API token."""
     db = open_db(db_path)
@@ -547,6 +607,7 @@ def seed_hub(db_path: Path, now: datetime, site_secret: bytes) -> str:
             _seed_events(db, now, site_secret)
             _seed_reports(db, now)
             _seed_survey(db, now)
+            _seed_year(db, now)
     finally:
         db.close()
     return token

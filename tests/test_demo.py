@@ -12,11 +12,13 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime, timezone
 
 from .conftest import ROOT, free_port, wait_for
 
@@ -278,6 +280,8 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
         lecture = wait_for(checked_in, message="the lecture's attendance")
         assert {r["staff_id"] for r in lecture if r["status"] == "partial"} >= {"D005", "D013"}
         assert all(r["node"] == "hall-a-1" for r in lecture)
+        check_year(lambda path: get_json(api + path, token), office,
+                   tmp_path / "demo" / "hub.db")
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         proc.wait(30)
@@ -289,3 +293,24 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
     output = (tmp_path / "demo.out").read_text()
     assert "Stopping" in output
     assert "office / rounds-office-demo" in output  # the printed demo credentials
+    assert "branch-1 / rounds-branch-demo" in output and "committee / " in output
+
+
+def check_year(api, office, hub_db) -> None:
+    """Issue 15's parts have data: assessment items with progress, tomorrow's
+    training full with a waiting list, record entries at each review level,
+    the drafted summary of yesterday's training."""
+    year = datetime.now(timezone.utc).year
+    overview = api(f"/assessment?year={year}")
+    assert {i["id"] for i in overview["items"]} == {"training", "sessions", "volunteer", "deeds"}
+    assert overview["departments"] and overview["behind"]
+    with sqlite3.connect(hub_db) as db:
+        states = dict(db.execute("SELECT state, count(*) FROM registrations "
+                                 "WHERE event_id = 'training-first-aid' GROUP BY 1"))
+        levels = {level for (level,) in db.execute(
+            "SELECT level FROM record_entries WHERE state = 'pending'")}
+        finals = {s for (s,) in db.execute("SELECT state FROM record_entries")}
+    assert states == {"registered": 4, "waiting": 2}
+    assert levels >= {0, 1, 2} and finals >= {"approved", "rejected", "returned"}
+    summary = office.get("/events/training-fire-safety/summary")
+    assert "消防安全培训" in summary and "office" in summary
