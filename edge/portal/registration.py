@@ -39,9 +39,8 @@ from edge.state import CONFIG
 from protocol.clock import parse_iso
 
 from . import signin
-from .auth import Refusal, authenticate
 from .context import clock_unset, get_db, get_outbox, get_state, immediate, node_clock
-from .device import device_key, person, phone
+from .device import person, phone
 from .i18n import redirect_to
 from .render import message_page
 
@@ -180,13 +179,7 @@ def page():
 
 @bp.post("/register/sign-in")
 def sign_in():
-    result = authenticate(request.form, device_key())
-    if isinstance(result, Refusal):
-        if result.whole_page:
-            return message_page(result.status, _("Not ready yet"), result.message)
-        return _signin_page(result.status, result.message, result.staff_id, result.headers)
-    signin.remember(_SIGNED_IN, result.staff_id, SIGNED_IN_FOR)
-    return redirect_to("registration.page")
+    return signin.sign_in(_SIGNED_IN, SIGNED_IN_FOR, _signin_page, "registration.page")
 
 
 @bp.post("/register/sign-out")

@@ -23,12 +23,12 @@ from flask_babel import gettext as _
 from edge.checkins import checked_in
 from protocol.clock import parse_iso
 
-from .auth import Refusal, authenticate
 from .context import current_event, get_db, get_outbox, immediate, node_clock
-from .device import device_key, phone
+from .device import phone
 from .i18n import redirect_to
 from .render import message_page
-from .signin import forget, remember, signed_in
+from . import signin
+from .signin import forget, signed_in
 
 bp = Blueprint("score", __name__)
 SIGNED_IN_FOR = timedelta(hours=4)
@@ -59,6 +59,11 @@ def open_act(contest: dict, now: datetime) -> dict | None:
         if opened <= now < closes and (closed is None or now < closed):
             return act
     return None
+
+
+def _no_contest():
+    return message_page(404, _("No contest now"),
+                        _("No contest is being scored in this hall now."))
 
 
 def _scorer() -> str | None:
@@ -97,8 +102,7 @@ def _page(event, contest, staff_id, status=200, error=None):
 def score_page():
     event, contest = _contest()
     if contest is None:
-        return message_page(404, _("No contest now"),
-                            _("No contest is being scored in this hall now."))
+        return _no_contest()
     staff_id = _scorer()
     if staff_id is None:
         return render_template("score_signin.html", event=event, error=None, staff_id="")
@@ -110,15 +114,12 @@ def sign_in():
     event, contest = _contest()
     if contest is None:
         return redirect_to("score.score_page")
-    result = authenticate(request.form, device_key())
-    if isinstance(result, Refusal):
-        if result.whole_page:
-            return message_page(result.status, _("Not ready yet"), result.message)
-        page = render_template("score_signin.html", event=event, error=result.message,
-                               staff_id=result.staff_id)
-        return page, result.status, result.headers or {}
-    remember(_SIGNED_IN, result.staff_id, SIGNED_IN_FOR)
-    return redirect_to("score.score_page")
+
+    def form_page(status, error, staff_id, headers):
+        page = render_template("score_signin.html", event=event, error=error,
+                               staff_id=staff_id)
+        return page, status, headers or {}
+    return signin.sign_in(_SIGNED_IN, SIGNED_IN_FOR, form_page, "score.score_page")
 
 
 @bp.post("/score/sign-out")
@@ -131,8 +132,7 @@ def sign_out():
 def give():
     event, contest = _contest()
     if contest is None:
-        return message_page(404, _("No contest now"),
-                            _("No contest is being scored in this hall now."))
+        return _no_contest()
     staff_id = _scorer()
     if staff_id is None:
         return redirect_to("score.score_page")

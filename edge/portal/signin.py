@@ -7,11 +7,16 @@ signed out."""
 
 from datetime import timedelta
 
-from flask import session
+from flask import request, session
+from flask_babel import gettext as _
 
 from protocol.clock import iso, parse_iso
 
+from .auth import Refusal, authenticate
 from .context import get_state, node_clock
+from .device import device_key
+from .i18n import redirect_to
+from .render import message_page
 
 
 def remember(key: str, staff_id: str, lasting: timedelta) -> None:
@@ -37,3 +42,17 @@ def signed_in(key: str, lasting: timedelta) -> dict | None:
 
 def forget(key: str) -> None:
     session.pop(key, None)
+
+
+def sign_in(key: str, lasting: timedelta, form_page, done_endpoint: str):
+    """The body of a sign-in POST: staff number + PIN checked (rate limits and
+    all, ``auth.authenticate``); a refusal re-shows the form through
+    ``form_page(status, error, staff_id, headers)``, success remembers the
+    staff member under ``key`` and goes to ``done_endpoint``."""
+    result = authenticate(request.form, device_key())
+    if isinstance(result, Refusal):
+        if result.whole_page:
+            return message_page(result.status, _("Not ready yet"), result.message)
+        return form_page(result.status, result.message, result.staff_id, result.headers)
+    remember(key, result.staff_id, lasting)
+    return redirect_to(done_endpoint)

@@ -39,9 +39,8 @@ from protocol.records import MAX_ANSWER_TEXT, InvalidRecord
 from protocol.surveys import KINDS, SCALE, check_answers
 
 from . import signin
-from .auth import Refusal, authenticate, sentences
+from .auth import sentences
 from .context import current_zone, get_db, get_outbox, get_state, immediate, node_clock
-from .device import device_key
 from .i18n import lang, redirect_to
 from .render import local_time, message_page
 
@@ -169,13 +168,7 @@ def tasks():
 
 @bp.post("/survey")
 def sign_in():
-    result = authenticate(request.form, device_key())
-    if isinstance(result, Refusal):
-        if result.whole_page:
-            return message_page(result.status, _("Not ready yet"), result.message)
-        return _signin_page(result.status, result.message, result.staff_id, result.headers)
-    signin.remember(_SIGNED_IN, result.staff_id, SIGNED_IN_FOR)
-    return redirect_to("survey.tasks")
+    return signin.sign_in(_SIGNED_IN, SIGNED_IN_FOR, _signin_page, "survey.tasks")
 
 
 @bp.post("/survey-sign-out")
