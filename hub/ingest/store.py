@@ -235,7 +235,10 @@ def write_clean(db, node: str, clean: wire.Clean) -> None:
 
 
 def quarantine(db, **fields) -> None:
-    with db.atomic():
+    # BEGIN IMMEDIATE: sqlite-utils reads the table's schema before inserting,
+    # and a read upgraded to a write fails at once ("database is locked") when
+    # another connection (the downlink thread, the dashboard) wrote meanwhile.
+    with write_transaction(db):
         db["quarantine"].insert(quarantine_row(**fields))
 
 

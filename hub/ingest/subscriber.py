@@ -22,7 +22,7 @@ from protocol.records import InvalidEnvelope, validate_status
 from runtime.mqttclient import is_fatal, make_client, session_properties
 from runtime.settings import MqttSettings
 
-from hub.db import ingest_writer, open_db
+from hub.db import ingest_writer, open_db, write_transaction
 from hub.ingest import downlink, photos, store
 from hub.records import system
 from hub.tickets import tickets
@@ -148,7 +148,7 @@ class Ingest:
             store.quarantine(self.db, topic=topic, node=node, reason=str(exc), payload=payload)
             return
         if stored.reports:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 tickets.materialize(self.db)
         if stored.ids:
             ack = {"ids": stored.ids, **({"batch": stored.batch} if stored.batch else {})}
@@ -168,7 +168,7 @@ class Ingest:
                              record_id=user.get("report_id"))
         else:
             path = photos.store(self.photos_dir, sha, payload)
-            with self.db.atomic():
+            with write_transaction(self.db):
                 photos.record(self.db, sha, payload, path)
                 tickets.materialize(self.db)
         if isinstance(claimed, str) and len(claimed) == 64:
