@@ -123,6 +123,18 @@ def m010_local_registrations(db):
                                       "taken_at": str}, pk=("event_id", "staff_id"))
 
 
+@migrations()
+def m011_kv_etag(db):
+    """A fresh random ``etag`` with every stored document (``edge.state``), so a
+    process that has the roster parsed can tell it is current by reading 16
+    characters instead of the whole document (hundreds of kB for a hospital).
+    The etag goes before the value: SQLite reaches a column stored after a large
+    value by walking the value's overflow pages."""
+    db["kv"].add_column("etag", str, not_null_default="")
+    db.execute("UPDATE kv SET etag = lower(hex(randomblob(8)))")
+    db["kv"].transform(column_order=("key", "etag", "value"))
+
+
 _SQLITE_FULL = 13  # primary result code; extended codes keep it in the low byte
 
 

@@ -4,11 +4,14 @@ Both arrive as retained JSON documents and are stored whole in ``kv``.
 
 A hospital's roster is thousands of people and the portal consults it on
 every request, so each process keeps the last parsed copy of each document
-(reused while the stored text is unchanged) with lookup indexes beside it.
-Documents returned by ``get`` are shared: treat them as read-only.
+with lookup indexes beside it, reused while the document's ``etag`` (a fresh
+random value with every ``put``) is unchanged: a request reads 16 characters,
+not the whole roster. Documents returned by ``get`` are shared: treat them as
+read-only.
 """
 
 import json
+import secrets
 from datetime import datetime, timedelta, timezone
 
 from protocol.clock import parse_iso
@@ -20,15 +23,9 @@ ASSESSMENT = "assessment"  # everyone's progress against the year's items (site-
 EARLY_CHECKIN = timedelta(minutes=30)
 
 
-# key -> (stored text, parsed document, {index name: dict}); per process.
+# key -> (etag, parsed document, {index name: dict}); per process. Etags are
+# random, so documents of different databases in one process never mix.
 _parsed: dict[str, tuple[str, dict, dict]] = {}
-
-
-def _document(key: str, text: str) -> tuple[dict, dict]:
-    cached = _parsed.get(key)
-    if cached is None or cached[0] != text:
-        cached = _parsed[key] = (text, json.loads(text), {})
-    return cached[1], cached[2]
 
 
 class NodeState:
@@ -38,21 +35,33 @@ class NodeState:
     def put(self, key: str, document: dict) -> None:
         with self.db.atomic():
             self.db.conn.execute(
-                "INSERT INTO kv (key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(document)),
+                "INSERT INTO kv (key, value, etag) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, etag = excluded.etag",
+                (key, json.dumps(document), secrets.token_hex(8)),
             )
 
+    def _document(self, key: str) -> tuple[dict, dict] | None:
+        """(document, its indexes), parsed at most once per stored version."""
+        row = self.db.conn.execute("SELECT etag FROM kv WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        cached = _parsed.get(key)
+        if cached is None or cached[0] != row[0]:
+            value, etag = self.db.conn.execute(
+                "SELECT value, etag FROM kv WHERE key = ?", (key,)).fetchone()
+            cached = _parsed[key] = (etag, json.loads(value), {})
+        return cached[1], cached[2]
+
     def get(self, key: str) -> dict | None:
-        row = self.db.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return _document(key, row[0])[0] if row else None
+        found = self._document(key)
+        return found[0] if found else None
 
     def _roster_index(self, name: str, list_key: str, field: str) -> dict:
         """``{entry[field]: entry}`` over the roster's ``list_key``, built once per roster."""
-        row = self.db.conn.execute("SELECT value FROM kv WHERE key = ?", (ROSTER,)).fetchone()
-        if row is None:
+        found = self._document(ROSTER)
+        if found is None:
             return {}
-        roster, indexes = _document(ROSTER, row[0])
+        roster, indexes = found
         if name not in indexes:
             indexes[name] = {entry.get(field): entry for entry in roster.get(list_key, [])
                              if isinstance(entry, dict)}
