@@ -1,6 +1,7 @@
 """Portal check-in latency under load: 500 check-ins from 50 concurrent
 phones against the real portal under gunicorn, each phone from its own
-loopback address with its own MAC in the lease file, as on a node.
+loopback address with its own MAC in the lease file, as on a node, with a
+hospital's roster of 5,000 staff (every phone bound) in the node's state.
 
 value: p99 of the one-tap check-in of a bound phone (POST /checkin/tap).
 peer:  p99 of the staff-number + PIN check-in (POST /checkin), same load: the
@@ -8,7 +9,7 @@ peer:  p99 of the staff-number + PIN check-in (POST /checkin), same load: the
 limit: p99 of a gunicorn hello-world with the same workers, same load.
 p50s are written beside them in bench/results/portal_p50.json.
 
-    .venv/bin/python bench/bench_portal.py [--checkins 500] [--clients 50]
+    .venv/bin/python bench/bench_portal.py [--checkins 500] [--clients 50] [--staff 5000]
 """
 
 import argparse
@@ -46,7 +47,9 @@ def phone(i: int) -> tuple[str, str]:
     return f"127.0.{1 + i // 250}.{1 + i % 250}", f"02:00:00:00:{i // 256:02x}:{i % 256:02x}"
 
 
-def seed_node(tmp: Path, phones: int) -> Path:
+def seed_node(tmp: Path, phones: int, staff: int = 0) -> Path:
+    """A node whose roster has ``max(phones, staff)`` people, each with a bound phone."""
+    phones = max(phones, staff)
     db = open_db(tmp / "node.db")
     pin_hash = hash_pin("2468")
     now = datetime.now(timezone.utc)
@@ -180,6 +183,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkins", type=int, default=500)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--staff", type=int, default=5000)
     args = parser.parse_args()
     n, clients = args.checkins, args.clients
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,7 +195,7 @@ def main():
         for name, target, tap in (("tap", "edge.portal:create_app()", True),
                                   ("pin", "edge.portal:create_app()", False),
                                   ("hello", "hello_app:app", True)):
-            env = dict(os.environ, ROUNDS_EDGE_CONFIG=str(seed_node(tmp / name, n)),
+            env = dict(os.environ, ROUNDS_EDGE_CONFIG=str(seed_node(tmp / name, n, args.staff)),
                        PYTHONPATH=f"{tmp / name}{os.pathsep}{ROOT}")
             proc, port = serve(target, env, log)
             try:
@@ -201,7 +205,8 @@ def main():
                 proc.wait(10)
     ms = {name: (percentile(v, 50) * 1000, percentile(v, 99) * 1000) for name, v in runs.items()}
     label = (f"{n} check-ins from {clients} concurrent phones ({clients // THREADS_PER_PROCESS}"
-             f" client processes), gunicorn {' '.join(WORKERS)}")
+             f" client processes), roster of {max(n, args.staff):,} staff, gunicorn "
+             f"{' '.join(WORKERS)}")
     write_result("portal_p99", "ms", ms["tap"][1], False,
                  (f"staff number + PIN check-in (scrypt), p99, {label}", ms["pin"][1]),
                  ("gunicorn hello-world, p99, same load", ms["hello"][1]))
