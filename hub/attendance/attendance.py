@@ -82,6 +82,7 @@ from typing import Iterable
 from sqlite_utils import Database
 
 from hub.attendance.occupancy import minute_bounds
+from hub.db import write_transaction
 from protocol.clock import iso
 
 GRACE = timedelta(minutes=5)
@@ -169,7 +170,7 @@ def set_expected(db: Database, event_id: str, departments: Iterable[str] = (),
     for kind, value in rows:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"expected {kind}: an empty or non-text value {value!r}")
-    with db.atomic():
+    with write_transaction(db):
         if not db.conn.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone():
             raise ValueError(f"unknown event: {event_id}")
         db.conn.execute("DELETE FROM event_expected WHERE event_id = ?", (event_id,))
