@@ -211,3 +211,17 @@ def test_cli_user_errors_are_clear(config, db):
     assert unknown.exit_code == 1 and "no account nobody" in unknown.output
     assert no_token.exit_code == 1 and "no account" in no_token.output
     assert account_admin.get_account(db, "ops") is None
+
+
+def test_cli_adds_a_branch_reviewer_with_the_branch(config, db):
+    missing = run(config, "user", "add", "zhao", "--role", "branch_reviewer",
+                  "--password-stdin", input=NEW_PASSWORD + "\n")
+    added = run(config, "user", "add", "zhao", "--role", "branch_reviewer", "--branch",
+                "Surgery branch", "--password-stdin", input=NEW_PASSWORD + "\n")
+
+    assert missing.exit_code == 1 and "needs a party branch" in missing.output
+    assert added.exit_code == 0, added.output
+    assert account_admin.get_account(db, "zhao")["branch"] == "Surgery branch"
+    (detail,) = db.conn.execute("SELECT detail FROM audit_log WHERE action = 'account.create' "
+                                "AND target = 'account:zhao'").fetchone()
+    assert json.loads(detail)["branch"] == "Surgery branch"

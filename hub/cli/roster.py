@@ -141,25 +141,29 @@ def _read_password(password_stdin: bool) -> str:
               help="What the account may do.")
 @click.option("--department", default=None, help="The department (dept_reviewer).")
 @click.option("--staff-id", default=None, help="The staff number (staff).")
+@click.option("--branch", default=None, help="The party branch (branch_reviewer).")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from the first line of standard input.")
 @click.pass_context
-def user_add(ctx, username, role, department, staff_id, password_stdin):
+def user_add(ctx, username, role, department, staff_id, branch, password_stdin):
     """Add the account USERNAME; asks for its password (twice).
 
     Example:
 
         rounds-hub user add wang.li --role dept_reviewer --department cardiology
+
+        rounds-hub user add zhao.min --role branch_reviewer --branch "Surgery branch"
     """
     password = _read_password(password_stdin)
     db = open_hub_db(ctx)
     try:
         with write_transaction(db):
             created = account_admin.create_account(db, username, role, password,
-                                                   department=department, staff_id=staff_id)
+                                                   department=department, staff_id=staff_id,
+                                                   branch=branch)
             audit.record(db, cli_actor(), "account.create", f"account:{created['username']}",
                          {"role": role, "department": created["department"],
-                          "staff_id": created["staff_id"]})
+                          "staff_id": created["staff_id"], "branch": created["branch"]})
     except roster.RosterError as exc:
         raise _fail(exc) from None
     finally:
