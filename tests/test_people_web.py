@@ -67,6 +67,8 @@ def test_a_persons_page_shows_attendance_hours_reports_and_export_buttons(office
     assert f"#{built['ticket_id']}" in html
     assert re.search(r'href="/people/N1/export\.xlsx"[^>]*>\s*Export XLSX', html)
     assert re.search(r'href="/people/N1/export\.csv"[^>]*>\s*Export CSV', html)
+    assert re.search(r'href="/records/people/N1"[^>]*>\s*Record entries', html)
+    assert office.get("/records/people/N1").status_code == 200
     # the injected name is text on the page
     html = page(office.get("/people/N2"))
     assert "=HYPERLINK(&#34;http://evil.example/&#34;" in html or \

@@ -24,7 +24,7 @@ from hub.attendance import exports
 from hub.attendance.attendance import day_bounds
 from hub.db import write_transaction
 from hub.people.held import held_about
-from hub.web import labels
+from hub.web import labels, records
 from hub.web.assessment import own_progress
 from hub.web.auth import OWN_RECORD, audited, audited_look, department_scope, requires
 from hub.web.context import get_db, hospital_tz
@@ -141,8 +141,11 @@ def _render_record(record: dict, args: dict, export_endpoint: str, mine: bool, h
     exports_urls = {fmt: url_for(export_endpoint, fmt=fmt, **ids, **args)
                     for fmt in exports.FORMATS}
     links = {r["report_id"]: _ticket_link(r) for r in record["reports"]}
+    entries_link = (url_for("records.person", staff_id=record["staff"]["staff_id"])
+                    if not mine and current_user.may(*records.REVIEWERS) else None)
     db = get_db()
     return render_template("people_person.html", record=record, args=args, mine=mine,
+                           entries_link=entries_link,
                            held=held, assessment=assessment, exports_urls=exports_urls, ticket_links=links,
                            department_names=labels.department_names(db),
                            zone_names=labels.zone_names(db),
