@@ -24,6 +24,19 @@ def all_nodes_up(site: str) -> str:
     return f"{ROOT}/{site}/node/+/up/#"
 
 
+# The default group of the ingest workers' shared subscription; a site's hub
+# config names its own (hub/ingest/workers.py says why it is kept secret).
+INGEST_GROUP = "rounds-ingest"
+
+
+def shared_nodes_up(site: str, group: str = INGEST_GROUP) -> str:
+    """The subscription of ``rounds-hub ingest --workers N`` (N > 1): every
+    node's uplink as an MQTT v5 shared subscription, so that the broker hands
+    each message to one worker of ``group``; the broker matches messages
+    against the filter after the ``$share/<group>/`` prefix."""
+    return f"$share/{group}/{all_nodes_up(site)}"
+
+
 def parse_node_up(site: str, topic: str) -> tuple[str, str] | None:
     """Return ``(node, kind)`` for a node uplink topic of this site, else None."""
     parts = topic.split("/")

@@ -6,6 +6,7 @@ import base64
 import getpass
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -34,20 +35,38 @@ def _write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+def ingest_worker_user(hub_user: str, index: int) -> str:
+    """The MQTT user of ingest worker ``index`` > 1 (``rounds-hub ingest
+    --workers``; worker 1 is the hub user): ``hub.2``, ``hub.3``, ... A node
+    id cannot hold a dot (nodes.NODE_ID), so no node can take one's name."""
+    return f"{hub_user}.{index}"
+
+
+def is_ingest_worker(user: str, hub_user: str) -> bool:
+    return re.fullmatch(rf"{re.escape(hub_user)}\.[1-9][0-9]*", user) is not None
+
+
 def render_acl(site: str, hub_user: str, nodes) -> str:
     """The ACL text: the hub reads and writes the whole site; each node (MQTT
     user = node id) gets its own ``user`` block and nothing else. A node not
-    listed here (revoked) has no topic at all."""
+    listed here (revoked) has no topic at all. Ingest workers among ``nodes``
+    (``hub.<i>``, ``is_ingest_worker``) get a worker's block instead: read
+    every node's uplink, write acks."""
     node_template = Template((TEMPLATES / "acl-node.tmpl").read_text())
-    blocks = "".join(node_template.substitute(site=site, node=node) for node in nodes)
+    worker_template = Template((TEMPLATES / "acl-worker.tmpl").read_text())
+    workers = [user for user in nodes if is_ingest_worker(user, hub_user)]
+    blocks = "".join(node_template.substitute(site=site, node=node) for node in nodes
+                     if node not in workers)
+    worker_blocks = "".join(worker_template.substitute(site=site, user=user)
+                            for user in workers)
     return Template((TEMPLATES / "acl.tmpl").read_text()).substitute(
-        site=site, hub_user=hub_user, node_blocks=blocks)
+        site=site, hub_user=hub_user, worker_blocks=worker_blocks, node_blocks=blocks)
 
 
 def render_conf(*, site: str, port: int, bind: str, password_file, acl_file, data_dir,
                 persistence: bool = True, log_dest: str = "stderr", run_as: str | None = None,
                 pid_file=None, tls: dict | None = None,
-                username_as_clientid: bool = False) -> str:
+                username_as_clientid: bool = False, include_dir=None) -> str:
     """The mosquitto.conf text. ``tls`` (cafile, certfile, keyfile) makes the
     listener TLS-only (TLS 1.2 or later); ``pid_file`` lets a change be
     applied by SIGHUP (``reload``). ``username_as_clientid``: the broker
@@ -55,7 +74,10 @@ def render_conf(*, site: str, port: int, bind: str, password_file, acl_file, dat
     take over another's session (with the hub's client id and a node's
     password, Mosquitto would drop the hub and hand its queued messages to
     the node's ACL, which discards them); each user then has one connection
-    at a time, as a site has (one ``rounds-hub ingest``, one sync per node)."""
+    at a time, as a site has (one ``rounds-hub ingest``, one sync per node).
+    ``include_dir``: the broker also reads every ``*.conf`` there (the
+    hospital group's bridge, provisioning/bridge.py); the text is then this
+    config's without it plus ``include_lines(include_dir)``."""
     tls_lines = "" if not tls else "".join([
         "# TLS only on this listener (TLS 1.2 or later); clients check the site CA.\n",
         f"cafile {tls['cafile']}\n", f"certfile {tls['certfile']}\n",
@@ -67,17 +89,29 @@ def render_conf(*, site: str, port: int, bind: str, password_file, acl_file, dat
         site=site, port=port, bind=bind, password_file=password_file, acl_file=acl_file,
         persistence="true" if persistence else "false", data_dir=data_dir,
         log_dest=log_dest, tls_lines=tls_lines, clientid_lines=clientid_lines,
-        run_as=run_as or getpass.getuser(),
+        run_as=run_as or getpass.getuser(), include_lines=include_lines(include_dir),
         pid_line=f"pid_file {pid_file}\n" if pid_file else "",
     )
 
 
+def include_lines(include_dir) -> str:
+    """The end of mosquitto.conf that makes the broker read ``include_dir``
+    (empty for None). Last in the file, so that appending it to a config
+    rendered without it gives the same text as rendering with it."""
+    if include_dir is None:
+        return ""
+    return ("\n# More sections (the hospital group's bridge: rounds-provision site bridge).\n"
+            f"include_dir {include_dir}\n")
+
+
 def render_broker(directory, *, site: str, port: int, users: dict[str, str],
                   hub_user: str = "hub", bind: str = "127.0.0.1", persistence: bool = True,
-                  log_dest: str = "stderr", run_as: str | None = None) -> Path:
+                  log_dest: str = "stderr", run_as: str | None = None,
+                  username_as_clientid: bool = False) -> Path:
     """Write mosquitto.conf, acl and passwd into ``directory``; return the conf path.
 
-    ``users`` maps MQTT user names (the hub's and each node's) to passwords.
+    ``users`` maps MQTT user names (the hub's, its ingest workers' and each
+    node's) to passwords. ``username_as_clientid`` as a real site has it.
     ``run_as`` is the account the broker drops to when started as root
     (default: the current one, so the files written here stay readable).
     Plain MQTT, for the demo, the tests and the benchmarks; a real site's
@@ -91,7 +125,8 @@ def render_broker(directory, *, site: str, port: int, users: dict[str, str],
     _write_private(acl_file, render_acl(site, hub_user, [u for u in users if u != hub_user]))
     conf = render_conf(site=site, port=port, bind=bind, password_file=password_file,
                        acl_file=acl_file, data_dir=directory / "data", persistence=persistence,
-                       log_dest=log_dest, run_as=run_as)
+                       log_dest=log_dest, run_as=run_as,
+                       username_as_clientid=username_as_clientid)
     conf_path = directory / "mosquitto.conf"
     conf_path.write_text(conf)
     return conf_path

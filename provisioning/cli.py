@@ -93,9 +93,12 @@ def site():
               "credentials and configs (every node then needs a new bundle).")
 @click.option("--new-site-secret", is_flag=True, help="With --force: also a new site secret "
               "(every phone must bind again).")
+@click.option("--ingest-workers", type=int, default=None,
+              help="MQTT users for N `rounds-hub ingest --workers N` processes (hub, hub.2, "
+              "...); on an existing site, adds the missing ones and reloads the broker [1].")
 @click.pass_context
 def site_init(ctx, site_id, name, hub_host, mqtt_port, bind, hub_db, timezone, broker_user,
-              force, new_site_secret):
+              force, new_site_secret, ingest_workers):
     """Make the site: secret, CA, broker TLS certificate, hub credentials and configs.
 
     Writes into --site-dir with safe modes (directories 0700, secrets and
@@ -121,13 +124,16 @@ def site_init(ctx, site_id, name, hub_host, mqtt_port, bind, hub_db, timezone, b
         result = init_site(site_dir, site=site_id, name=name, hub_host=hub_host,
                            mqtt_port=mqtt_port, bind=bind, hub_db=hub_db, timezone=timezone,
                            broker_user=broker_user, force=force, new_secret=new_site_secret,
-                           step=_step)
+                           ingest_workers=ingest_workers, step=_step)
     s = result.site
     if not result.changed:
         click.echo(f"Site {s.site!r} in {s.dir} is already initialised with these values: "
                    "nothing changed.")
         return
     click.echo(f"Site {s.site!r} written to {s.dir} ({len(result.written)} files).")
+    if result.reload:
+        click.echo(f"  {result.reload[0].upper()}{result.reload[1:]}.")
+        return
     click.echo(f"  Broker: mosquitto -c {s.broker_conf}  (TLS on {s.bind}:{s.mqtt_port}; "
                f"reload with SIGHUP, pid in {s.pid_file})")
     click.echo(f"  Hub:    rounds-hub --config {s.hub_json} ingest")
@@ -345,6 +351,106 @@ def _table(columns: list[str], rows: list[dict]) -> None:
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
     for r in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+# --- a hospital group: campus brokers bridged to the group's broker ----------------
+
+@main.group()
+def group():
+    """A hospital group: one broker that every campus (site) bridges its uplinks to.
+
+    Example:
+
+    \b
+        rounds-provision group init /etc/rounds/group --name "City Hospitals" \\
+            --host group.hosp.local --campus st-mary --campus north
+    """
+
+
+@group.command("init")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--name", required=True, help="The group's name (in its CA).")
+@click.option("--host", required=True,
+              help="Host name or IP address the campuses reach the group broker at.")
+@click.option("--campus", "campuses", multiple=True, required=True,
+              help="A campus's site id (its `site init --site`); repeat for each.")
+@click.option("--port", type=int, default=None, help="Group broker TLS port [8883].")
+@click.option("--bind", default=None, help="Address the group broker listens on [0.0.0.0].")
+def group_init(directory, name, host, campuses, port, bind):
+    """Make the group: CA, group broker (TLS, one user per campus, ACL), group hub credentials.
+
+    Writes into DIRECTORY: ca/, broker/mosquitto.conf (its ACL lets campus
+    SITE's bridge write only rounds/v1/SITE/node/+/up/# and its link state;
+    the group hub, user group-hub, reads them all), group-hub.json, and
+    campuses/SITE.json for each campus: hand that file and ca/ca.crt to the
+    campus for `site bridge`. Run again with more --campus to add campuses
+    (the others keep their credentials; a running broker is reloaded).
+
+    Example:
+
+    \b
+        rounds-provision group init /etc/rounds/group --name "City Hospitals" \\
+            --host group.hosp.local --campus st-mary --campus north
+    """
+    from .bridge import init_group
+
+    with _domain_errors():
+        result = init_group(directory, name=name, host=host, campuses=campuses, port=port,
+                            bind=bind, step=_step)
+    g = result.group
+    if not result.changed:
+        click.echo(f"Group {g.name!r} in {g.dir} already has these campuses: nothing changed.")
+        return
+    click.echo(f"Group {g.name!r} written to {g.dir}; campuses added: {', '.join(result.added)}.")
+    click.echo(f"  Broker:    mosquitto -c {g.broker_conf}  (TLS on {g.bind}:{g.port})")
+    click.echo(f"  Group hub: MQTT settings in {g.hub_json}")
+    if result.reload_message:
+        click.echo(f"  {result.reload_message[0].upper()}{result.reload_message[1:]}.")
+    click.echo(f"Next, on each new campus: rounds-provision site bridge --group-ca {g.ca_crt} "
+               f"--credentials {g.credentials('<site>')}")
+
+
+@site.command("bridge")
+@click.option("--group-ca", required=True, type=click.Path(dir_okay=False),
+              help="The group's CA certificate (its ca/ca.crt).")
+@click.option("--credentials", required=True, type=click.Path(dir_okay=False),
+              help="This campus's credentials file from group init (campuses/<site>.json).")
+@click.option("--group-host", default=None,
+              help="The group broker's host (as its certificate names it) [from --credentials].")
+@click.option("--group-port", type=int, default=None,
+              help="The group broker's TLS port [from --credentials].")
+@click.option("--restart-timeout", default="5 30", show_default=True,
+              help="Seconds before the bridge reconnects: constant, or 'BASE CAP' (jitter).")
+@click.pass_context
+def site_bridge(ctx, group_ca, credentials, group_host, group_port, restart_timeout):
+    """Bridge this site's broker to the hospital group's broker.
+
+    Writes broker/bridge.d/rounds-group.conf (TLS to the group, checked
+    against --group-ca; this campus's own user there; persistent session, so
+    uplinks queue here while the group is unreachable) and makes
+    mosquitto.conf read it. Only the nodes' uplinks go out; nothing comes in;
+    the site's hub is unaffected. Restart the broker afterwards (Mosquitto
+    does not re-read a bridge on reload); `site init --force` keeps it.
+
+    Example:
+
+    \b
+        rounds-provision site bridge --group-ca group-ca.crt --credentials st-mary.json \\
+            --group-host group.hosp.local --group-port 8883
+    """
+    from .bridge import install_bridge
+
+    site_ = _site(ctx)
+    with _domain_errors():
+        result = install_bridge(site_, group_ca=group_ca, credentials=credentials,
+                                group_host=group_host, group_port=group_port,
+                                restart_timeout=restart_timeout, step=_step)
+    if not result.changed:
+        click.echo(f"Site {site_.site!r} is already bridged this way: nothing changed.")
+        return
+    click.echo(f"Bridge written to {result.conf}.")
+    click.echo(f"  Restart the broker (mosquitto -c {site_.broker_conf}): a bridge is read "
+               "only at start.")
 
 
 # --- the OS configuration alone --------------------------------------------------

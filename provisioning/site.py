@@ -42,7 +42,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import ProvisioningError
-from .broker import format_passwords, password_hash, read_passwords, render_acl, render_conf
+from .broker import (format_passwords, ingest_worker_user, is_ingest_worker, password_hash,
+                     read_passwords, reload, render_acl, render_conf)
 from .files import DIR, PUBLIC, SECRET, ensure_dir, write_file
 from .pki import make_ca, make_server_cert
 
@@ -99,6 +100,10 @@ class Site:
     def server_key(self) -> Path: return self.broker_dir / "server.key"
     @property
     def data_dir(self) -> Path: return self.broker_dir / "data"
+    @property
+    def bridge_dir(self) -> Path:
+        """The hospital group bridge's config (``site bridge``), read by absolute path."""
+        return self.broker_dir.absolute() / "bridge.d"
     @property
     def pid_file(self) -> Path: return self.data_dir / "mosquitto.pid"
     @property
@@ -162,14 +167,16 @@ class InitResult:
     kept_secret: bool = False
     regenerated: bool = False  # an existing site's CA and certificate were replaced
     nodes: list[str] = field(default_factory=list)  # that need a new bundle after --force
+    reload: str | None = None  # what reloading the broker did, when it was
 
 
 def init_site(site_dir, *, site: str, name: str, hub_host: str, mqtt_port: int | None = None,
               bind: str | None = None, hub_db: str | None = None, timezone: str | None = None,
               broker_user: str | None = None, force: bool = False, new_secret: bool = False,
-              step=lambda message: None) -> InitResult:
+              ingest_workers: int | None = None, step=lambda message: None) -> InitResult:
     """Make (or, unchanged, leave) the site in ``site_dir``. Options left None
-    take the existing site's value, else ``DEFAULTS``."""
+    take the existing site's value, else ``DEFAULTS``. ``ingest_workers``:
+    MQTT users for that many ``rounds-hub ingest --workers`` (``add_ingest_workers``)."""
     site_dir = Path(site_dir).absolute()
     existing = load_site(site_dir) if (site_dir / "site.json").exists() else None
     base = existing.record() if existing else DEFAULTS
@@ -184,9 +191,15 @@ def init_site(site_dir, *, site: str, name: str, hub_host: str, mqtt_port: int |
     if wanted.broker_owner() and os.geteuid() != 0:
         raise SiteError(f"--broker-user {wanted.broker_user}: handing the broker's files to "
                         "another account needs root")
+    if ingest_workers is not None and not 1 <= ingest_workers <= MAX_INGEST_WORKERS:
+        raise SiteError(f"--ingest-workers {ingest_workers}: expected 1-{MAX_INGEST_WORKERS}")
     if existing and not force:
-        return _unchanged(existing, wanted)
-    return _write_site(wanted, existing, new_secret=new_secret or not existing, step=step)
+        unchanged = _unchanged(existing, wanted)
+        if (ingest_workers or 1) > _ingest_workers(existing):
+            return add_ingest_workers(existing, ingest_workers, step)
+        return unchanged
+    return _write_site(wanted, existing, new_secret=new_secret or not existing, step=step,
+                       ingest_workers=ingest_workers)
 
 
 def _unchanged(existing: Site, wanted: Site) -> InitResult:
@@ -204,7 +217,8 @@ def _unchanged(existing: Site, wanted: Site) -> InitResult:
     return InitResult(existing, changed=False, written=[])
 
 
-def _write_site(site: Site, existing: Site | None, *, new_secret: bool, step) -> InitResult:
+def _write_site(site: Site, existing: Site | None, *, new_secret: bool, step,
+                ingest_workers: int | None = None) -> InitResult:
     owner = site.broker_owner()
     ensure_dir(site.dir, 0o711 if owner else DIR)
     for directory in (site.dir / "ca", site.nodes_dir, site.bundles_dir):
@@ -238,17 +252,26 @@ def _write_site(site: Site, existing: Site | None, *, new_secret: bool, step) ->
     hub_password = secrets.token_urlsafe(24)
     users = read_passwords(site.passwd)
     users[HUB_USER] = password_hash(hub_password)
+    mqtt = _hub_mqtt(existing) if existing else {}
+    count = max(ingest_workers or 1, len(mqtt.get("workers", [])) + 1)
+    for user in [user for user in users if is_ingest_worker(user, HUB_USER)]:
+        del users[user]  # all made anew, as the hub's
+    workers = _new_ingest_workers(users, range(2, count + 1))
     nodes = [user for user in users if user != HUB_USER]
     write(site.passwd, format_passwords(users), SECRET, owner)
     write(site.acl, render_acl(site.site, HUB_USER, nodes), SECRET, owner)
-    write(site.hub_json, json.dumps(hub_config(site, hub_password), indent=2) + "\n", SECRET)
+    write(site.hub_json, json.dumps(hub_config(site, hub_password, workers,
+                                               mqtt.get("share_group")), indent=2) + "\n",
+          SECRET)
 
     step(f"broker config: TLS on {site.bind}:{site.mqtt_port}, no anonymous clients")
     conf = render_conf(site=site.site, port=site.mqtt_port, bind=site.bind,
                        password_file=site.passwd, acl_file=site.acl, data_dir=site.data_dir,
                        run_as=site.broker_user, pid_file=site.pid_file,
                        tls={"cafile": site.broker_ca, "certfile": site.server_crt,
-                            "keyfile": site.server_key}, username_as_clientid=True)
+                            "keyfile": site.server_key}, username_as_clientid=True,
+                       # a group bridge made by `site bridge` outlives a --force
+                       include_dir=site.bridge_dir if any(site.bridge_dir.glob("*.conf")) else None)
     write(site.broker_conf, conf, PUBLIC, owner)
     # Last: a site.json means a complete site (an interrupted run is re-done).
     write(site.site_json, json.dumps(site.record(), indent=2) + "\n", PUBLIC)
@@ -257,15 +280,80 @@ def _write_site(site: Site, existing: Site | None, *, new_secret: bool, step) ->
                       regenerated=existing is not None, nodes=registered)
 
 
-def hub_config(site: Site, hub_password: str) -> dict:
+def hub_config(site: Site, hub_password: str, workers=(), share_group=None) -> dict:
     """hub.json as ``rounds-hub`` reads it. The hub's ingest runs beside the
     broker, so it connects locally (the certificate names 127.0.0.1) unless
-    the broker listens on one address only."""
+    the broker listens on one address only. ``workers``: the credentials of
+    ingest workers 2..N (``mqtt.workers``), with the group of their shared
+    subscription (``mqtt.share_group``, kept once made: hub/ingest/workers.py
+    says why it is random)."""
     local = site.bind in ("0.0.0.0", "::", "127.0.0.1", "localhost")
-    return {"site": site.site, "db": site.hub_db, "timezone": site.timezone,
-            "mqtt": {"host": "127.0.0.1" if local else site.hub_host, "port": site.mqtt_port,
-                     "username": HUB_USER, "password": hub_password,
-                     "tls_ca": str(site.ca_crt)}}
+    mqtt = {"host": "127.0.0.1" if local else site.hub_host, "port": site.mqtt_port,
+            "username": HUB_USER, "password": hub_password, "tls_ca": str(site.ca_crt)}
+    if workers:
+        mqtt["share_group"] = share_group or _new_share_group()
+        mqtt["workers"] = list(workers)
+    return {"site": site.site, "db": site.hub_db, "timezone": site.timezone, "mqtt": mqtt}
+
+
+# --- ingest workers (rounds-hub ingest --workers N) ---------------------------------
+
+MAX_INGEST_WORKERS = 32
+
+
+def _hub_mqtt(site: Site) -> dict:
+    """hub.json's ``mqtt`` section, or {} when it cannot be read (--force mends it)."""
+    try:
+        return site.hub_config().get("mqtt") or {}
+    except SiteError:
+        return {}
+
+
+def _ingest_workers(site: Site) -> int:
+    """How many ingest workers the site has MQTT users for (the hub's is 1)."""
+    return len(_hub_mqtt(site).get("workers", [])) + 1
+
+
+def _new_share_group() -> str:
+    return f"rounds-ingest-{secrets.token_hex(16)}"
+
+
+def _new_ingest_workers(users: dict[str, str], indexes) -> list[dict]:
+    """New passwords for the ingest workers ``indexes`` (2, 3, ...): their
+    hashes into ``users``, their credentials for hub.json."""
+    workers = []
+    for index in indexes:
+        user, password = ingest_worker_user(HUB_USER, index), secrets.token_urlsafe(24)
+        users[user] = password_hash(password)
+        workers.append({"username": user, "password": password})
+    return workers
+
+
+def add_ingest_workers(site: Site, count: int, step) -> InitResult:
+    """MQTT users for ingest workers up to ``count`` on an initialised site,
+    leaving everything else (and the workers it has) as it is: their
+    password lines, their ACL blocks, hub.json's ``mqtt.workers``; then
+    reloads the broker. It never removes one: run ``rounds-hub ingest
+    --workers`` with fewer, and the ingest ends the others' broker sessions
+    (which needs their credentials)."""
+    have = _ingest_workers(site)
+    step(f"ingest workers {have + 1}-{count}: MQTT users "
+         f"{', '.join(ingest_worker_user(HUB_USER, i) for i in range(have + 1, count + 1))}")
+    owner = site.broker_owner()
+    users = read_passwords(site.passwd)
+    config = site.hub_config()
+    mqtt = config["mqtt"]
+    mqtt["workers"] = mqtt.get("workers", []) + _new_ingest_workers(
+        users, range(have + 1, count + 1))
+    mqtt["share_group"] = mqtt.get("share_group") or _new_share_group()
+    written = [write_file(site.passwd, format_passwords(users), SECRET, owner),
+               write_file(site.acl, render_acl(site.site, HUB_USER,
+                                               [u for u in users if u != HUB_USER]),
+                          SECRET, owner),
+               write_file(site.hub_json, json.dumps(config, indent=2) + "\n", SECRET)]
+    step("reloading the broker")
+    return InitResult(site, changed=True, written=written,
+                      reload=reload(site.pid_file).message)
 
 
 def _check(site: Site) -> None:

@@ -4,12 +4,12 @@ import sys
 
 import click
 
-from runtime.daemon import exec_gunicorn, setup_logging, stop_on_signals
-from runtime.settings import MqttSettings
+from runtime.daemon import exec_gunicorn, setup_logging
+from runtime.settings import ConfigError
 
 from hub.cli import export, retention, roster
 from hub.cli.support import hub_config
-from hub.ingest.subscriber import Ingest, IngestFatal
+from hub.ingest import workers as ingest_workers
 
 DEFAULT_CONFIG = "/etc/rounds/hub.json"
 
@@ -30,35 +30,41 @@ def main(ctx, config_path, verbose):
 
         rounds-hub --config /etc/rounds/hub.json ingest
     """
-    ctx.obj = {"config_path": config_path}
+    ctx.obj = {"config_path": config_path, "verbose": verbose}
     setup_logging(verbose)
 
 
 @main.command()
+@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="Ingest processes sharing the nodes' uplinks (an MQTT shared "
+              "subscription). Each one after the first needs its MQTT user in the config's "
+              "mqtt.workers (rounds-provision site init --ingest-workers N).")
+@click.option("--worker", "index", type=int, default=None, metavar="INDEX",
+              help="Run only worker INDEX of --workers, in the foreground (what the "
+              "supervisor starts; or one service unit per worker).")
 @click.pass_context
-def ingest(ctx):
+def ingest(ctx, workers, index):
     """Take every node's records from the broker into the hub database.
 
     Acknowledges a batch only after it is committed; sends the roster and
     each node's schedule down (retained). Exits 2 when the broker refuses
-    the hub's credentials.
+    the hub's credentials. With --workers N, supervises N worker processes
+    (hub/ingest/workers.py): passes SIGTERM/SIGINT on, starts a worker that
+    died again, and exits 2 when the broker refuses any of them.
 
     Example:
 
-        rounds-hub --config /etc/rounds/hub.json ingest
+        rounds-hub --config /etc/rounds/hub.json ingest --workers 3
     """
     config = _load(ctx)
-    worker = Ingest(site=config["site"], db_path=config["db"],
-                    mqtt=MqttSettings.from_dict(config["mqtt"]),
-                    photos_dir=config.get("photos_dir"),
-                    timezone=config.get("timezone", "Asia/Shanghai"),
-                    review_days=config["review"]["days_per_level"])
-    stop_on_signals(worker.stop)
+    if index is not None and not 1 <= index <= workers:
+        raise click.BadParameter(f"expected 1-{workers} (--workers)", param_hint="--worker")
     try:
-        worker.run()
-    except IngestFatal as exc:
-        click.echo(f"rounds-hub ingest: {exc}", err=True)
-        sys.exit(2)
+        code = ingest_workers.run(config, ctx.obj["config_path"], workers, index,
+                                  verbose=ctx.obj["verbose"])
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 @main.command()

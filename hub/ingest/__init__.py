@@ -1,6 +1,7 @@
 """Ingest: what the nodes send, into the hub database.
 
 ``subscriber`` (the MQTT daemon: uplink in, acks, roster and configs out),
+``workers`` (several subscribers sharing the uplinks, and their supervisor),
 ``store`` (validated batches into the record tables, bad ones to
 quarantine), ``clockfix`` (records made while a node's clock was wrong),
 ``downlink`` (the roster and node configs sent down), ``photos`` (verified,

@@ -223,10 +223,13 @@ _CLEAN_ROWS = {cls: (_SQL[cls.__struct_config__.tag], _clean_row(cls.__struct_co
 
 def write_clean(db, node: str, clean: wire.Clean) -> None:
     """Store a clean batch (protocol/wire.py) in one transaction, with the
-    same statements as ``write_batch``."""
+    same statements as ``write_batch``, and like it under BEGIN IMMEDIATE:
+    a binding reads the person's other phones before it writes, and with
+    several ingest workers writing, the lock is taken up front rather than
+    left to the order of the statements."""
     received_at = now_iso()
     conn = db.conn
-    with db.atomic():
+    with write_transaction(db):
         for kind, group in clean.groups.items():
             sql, row = _CLEAN_ROWS[kind]
             conn.executemany(sql, [row(r, node, received_at) for r in group])

@@ -38,12 +38,31 @@ class IngestFatal(RuntimeError):
     """The broker refused the hub for a reason that retrying cannot mend."""
 
 
+class DatabaseFailure(IngestFatal):
+    """The hub database failed (locked past the busy timeout, a full disk):
+    the ingest stopped without acknowledging what it held, so the broker
+    hands that to the next run. Unlike a refusal, a restart may mend it
+    (``rounds-hub ingest --workers N`` restarts such a worker)."""
+
+
 class Ingest:
+    """One ingest connection. By default the whole hub side: client id
+    ``rounds-hub-<site>``, every node's uplink, and the downlink thread. One
+    of ``rounds-hub ingest --workers N`` (hub/ingest/workers.py) gets its own
+    ``client_id``, the shared ``subscription``, the filters its session may
+    still hold from another worker count to ``unsubscribe``, and ``downlink``
+    only when it is worker 1."""
+
     def __init__(self, *, site: str, db_path, mqtt: MqttSettings,
                  downlink_interval: float = 5.0, photos_dir=None,
                  timezone: str = "Asia/Shanghai", assessment_every: float = ASSESSMENT_EVERY,
-                 review_days: int = 7):
+                 review_days: int = 7, client_id: str | None = None,
+                 subscription: str | None = None, unsubscribe: tuple[str, ...] = (),
+                 downlink: bool = True):
         self.site, self.db_path, self.mqtt = site, db_path, mqtt
+        self.client_id = client_id or f"rounds-hub-{site}"
+        self.subscription = subscription or topics.all_nodes_up(site)
+        self.unsubscribe, self.downlink = tuple(unsubscribe), downlink
         self.tz = ZoneInfo(timezone)
         self.assessment_every = assessment_every
         self.review_days = review_days  # per review level (hub.json "review")
@@ -52,10 +71,11 @@ class Ingest:
         self.downlink_interval = downlink_interval
         self.db = None  # opened on the thread that runs the loop
         self.fatal: str | None = None
+        self._failure: type[IngestFatal] = IngestFatal
         self.stopping = threading.Event()
         self.republish = threading.Event()
         self.subscribed = threading.Event()  # set once the uplink subscription is granted
-        self.client = make_client(f"rounds-hub-{site}", mqtt)
+        self.client = make_client(self.client_id, mqtt)
         self.client.manual_ack_set(True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -64,9 +84,9 @@ class Ingest:
     def run(self) -> None:
         """Ingest until stop() is called; raises IngestFatal when refused for good."""
         with ingest_writer(self.db_path) as self.db:
-            publisher = threading.Thread(target=self._publish_downlink, name="downlink",
-                                         daemon=True)
-            publisher.start()
+            if self.downlink:
+                threading.Thread(target=self._publish_downlink, name="downlink",
+                                 daemon=True).start()
             self.client.connect_async(self.mqtt.host, self.mqtt.port, keepalive=30,
                                       clean_start=False,
                                       properties=session_properties(SESSION_EXPIRY))
@@ -75,14 +95,18 @@ class Ingest:
             finally:
                 self.stopping.set()
         if self.fatal:
-            raise IngestFatal(self.fatal)
+            raise self._failure(self.fatal)
 
     def stop(self) -> None:
+        """End ``run``. Safe in a signal handler: paho is called from a thread
+        of its own, since the handler may have interrupted this thread inside
+        paho holding one of its locks (which are not re-entrant), and a
+        disconnect from here would then wait for it for ever."""
         self.stopping.set()
-        self.client.disconnect()
+        threading.Thread(target=self.client.disconnect, name="stop", daemon=True).start()
 
-    def _refuse(self, reason: str) -> None:
-        self.fatal = reason
+    def _refuse(self, reason: str, failure: type[IngestFatal] = IngestFatal) -> None:
+        self.fatal, self._failure = reason, failure
         self.stopping.set()
         self.client.disconnect()
 
@@ -95,14 +119,20 @@ class Ingest:
             else:
                 log.warning("connect refused (%s); retrying", reason_code)
             return
-        log.info("connected (session present: %s)", flags.session_present)
-        client.subscribe(topics.all_nodes_up(self.site), qos=1)
+        log.info("connected as %s (session present: %s)", self.client_id,
+                 flags.session_present)
+        client.subscribe(self.subscription, qos=1)
+        if self.unsubscribe:
+            # After the subscribe: no moment without a subscription (a message
+            # matching both is at worst ingested twice, which changes nothing).
+            client.unsubscribe(list(self.unsubscribe))
         self.republish.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
         if any(rc.is_failure for rc in reason_codes):
             self._refuse(f"broker refused the hub's subscription: {reason_codes}")
         else:
+            log.info("subscribed to %s", self.subscription)
             self.subscribed.set()
 
     def _on_message(self, client, userdata, message):
@@ -118,7 +148,7 @@ class Ingest:
         except sqlite3.Error as exc:
             # Not acknowledged: the broker redelivers it once we are back.
             log.error("database error, stopping: %s", exc)
-            self._refuse(f"database error: {exc}")
+            self._refuse(f"database error: {exc}", DatabaseFailure)
             return
         client.ack(message.mid, message.qos)
 
