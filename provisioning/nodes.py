@@ -31,7 +31,8 @@ from pathlib import Path
 from hub.fleet import registry
 
 from . import ProvisioningError, bundle
-from .broker import Reload, format_passwords, password_hash, read_passwords, reload, render_acl
+from .broker import (Reload, format_passwords, is_ingest_worker, password_hash, read_passwords,
+                     reload, render_acl)
 from .files import SECRET, write_file
 from .site import HUB_USER, Site
 
@@ -173,7 +174,8 @@ def _revoke(site: Site, node: str, step) -> None:
     users = read_passwords(site.passwd)
     settings = _registered(site, node)
     at_hub = node in registry.registered_nodes(site.hub_db_path())
-    if node == HUB_USER or not (settings or at_hub or node in users):
+    if node == HUB_USER or is_ingest_worker(node, HUB_USER) \
+            or not (settings or at_hub or node in users):
         raise NodeError(f"no node {node!r} in site {site.site!r}")
     step("removing its MQTT credentials and ACL")
     users.pop(node, None)

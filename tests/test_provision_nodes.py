@@ -381,3 +381,15 @@ def test_broker_runs_as_its_own_account_across_node_changes():
                 client.close()
     finally:
         shutil.rmtree(root)
+
+
+def test_an_ingest_workers_credentials_cannot_be_revoked_as_a_node(tmp_path):
+    site_dir = tmp_path / "site"
+    run(site_dir, "site", "init", "--site", SITE, "--name", "Test Hospital", "--hub-host",
+        "localhost", "--mqtt-port", free_port(), "--hub-db", tmp_path / "hub.db",
+        "--ingest-workers", 2)
+    site = load_site(site_dir)
+    assert "hub.2" in read_passwords(site.passwd)
+    result = run(site_dir, "node", "revoke", "hub.2", ok=False)
+    assert result.exit_code == 1 and "no node 'hub.2'" in result.output
+    assert "hub.2" in read_passwords(site.passwd)
