@@ -80,7 +80,7 @@ def jpeg(color=(200, 40, 40)) -> bytes:
 
 def add_photo(db, directory, payload: bytes) -> str:
     """A photo as ingest receives it: the file, content-addressed, and its row."""
-    digest = photos.verify(payload, hashlib.sha256(payload).hexdigest())
+    digest = photos.verify(payload, hashlib.sha256(payload).hexdigest()).sha256
     path = photos.store(directory, digest, payload)
     db["photos"].insert({"sha256": digest, "size": len(payload), "path": str(path),
                          "received_at": iso(NOW), "dhash": None})

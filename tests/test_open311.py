@@ -321,10 +321,11 @@ def jpeg() -> bytes:
 def stored_photo(db, tmp_path) -> tuple[str, bytes]:
     """A photo as ingest keeps it: the file in the hub's photos directory and its row."""
     payload = jpeg()
-    digest = photos.verify(payload, hashlib.sha256(payload).hexdigest())
+    photo = photos.verify(payload, hashlib.sha256(payload).hexdigest())
     with db.conn:
-        photos.record(db, digest, payload, photos.store(tmp_path / "photos", digest, payload))
-    return digest, payload
+        photos.record(db, photo, len(payload),
+                      photos.store(tmp_path / "photos", photo.sha256, payload))
+    return photo.sha256, payload
 
 
 def signed_earlier(app, sha: str, seconds: int) -> str:

@@ -59,8 +59,9 @@ def add_photo(db, directory, colour, received) -> str:
     out = io.BytesIO()
     Image.new("RGB", (64, 48), colour).save(out, "JPEG")
     payload = out.getvalue()
-    sha = photos.verify(payload, hashlib.sha256(payload).hexdigest())
-    photos.record(db, sha, payload, photos.store(directory, sha, payload))
+    photo = photos.verify(payload, hashlib.sha256(payload).hexdigest())
+    sha = photo.sha256
+    photos.record(db, photo, len(payload), photos.store(directory, sha, payload))
     db.conn.execute("UPDATE photos SET received_at = ? WHERE sha256 = ?", (received, sha))
     return sha
 

@@ -17,6 +17,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from PIL import Image
 
@@ -32,8 +33,16 @@ class BadPhoto(ValueError):
     """The photo's bytes do not match its name or are not an image."""
 
 
-def verify(payload: bytes, claimed_sha256: str | None) -> str:
-    """Return the photo's sha256, or raise BadPhoto saying why not."""
+class Verified(NamedTuple):
+    """A photo that passed ``verify``: its name and its difference hash."""
+    sha256: str
+    dhash: str
+
+
+def verify(payload: bytes, claimed_sha256: str | None) -> Verified:
+    """Check the photo's name and decode it once, whole; raise BadPhoto saying
+    why not. Its difference hash comes from that decode, outside any write
+    transaction (a photo's decode is the slow part of its ingest)."""
     if not claimed_sha256:
         raise BadPhoto("photo without a sha256 user property")
     actual = hashlib.sha256(payload).hexdigest()
@@ -46,21 +55,20 @@ def verify(payload: bytes, claimed_sha256: str | None) -> str:
                 raise BadPhoto(f"photo has too many pixels ({image.width} × {image.height})")
             image.verify()
         # verify() checks little of a JPEG: decode it all, so that a
-        # truncated one is refused here rather than failing dhash() later.
+        # truncated one is refused here.
         with Image.open(io.BytesIO(payload)) as image:
             image.load()
+            return Verified(actual, _dhash(image))
     except BadPhoto:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder complaint means "not an image"
         raise BadPhoto(f"photo does not decode as an image: {type(exc).__name__}: {exc}") \
             from None
-    return actual
 
 
-def dhash(payload: bytes) -> str:
+def _dhash(image: Image.Image) -> str:
     """64-bit difference hash (16 hex): near-identical photos differ in few bits."""
-    with Image.open(io.BytesIO(payload)) as image:
-        small = image.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
+    small = image.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
     pixels = small.tobytes()  # mode L: one byte a pixel
     bits = 0
     for row in range(8):
@@ -93,12 +101,12 @@ def store(directory, sha256: str, payload: bytes) -> Path:
 
 # -- the photos table ---------------------------------------------------------------
 
-def record(db, sha256: str, payload: bytes, path: Path) -> None:
+def record(db, photo: Verified, size: int, path: Path) -> None:
     """The row of a stored photo; a photo received before keeps its row."""
     db.conn.execute(
         "INSERT INTO photos (sha256, size, path, received_at, dhash) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING",
-        (sha256, len(payload), str(path), now_iso(), dhash(payload)))
+        (photo.sha256, size, str(path), now_iso(), photo.dhash))
 
 
 def arrived(db, shas) -> set[str]:

@@ -192,14 +192,14 @@ class Ingest:
         user = dict(getattr(properties, "UserProperty", None) or [])
         claimed = user.get("sha256")
         try:
-            sha = photos.verify(payload, claimed)
+            photo = photos.verify(payload, claimed)
         except photos.BadPhoto as exc:
             store.quarantine(self.db, topic=topic, node=node, reason=str(exc), payload=payload,
                              record_id=user.get("report_id"))
         else:
-            path = photos.store(self.photos_dir, sha, payload)
+            path = photos.store(self.photos_dir, photo.sha256, payload)
             with write_transaction(self.db):
-                photos.record(self.db, sha, payload, path)
+                photos.record(self.db, photo, len(payload), path)
                 tickets.materialize(self.db)
         if isinstance(claimed, str) and len(claimed) == 64:
             self.client.publish(topics.node_down(self.site, node, "ack"),

@@ -38,7 +38,7 @@ Creation and every move are rows in ``ticket_history`` (creation by
 when
   1. the ticket has the same zone and category and its ``reported_at`` is
      within ``DUPLICATE_WINDOW`` (30 min, either side) of the report's; or
-  2. one of the report's photos has a difference hash (``photos.dhash``, 64
+  2. one of the report's photos has a difference hash (``photos.verify``'s ``dhash``, 64
      bits as 16 hex digits) within Hamming distance ``DHASH_DISTANCE`` (6) of
      a photo of the ticket (its own or an attached report's), in any zone
      or category. Near-featureless hashes (fewer than 4 or more than 60 bits
