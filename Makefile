@@ -6,7 +6,7 @@ PYTHON      ?= python3
 APT_PACKAGES := mosquitto mosquitto-clients libpcap0.8 sqlite3 python3 python3-venv \
                 chromium chromium-driver fonts-wqy-microhei \
                 dnsmasq-base nftables iproute2 busybox curl util-linux systemd openssl \
-                zbar-tools shellcheck
+                zbar-tools shellcheck postgresql
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS   ?=
 PYTEST_ARGS ?=
@@ -17,7 +17,7 @@ demo: venv
 	$(VENV)/bin/python -m demo $(DEMO_ARGS)
 
 test: venv
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	ROUNDS_REQUIRE_PG=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: venv
 	$(VENV)/bin/python bench/run_all.py
@@ -30,11 +30,17 @@ faults: venv
 load: venv
 	ROUNDS_SCALE=full $(VENV)/bin/pytest -q -s tests/load
 
+# postgresql: only its server binaries, for the tests' own throwaway clusters
+# (tests/pg.py); Debian's default cluster is not created (createcluster.d).
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
+	  case "$$missing " in *" postgresql "*) \
+	    $(SUDO) mkdir -p /etc/postgresql-common/createcluster.d && \
+	    echo "create_main_cluster = false" | \
+	      $(SUDO) tee /etc/postgresql-common/createcluster.d/rounds.conf >/dev/null;; esac; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi

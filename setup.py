@@ -81,6 +81,10 @@ setup(
             "hypothesis>=6,<7",
             # Checks every /api/v1 response against the OpenAPI document's schemas.
             "jsonschema>=4.20,<5",
+            # PostgreSQL's own driver (psycopg 3; the binary wheel bundles libpq, no
+            # compiler): the tests' throwaway clusters (tests/pg.py), ground for the
+            # hub's PostgreSQL backend (issue 16).
+            "psycopg[binary]>=3.2,<4",
         ],
     },
     entry_points={

@@ -20,9 +20,13 @@ from provisioning.broker import Mosquitto, render_broker
 from runtime.settings import MqttSettings
 
 from .hubweb import make_app
+from .pg import make_fixtures
 from .support import free_port, wait_for  # noqa: F401 - re-exported for the tests
 
 SITE = "test"
+# A throwaway PostgreSQL cluster for the session and a fresh database per test
+# (tests/pg.py), for whatever asks for them.
+pg_cluster, pg_dsn = make_fixtures()
 # Whether this machine's clock is NTP-synchronised must not change what the
 # tests see: unless a test says otherwise, the node's time daemon is
 # "unknown" (no flag directory), so no record is flagged (edge/health.py).
