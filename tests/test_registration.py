@@ -18,7 +18,7 @@ from hub.attendance.attendance import attendance_report, expected_staff, set_exp
 from hub.db import open_db, write_transaction
 from hub.ingest import downlink
 from hub.ingest.store import write_batch
-from hub.schedule import ical, registration
+from hub.schedule import ical, registration, registration_lists
 from hub.schedule.registration import RegistrationError
 from hub.schedule.zones import Invalid
 from protocol.clock import iso
@@ -75,8 +75,8 @@ def cancel(db, staff_id, minutes=0.0):
 
 
 def lists(db):
-    return ([p["staff_id"] for p in registration.registered(db, "ev")],
-            [(p["staff_id"], p["position"]) for p in registration.waiting(db, "ev")])
+    return ([p["staff_id"] for p in registration_lists.registered(db, "ev")],
+            [(p["staff_id"], p["position"]) for p in registration_lists.waiting(db, "ev")])
 
 
 # -- settings ---------------------------------------------------------------------
@@ -240,16 +240,16 @@ def test_the_office_overview_and_a_persons_list(db):
     configure(db, capacity=1, departments=["nursing"], required=True)
     register(db, "N01")
     register(db, "N02", 1)
-    found = registration.overview(db, "ev")
+    found = registration_lists.overview(db, "ev")
     assert found["counts"] == {"registered": 1, "waiting": 1}
     assert found["to_register"] == 58  # 60 nurses may, two did
     assert found["waiting"][0]["position"] == 1 and found["waiting"][0]["name"] == "Nurse 2"
-    [mine] = registration.for_person(db, "N02", at(2))
+    [mine] = registration_lists.for_person(db, "N02", at(2))
     assert (mine["state"], mine["position"], mine["window"], mine["required"],
             mine["can_register"], mine["can_cancel"]) == ("waiting", 1, "open", True, False, True)
-    [other] = registration.for_person(db, "N03", at(2))
+    [other] = registration_lists.for_person(db, "N03", at(2))
     assert (other["state"], other["can_register"], other["registered"]) == (None, True, 1)
-    assert registration.for_person(db, "C1", at(2)) == []  # may not, not registered
+    assert registration_lists.for_person(db, "C1", at(2)) == []  # may not, not registered
     with write_transaction(db):
         with pytest.raises(Invalid):
             registration.remove(db, "ev")
@@ -278,7 +278,7 @@ def test_node_records_apply_in_taken_at_order_and_refusals_are_quarantined(db):
     logged = audit.entries(db, action="registration.register")
     assert {(e["who"], e["detail"]["state"], e["detail"]["via"]) for e in logged} == {
         ("N01", "registered", "node:n1"), ("N02", "waiting", "node:n1")}
-    assert registration.registered(db, "ev")[0]["via"] == "node:n1"
+    assert registration_lists.registered(db, "ev")[0]["via"] == "node:n1"
 
 
 def test_a_repeat_or_a_stale_record_changes_nothing(db):

@@ -11,7 +11,7 @@ from protocol.clock import iso
 from hub.assessment import items, progress
 from hub.contests import acts
 from hub.fleet import site
-from hub.schedule import registration
+from hub.schedule import registration_lists
 from hub.surveys import tasks as survey_tasks
 from hub.tickets import tickets
 
@@ -71,7 +71,7 @@ def node_config_document(db, node: str, now: datetime | None = None) -> dict | N
                        "surveys": survey_tasks.open_in_zone(db, zone, now),
                        # Events taking registration anywhere (a person signs up
                        # on any node): window, places, who, who is in.
-                       "registrations": registration.for_node(db, now),
+                       "registrations": registration_lists.for_node(db, now),
                        # The state of each ticket reported here, for "my reports".
                        "reports": tickets.reports_for_node(db, node, now)})
 

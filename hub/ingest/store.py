@@ -5,7 +5,7 @@ siblings, and nothing else. A record id seen before is ignored, except that a
 ``presence`` id extends the interval it names. ``registration`` records are
 not stored as rows: each is applied to the event's registrations (places,
 waiting list) in ``taken_at`` order inside the batch's transaction
-(hub/schedule/registration.py, which also makes a repeat change nothing).
+(hub/schedule/registration_records.py, which also makes a repeat change nothing).
 """
 
 import json
@@ -19,7 +19,7 @@ from protocol.records import Clock, parse_envelope
 from hub.db import write_transaction
 from hub.ingest import clockfix
 from hub.contests import acts
-from hub.schedule import registration
+from hub.schedule import registration_records
 from hub.surveys import alerts
 from hub.surveys import tasks as survey_tasks
 
@@ -115,7 +115,7 @@ _FLAG_CLOCK = (
 # Record types the hub checks against what it knows (a task, a contest) before
 # storing them; a record that fails is quarantined with the reason.
 _REFUSALS = {"survey_response": survey_tasks.refusal, "score": acts.refusal,
-             "registration": registration.refusal}
+             "registration": registration_records.refusal}
 
 
 def _checked(db, good: list[dict], bad: list) -> tuple[list[dict], list]:
@@ -163,7 +163,7 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
         for kind, rows in by_kind.items():
             conn.executemany(_SQL[kind], rows)
         if registrations:
-            refused = registration.apply_records(db, node, registrations)
+            refused = registration_records.apply_records(db, node, registrations)
             if refused:  # acknowledged all the same, as every quarantined record
                 db["quarantine"].insert_all(
                     quarantine_row(topic, node, reason, raw, raw["id"], received_at)

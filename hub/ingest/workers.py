@@ -37,7 +37,7 @@ How it is built (the contract: DESIGN.md, MQTT contract; README, Ingest):
 - Order across workers is not kept: two batches of one node may commit in
   either order. Nothing depends on it: presence keeps the latest
   ``last_seen``, bindings go by ``bound_at``, registrations by ``taken_at``
-  (hub/schedule/registration.py), tickets are made under the write lock by
+  (hub/schedule/registration_records.py), tickets are made under the write lock by
   whichever commit comes last. A node's ``up/status`` is the exception: two
   statuses handled by two workers may land in the wrong order, and the
   node's next status (every 30 s) puts it right.

@@ -17,8 +17,9 @@ from hub.config import load_hub_config
 from runtime.settings import ConfigError
 
 from hub.web import (
-    accounts, api, assessment, audit_log, auth, contests, events, fleet, hotspots, hours, i18n, labels, nav, open311, openapi,
-    pages, people, records, registration, roster, roster_import, summaries, surveys, tickets, yearbook, zones,
+    accounts, api, assessment, audit_log, auth, contests, events, events_api, fleet, hotspots, hours, i18n, labels, nav,
+    open311, openapi, pages, people, records, records_api, registration, roster, roster_import, summaries, surveys,
+    surveys_api, tickets, yearbook, zones,
 )
 from hub.web.context import close_db, localtime
 
@@ -63,9 +64,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 # Dashboard areas, each a module with ``init_app(app)`` registering its pages
-# (and its /api/v1 routes); see docs/dashboard.md.
-AREAS = (roster, roster_import, accounts, events, zones, tickets, hours, fleet, people, hotspots,
-         surveys, contests, assessment, records, registration, summaries, yearbook, audit_log)
+# and/or its /api/v1 routes (events_api, surveys_api and records_api: the API of
+# events, surveys and records, beside their pages); see docs/dashboard.md.
+AREAS = (roster, roster_import, accounts, events, events_api, zones, tickets, hours, fleet, people,
+         hotspots, surveys, surveys_api, contests, assessment, records, records_api, registration,
+         summaries, yearbook, audit_log)
 
 
 def _secret_key(db_path: Path) -> bytes:

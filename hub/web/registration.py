@@ -22,7 +22,7 @@ are ``hub.schedule.registration``; this module parses requests and renders.
 
 Every register and cancel writes the audit log in its transaction
 (``registration.register``, ``registration.cancel``; a registration made on
-a node is audited by the ingest, hub/schedule/registration.py).
+a node is audited by the ingest, hub/schedule/registration_records.py).
 """
 
 from datetime import datetime, timezone
@@ -34,7 +34,7 @@ from flask_login import current_user
 
 from hub.db import write_transaction
 from hub.people import roster
-from hub.schedule import events, ical, registration
+from hub.schedule import events, ical, registration, registration_lists
 from hub.schedule.registration import RegistrationError
 from hub.schedule.zones import Problem
 from hub.web import labels, openapi
@@ -109,7 +109,7 @@ def _cancel(staff_id: str, event_id: str) -> dict:
 def mine():
     staff_id = _own_staff_id()
     db = get_db()
-    found = registration.for_person(db, staff_id, _now())
+    found = registration_lists.for_person(db, staff_id, _now())
     found.sort(key=lambda e: (not (e["required"] and e["state"] not in registration.ACTIVE),
                               e["start"]))
     return render_template("registration_mine.html", events=found, feed=feed_link(staff_id),
@@ -151,8 +151,8 @@ def cancel(event_id):
 
 
 def event_registration(event_id: str) -> dict | None:
-    """Template global for the event page: ``registration.overview``."""
-    return registration.overview(get_db(), event_id)
+    """Template global for the event page: ``registration_lists.overview``."""
+    return registration_lists.overview(get_db(), event_id)
 
 
 # -- the event form's settings (hub/web/events.py) -----------------------------------
@@ -232,7 +232,7 @@ def my_registrations():
     waits for (as on ``/me/events``), and their feed's URL."""
     staff_id = _own_staff_id()
     return jsonify({"staff_id": staff_id, "feed": feed_link(staff_id),
-                    "events": registration.for_person(get_db(), staff_id, _now())})
+                    "events": registration_lists.for_person(get_db(), staff_id, _now())})
 
 
 @api.post("/me/registrations")
@@ -274,7 +274,7 @@ def event_registrations(event_id):
     db = get_db()
     if events.draft_of(db, event_id) is None:
         abort(404, description=f"unknown event: {event_id}")
-    found = registration.overview(db, event_id) or {
+    found = registration_lists.overview(db, event_id) or {
         "settings": None, "counts": {"registered": 0, "waiting": 0}, "registered": [],
         "waiting": [], "to_register": None}
     return jsonify({"event_id": event_id, **found})
