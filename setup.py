@@ -82,8 +82,11 @@ setup(
             # Checks every /api/v1 response against the OpenAPI document's schemas.
             "jsonschema>=4.20,<5",
             # PostgreSQL's own driver (psycopg 3; the binary wheel bundles libpq, no
-            # compiler): the tests' throwaway clusters (tests/pg.py), ground for the
-            # hub's PostgreSQL backend (issue 16).
+            # compiler): the tests' throwaway clusters (tests/pg.py) and hub/sql, the
+            # hub's second backend (issue 16). hub/sql is a thin layer of our own over
+            # sqlite3 and psycopg rather than SQLAlchemy Core: the hub is raw, mostly
+            # portable SQL already, and a layer of placeholders, a dialect and
+            # serialised write transactions keeps that SQL as it is.
             "psycopg[binary]>=3.2,<4",
         ],
     },
