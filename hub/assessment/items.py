@@ -59,8 +59,9 @@ def save(db, year: int, item_id: str, title: str, measure: str, target: float, *
             raise ItemError(N_("A target is for department:<code> or role:<role>, not "
                                 "%(key)s."), key=key)
     db.conn.execute(
-        f"INSERT OR REPLACE INTO assessment_items ({', '.join(_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(_COLUMNS))})",
+        f"INSERT INTO assessment_items ({', '.join(_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(_COLUMNS))}) ON CONFLICT (year, id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("year", "id")),
         (year, item_id, title.strip(), title_en, measure, json.dumps(sorted(event_kinds)),
          json.dumps(sorted(entry_kinds)), float(target), json.dumps(targets, sort_keys=True)))
     return get(db, year, item_id)

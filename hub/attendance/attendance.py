@@ -175,7 +175,8 @@ def set_expected(db: Database, event_id: str, departments: Iterable[str] = (),
             raise ValueError(f"unknown event: {event_id}")
         db.conn.execute("DELETE FROM event_expected WHERE event_id = ?", (event_id,))
         db.conn.executemany(
-            "INSERT OR IGNORE INTO event_expected (event_id, kind, value) VALUES (?, ?, ?)",
+            "INSERT INTO event_expected (event_id, kind, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (event_id, kind, value) DO NOTHING",
             [(event_id, kind, value.strip()) for kind, value in rows])
 
 

@@ -93,12 +93,14 @@ def insert(db, staff_id: str, kind: str, title: str, body: str, occurred_on: str
     cursor = db.conn.execute(
         "INSERT INTO record_entries (staff_id, kind, title, body, occurred_on, source, "
         "source_ref, state, level, due_at, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
         (staff_id, kind, title, body, occurred_on, source, source_ref, due(now, days), at, at))
-    if not cursor.rowcount:
+    row = cursor.fetchone()
+    if row is None:
         return None
-    add_step(db, cursor.lastrowid, 0, who, "submit", "", at)
-    return cursor.lastrowid
+    entry_id = row[0]
+    add_step(db, entry_id, 0, who, "submit", "", at)
+    return entry_id
 
 
 def add_step(db, entry_id: int, level: int | None, who: str, action: str, reason: str,

@@ -319,6 +319,6 @@ def save_plan(db, campus, building, floor, filename: str, data: bytes,
         return existing["id"]
     cursor = db.conn.execute(
         "INSERT INTO floor_plans (campus, building, floor, kind, content, width, height, "
-        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (campus, building, floor, kind, content, width, height, stamp))
-    return cursor.lastrowid
+    return cursor.fetchone()[0]

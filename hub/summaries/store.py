@@ -78,7 +78,10 @@ def save(db, kind: str, subject: str, lang: str, text, facts: dict, who: str,
         raise ValueError(f"no drafts of {kind!r} in {lang!r}")
     text = clean(text)
     db.conn.execute(
-        f"INSERT OR REPLACE INTO drafts ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO drafts ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (kind, subject, lang) DO UPDATE SET text = excluded.text, "
+        "facts = excluded.facts, edited_by = excluded.edited_by, "
+        "updated_at = excluded.updated_at",
         (kind, subject, lang, text, json.dumps(facts, ensure_ascii=False, sort_keys=True), who,
          iso(now or datetime.now(timezone.utc))))
     return get(db, kind, subject, lang)

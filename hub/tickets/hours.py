@@ -53,9 +53,10 @@ def credit_report(db, ticket_id: int, report_id: str, at: str) -> int | None:
         return None
     cursor = db.conn.execute(
         "INSERT INTO volunteer_ledger (staff_id, ticket_id, report_id, hours, state, created_at) "
-        "VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING",
+        "VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING RETURNING id",
         (staff_id, ticket_id, report_id, hours, at))
-    return cursor.lastrowid if cursor.rowcount else None
+    row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def credit_ticket(db, ticket_id: int, at: str) -> list[int]:

@@ -7,7 +7,8 @@ from hub.db import write_transaction
 def add_key(db, api_key: str, name: str) -> None:
     """Add a key, or rename the client of an existing one."""
     with write_transaction(db):
-        db.conn.execute("INSERT OR REPLACE INTO open311_keys (api_key, name) VALUES (?, ?)",
+        db.conn.execute("INSERT INTO open311_keys (api_key, name) VALUES (?, ?) "
+                        "ON CONFLICT (api_key) DO UPDATE SET name = excluded.name",
                         (api_key, name))
 
 

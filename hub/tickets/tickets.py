@@ -171,12 +171,12 @@ def _materialize_one(db, report: dict, created_at: str) -> int | None:
     cursor = db.conn.execute(
         "INSERT INTO tickets (report_id, category, zone, department, state, created_at, "
         "reported_at, due_at, updated_at, staff_id, reporters, lat, lon, note, photos, source) "
-        "VALUES (?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) RETURNING id",
         (report["report_id"], report["category"], report["zone"],
          route(db, report["category"], report["zone"]), created_at, report["reported_at"],
          due_at, created_at, report["staff_id"], report["lat"], report["lon"], report["note"],
          json.dumps(report["photos"]), _source(report)))
-    ticket_id = cursor.lastrowid
+    ticket_id = cursor.fetchone()[0]
     db.conn.execute(
         "INSERT INTO ticket_reports (report_id, ticket_id, staff_id, duplicate, matched_by, "
         "attached_at) VALUES (?, ?, ?, 0, NULL, ?)",
