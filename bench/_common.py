@@ -114,11 +114,14 @@ class Broker(Mosquitto):
     """Mosquitto with the generated Rounds config, ACL and passwords; a context
     manager, so the process is stopped even when the benchmark fails."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, users: dict[str, str] = PASSWORDS,
+                 username_as_clientid: bool = False):
         port = free_port()
-        super().__init__(render_broker(directory, site=SITE, port=port, users=PASSWORDS,
+        self.users = users
+        super().__init__(render_broker(directory, site=SITE, port=port, users=users,
+                                       username_as_clientid=username_as_clientid,
                                        log_dest=f"file {directory / 'mosquitto.log'}"), port)
 
     def settings(self, user: str) -> MqttSettings:
         return MqttSettings(host="127.0.0.1", port=self.port, username=user,
-                            password=PASSWORDS[user])
+                            password=self.users[user])

@@ -27,15 +27,14 @@ import threading
 import time
 from pathlib import Path
 
-from _common import ROOT, mixed_records, write_result
+from _common import ROOT, Broker, mixed_records, write_result
 
 from hub.db import open_db
 from protocol import topics
 from protocol.records import make_envelope
-from provisioning.broker import Mosquitto, ingest_worker_user, render_broker
+from provisioning.broker import ingest_worker_user
 from runtime.mqttclient import make_client
-from runtime.settings import MqttSettings
-from tests.support import free_port, wait_for
+from tests.support import wait_for
 
 SITE, NODES, GROUP, BATCH = "bench", ("n1", "n2"), "rounds-ingest-bench", 500
 MAX_WORKERS = 4
@@ -45,16 +44,9 @@ PASSWORDS = {"hub": "hub-secret", "n1": "n1-secret", "n2": "n2-secret",
 TABLES = ("checkins", "presence", "occupancy")
 
 
-class Broker(Mosquitto):
-    def __init__(self, directory: Path):
-        port = free_port()
-        super().__init__(render_broker(directory, site=SITE, port=port, users=PASSWORDS,
-                                       username_as_clientid=True,
-                                       log_dest=f"file {directory / 'mosquitto.log'}"), port)
-
-    def settings(self, user: str) -> MqttSettings:
-        return MqttSettings(host="127.0.0.1", port=self.port, username=user,
-                            password=PASSWORDS[user])
+def site_broker(directory: Path) -> Broker:
+    """The hub, its extra ingest workers and two nodes, user names as client ids."""
+    return Broker(directory, PASSWORDS, username_as_clientid=True)
 
 
 def envelopes(records: int) -> list[tuple[str, bytes]]:
@@ -102,7 +94,7 @@ def run_workers(tmp: Path, workers: int, batches, records: int) -> float:
     run_dir = tmp / f"workers-{workers}"
     db_path = run_dir / "hub" / "hub.db"
     open_db(db_path).close()
-    with Broker(run_dir / "broker") as broker:
+    with site_broker(run_dir / "broker") as broker:
         config = run_dir / "hub" / "hub.json"
         config.write_text(json.dumps({
             "site": SITE, "db": str(db_path),
@@ -136,7 +128,7 @@ def run_workers(tmp: Path, workers: int, batches, records: int) -> float:
 def run_broker_only(tmp: Path, members: int, batches, records: int) -> float:
     """records/s through the broker to ``members`` shared-subscription members that
     only count and acknowledge (no database): the MQTT part's ceiling here."""
-    with Broker(tmp / f"broker-only-{members}") as broker:
+    with site_broker(tmp / f"broker-only-{members}") as broker:
         counted, lock, done = [0], threading.Lock(), threading.Event()
         clients = []
         for i in range(1, members + 1):

@@ -40,7 +40,7 @@ from .broker import (TEMPLATES, format_passwords, include_lines, password_hash, 
                      reload, render_conf)
 from .files import DIR, PUBLIC, SECRET, ensure_dir, write_file
 from .pki import make_ca, make_server_cert
-from .site import _HOST, SITE_ID, Site, _is_ip
+from .site import _HOST, SITE_ID, BrokerLayout, Site, _is_ip
 
 GROUP_HUB_USER = "group-hub"
 CONNECTION = "rounds-group"
@@ -208,7 +208,7 @@ def render_group_broker(broker_dir, *, port: int, bind: str, campuses,
 
 
 @dataclass(frozen=True)
-class Group:
+class Group(BrokerLayout):
     """What ``group init`` was given (group.json), and where things are."""
 
     dir: Path = field(compare=False)
@@ -220,18 +220,6 @@ class Group:
 
     @property
     def group_json(self) -> Path: return self.dir / "group.json"
-    @property
-    def ca_key(self) -> Path: return self.dir / "ca" / "ca.key"
-    @property
-    def ca_crt(self) -> Path: return self.dir / "ca" / "ca.crt"
-    @property
-    def broker_dir(self) -> Path: return self.dir / "broker"
-    @property
-    def broker_conf(self) -> Path: return self.broker_dir / "mosquitto.conf"
-    @property
-    def passwd(self) -> Path: return self.broker_dir / "passwd"
-    @property
-    def pid_file(self) -> Path: return self.broker_dir / "data" / "mosquitto.pid"
     @property
     def hub_json(self) -> Path: return self.dir / "group-hub.json"
 

@@ -59,8 +59,30 @@ class SiteError(ProvisioningError):
     """The site directory is missing, incomplete, or does not match the request."""
 
 
+class BrokerLayout:
+    """Where a site's and a hospital group's directories (``dir``) keep their CA
+    and their broker's files."""
+
+    dir: Path
+
+    @property
+    def ca_key(self) -> Path: return self.dir / "ca" / "ca.key"
+    @property
+    def ca_crt(self) -> Path: return self.dir / "ca" / "ca.crt"
+    @property
+    def broker_dir(self) -> Path: return self.dir / "broker"
+    @property
+    def broker_conf(self) -> Path: return self.broker_dir / "mosquitto.conf"
+    @property
+    def passwd(self) -> Path: return self.broker_dir / "passwd"
+    @property
+    def data_dir(self) -> Path: return self.broker_dir / "data"
+    @property
+    def pid_file(self) -> Path: return self.data_dir / "mosquitto.pid"
+
+
 @dataclass(frozen=True)
-class Site:
+class Site(BrokerLayout):
     """What ``site init`` was given (site.json), and where things are."""
 
     dir: Path = field(compare=False)
@@ -81,16 +103,6 @@ class Site:
     @property
     def hub_json(self) -> Path: return self.dir / "hub.json"
     @property
-    def ca_key(self) -> Path: return self.dir / "ca" / "ca.key"
-    @property
-    def ca_crt(self) -> Path: return self.dir / "ca" / "ca.crt"
-    @property
-    def broker_dir(self) -> Path: return self.dir / "broker"
-    @property
-    def broker_conf(self) -> Path: return self.broker_dir / "mosquitto.conf"
-    @property
-    def passwd(self) -> Path: return self.broker_dir / "passwd"
-    @property
     def acl(self) -> Path: return self.broker_dir / "acl"
     @property
     def broker_ca(self) -> Path: return self.broker_dir / "ca.crt"
@@ -99,13 +111,9 @@ class Site:
     @property
     def server_key(self) -> Path: return self.broker_dir / "server.key"
     @property
-    def data_dir(self) -> Path: return self.broker_dir / "data"
-    @property
     def bridge_dir(self) -> Path:
         """The hospital group bridge's config (``site bridge``), read by absolute path."""
         return self.broker_dir.absolute() / "bridge.d"
-    @property
-    def pid_file(self) -> Path: return self.data_dir / "mosquitto.pid"
     @property
     def nodes_dir(self) -> Path: return self.dir / "nodes"
     @property

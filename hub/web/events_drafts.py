@@ -12,23 +12,9 @@ from hub.attendance import attendance
 from hub.schedule import events, registration
 from hub.schedule.zones import Invalid, Problem
 from hub.web import registration as registration_web
-from hub.web.context import hospital_tz
+from hub.web.params import wall_clock
 
 N_ = str
-
-
-def _wall_clock(text: str, field: str, problems: list) -> datetime | None:
-    """A form's ``YYYY-MM-DDTHH:MM`` (datetime-local) in the hospital's zone."""
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is not None:
-        problems.append(Problem(field, N_("Write the time as YYYY-MM-DD HH:MM.")))
-        return None
-    return value.replace(tzinfo=hospital_tz())
 
 
 def _instant(value, field: str, problems: list) -> datetime | None:
@@ -56,8 +42,8 @@ def form_draft(form) -> tuple[dict, dict, list]:
              "min_presence": form.get("min_presence", "").strip()}
     problems: list = []
     draft = {"title": typed["title"], "kind": typed["kind"], "zones": typed["zones"],
-             "start": _wall_clock(typed["start"], "start", problems),
-             "end": _wall_clock(typed["end"], "end", problems),
+             "start": wall_clock(typed["start"], "start", problems),
+             "end": wall_clock(typed["end"], "end", problems),
              "departments": typed["departments"],
              "staff": events.split_staff_ids(typed["staff"]),
              "credit_hours": typed["credit_hours"] or 0,

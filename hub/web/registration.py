@@ -40,7 +40,7 @@ from hub.schedule.zones import Problem
 from hub.web import labels, openapi
 from hub.web.auth import audited, requires
 from hub.web.context import get_db, hospital_tz
-from hub.web.params import json_object
+from hub.web.params import json_object, wall_clock
 
 bp = Blueprint("registration", __name__)
 api = Blueprint("registration_api", __name__, url_prefix="/api/v1")
@@ -174,19 +174,6 @@ def typed_settings(settings: dict | None) -> dict:
             "reg_staff": ", ".join(settings["staff"]), "reg_required": settings["required"]}
 
 
-def _wall_clock(text: str, field: str, default, problems: list) -> datetime | None:
-    if not text:
-        return default
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is not None:
-        problems.append(Problem(field, N_("Write the time as YYYY-MM-DD HH:MM.")))
-        return None
-    return value.replace(tzinfo=hospital_tz())
-
-
 def form_settings(form, problems: list, start: datetime | None) -> tuple[dict | None, dict]:
     """(the draft for ``registration.configure``, or None when registration
     is off; the fields as typed). Left empty, registration opens now and
@@ -201,8 +188,8 @@ def form_settings(form, problems: list, start: datetime | None) -> tuple[dict | 
              "reg_required": form.get("reg_required") == "on"}
     if not typed["registration"]:
         return None, typed
-    return {"opens_at": _wall_clock(typed["reg_opens"], "reg_opens", _now(), problems),
-            "closes_at": _wall_clock(typed["reg_closes"], "reg_closes", start, problems),
+    return {"opens_at": wall_clock(typed["reg_opens"], "reg_opens", problems, _now()),
+            "closes_at": wall_clock(typed["reg_closes"], "reg_closes", problems, start),
             "capacity": typed["reg_capacity"] or None,
             "departments": typed["reg_departments"], "roles": typed["reg_roles"],
             "staff": events.split_staff_ids(typed["reg_staff"]),
