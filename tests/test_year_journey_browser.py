@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from openpyxl import load_workbook
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from edge.db import open_db as open_node_db
 from hub.assessment import items
@@ -47,7 +48,20 @@ def seed_hub(path):
     db.close()
 
 
+def node_document(node_db_path, key: str) -> str:
+    """The node's stored ``key`` document as text ("" until it has come down)."""
+    db = open_node_db(node_db_path)
+    try:
+        row = db.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+    finally:
+        db.close()
+    return row[0] if row else ""
+
+
 def click(browser, css: str) -> None:
+    """Click ``css`` once the page after the last form post shows it (a submit
+    does not wait for the redirected page to load)."""
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, css))
     browser.find_element(By.CSS_SELECTOR, css).click()
 
 
@@ -92,10 +106,11 @@ def test_register_attend_see_the_item_move_and_export_the_year(broker, tmp_path,
         try:
             wait_for(lambda: _up(portal_url + "/healthz") and _up(hub_url + "/api/v1/health"),
                      message="portal and dashboard up")
-            wait_for(lambda: "Infection control" in json.dumps(json.loads(
-                open_node_db(node_db_path).conn.execute(
-                    "SELECT value FROM kv WHERE key = 'config'").fetchone()[0])),
+            wait_for(lambda: "Infection control" in node_document(node_db_path, "config"),
                      timeout=20, message="the event in the node's config")
+            # the roster comes down on its own topic: the PIN sign-in needs it
+            wait_for(lambda: '"D001"' in node_document(node_db_path, "roster"),
+                     timeout=20, message="the roster on the node")
             # 1. register on the portal
             browser.get(portal_url + "/register?lang=en")
             sign_in(browser, "/register")
