@@ -2,7 +2,10 @@
 # needs on a fresh Debian machine (apt packages, then .venv with pip).
 
 VENV        := .venv
-PYTHON      ?= python3
+# Debian's own interpreter (installed below as python3), the one a node runs: not
+# whichever python3 comes first on PATH (a pyenv build here ran the portal ~15 %
+# slower than Debian's optimised build; bench/README.md, "portal").
+PYTHON      ?= /usr/bin/python3
 APT_PACKAGES := mosquitto mosquitto-clients libpcap0.8 sqlite3 python3 python3-venv \
                 chromium chromium-driver fonts-wqy-microhei \
                 dnsmasq-base nftables iproute2 busybox curl util-linux systemd openssl \

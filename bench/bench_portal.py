@@ -1,18 +1,23 @@
-"""Portal check-in latency under load: 500 check-ins from 50 concurrent
+"""Portal check-in latency under load: 2,000 check-ins from 50 concurrent
 phones against the real portal under gunicorn, each phone from its own
 loopback address with its own MAC in the lease file, as on a node, with a
 hospital's roster of 5,000 staff (every phone bound) in the node's state.
+Each phone opens the start page and posts its check-in on one keep-alive
+connection, as a phone's browser does.
 
 value: p99 of the one-tap check-in of a bound phone (POST /checkin/tap).
 peer:  p99 of the staff-number + PIN check-in (POST /checkin), same load: the
        way without a bound phone, dominated by the scrypt PIN check.
-limit: p99 of a gunicorn hello-world with the same workers, same load.
+limit: p99 of a gunicorn hello-world with the same workers, same load (the
+       same two requests on one connection per phone).
 p50s are written beside them in bench/results/portal_p50.json.
 
-    .venv/bin/python bench/bench_portal.py [--checkins 500] [--clients 50] [--staff 5000]
+    .venv/bin/python bench/bench_portal.py [--checkins 2000] [--warmup 200] [--clients 50]
+                                           [--staff 5000]
 """
 
 import argparse
+import asyncio
 import http.client
 import json
 import multiprocessing
@@ -21,7 +26,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -38,7 +42,7 @@ from tests.support import free_port, wait_for
 SECRET = "11" * 32
 WORKERS = ["--workers", "2", "--worker-class", "gthread", "--threads", "8"]
 HELLO = "def app(environ, start_response):\n" \
-        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n" \
+        "    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '5')])\n" \
         "    return [b'hello']\n"
 
 
@@ -92,78 +96,112 @@ def _up(port) -> bool:
         return False
 
 
-def request(port, source, method, path, body=None, cookie=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
-                                      source_address=(source, 0))
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
-    if cookie:
-        headers["Cookie"] = cookie
-    started = time.perf_counter()
-    conn.request(method, path, body=body, headers=headers)
-    response = conn.getresponse()
-    data = response.read()
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return response, data, elapsed
+class Browser:
+    """One phone's HTTP/1.1 keep-alive connection, as its browser keeps one
+    for a page and the form posted from it. Spoken by hand over asyncio
+    streams: the load generator shares the server's two cores, so it has to
+    cost them as little as it can (http.client in threads took about a
+    quarter of the machine, and as much from the hello-world limit)."""
+
+    def __init__(self, port: int, source: str):
+        self.port, self.source = port, source
+        self.reader = self.writer = None
+
+    @classmethod
+    async def open(cls, port: int, source: str) -> "Browser":
+        browser = cls(port, source)
+        await browser._connect()
+        return browser
+
+    async def _connect(self):
+        self.reader, self.writer = await asyncio.open_connection(
+            "127.0.0.1", self.port, local_addr=(self.source, 0))
+
+    async def send(self, method, path, body=b"", cookie=""):
+        """(status, header bytes, body bytes, seconds until the whole answer
+        was in, including a new connection when the server closed the last)."""
+        started = time.perf_counter()
+        if self.writer is None:
+            await self._connect()
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        if body:
+            head += ("Content-Type: application/x-www-form-urlencoded\r\n"
+                     f"Content-Length: {len(body)}\r\n")
+        if cookie:
+            head += f"Cookie: {cookie}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", header)
+        data = await self.reader.readexactly(int(length.group(1))) if length else b""
+        if re.search(rb"(?i)\r\nconnection: *close", header):
+            self.close()
+        return int(header[9:12]), header, data, time.perf_counter() - started
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
 
 
-def checkin(port: int, i: int, tap: bool) -> float:
-    """One phone's check-in: open the portal, post the form; returns the POST's latency."""
-    source = phone(i)[0]
-    response, page, _ = request(port, source, "GET", "/?lang=en")
-    cookie = response.getheader("Set-Cookie", "").split(";")[0]
-    token = re.search(rb'name="csrf_token" [^>]*value="([^"]+)"', page).group(1).decode()
-    form = {"csrf_token": token} if tap else {"csrf_token": token, "staff_id": f"S{i:04d}",
-                                              "pin": "2468"}
-    response, _, elapsed = request(port, source, "POST", "/checkin/tap" if tap else "/checkin",
-                                   urlencode(form), cookie)
-    if response.status != 303:
-        raise RuntimeError(f"check-in {i} answered {response.status}")
+async def checkin(port: int, i: int, tap: bool) -> float:
+    """One phone's check-in: open the portal, post the form (on the same
+    connection); returns the POST's latency."""
+    browser = await Browser.open(port, phone(i)[0])
+    try:
+        _, header, page, _ = await browser.send("GET", "/?lang=en")
+        cookie = re.search(rb"(?i)\r\nset-cookie: *([^;\r]+)", header).group(1).decode()
+        token = re.search(rb'name="csrf_token" [^>]*value="([^"]+)"', page).group(1).decode()
+        form = {"csrf_token": token} if tap else {"csrf_token": token, "staff_id": f"S{i:04d}",
+                                                  "pin": "2468"}
+        status, _, _, elapsed = await browser.send(
+            "POST", "/checkin/tap" if tap else "/checkin", urlencode(form).encode(), cookie)
+    finally:
+        browser.close()
+    if status != 303:
+        raise RuntimeError(f"check-in {i} answered {status}")
     return elapsed
 
 
-def hello(port: int, i: int, tap: bool) -> float:
-    return request(port, phone(i)[0], "GET", "/")[2]
+async def hello(port: int, i: int, tap: bool) -> float:
+    """The same two requests on one connection, to the hello-world."""
+    browser = await Browser.open(port, phone(i)[0])
+    try:
+        await browser.send("GET", "/?lang=en")
+        return (await browser.send("POST", "/checkin/tap", b"csrf_token=x"))[3]
+    finally:
+        browser.close()
 
 
-THREADS_PER_PROCESS = 5
+PROCESSES = 2  # load-generator processes, one per core
 
 
-def _load_share(fn, port, indexes, tap, out) -> None:
-    """One client process: its phones, THREADS_PER_PROCESS at a time."""
-    latencies, errors, lock = [], [], threading.Lock()
+def _load_share(fn, port, indexes, tap, concurrency, out) -> None:
+    """One load-generator process: ``concurrency`` phones at a time over its ``indexes``."""
+    latencies, errors = [], []
     work = iter(indexes)
 
-    def client():
-        while True:
-            with lock:
-                i = next(work, None)
-            if i is None:
-                return
+    async def client():
+        for i in work:
             try:
-                elapsed = fn(port, i, tap)
-            except (OSError, RuntimeError, AttributeError) as exc:
+                latencies.append(await fn(port, i, tap))
+            except (OSError, RuntimeError, AttributeError, asyncio.IncompleteReadError) as exc:
                 errors.append(repr(exc))
                 return
-            with lock:
-                latencies.append(elapsed)
 
-    threads = [threading.Thread(target=client) for _ in range(THREADS_PER_PROCESS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    async def run():
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+
+    asyncio.run(run())
     out.put((latencies, errors))
 
 
-def load(fn, port, total, clients, tap=True) -> list[float]:
-    """``total`` calls of ``fn`` from ``clients`` concurrent clients, spread over
-    processes so that the load generator's own GIL does not add to the figures."""
-    processes = max(1, clients // THREADS_PER_PROCESS)
+def load(fn, port, phones: range, clients, tap=True) -> list[float]:
+    """A call of ``fn`` for each of ``phones``, ``clients`` at a time, spread
+    over PROCESSES processes."""
     out = multiprocessing.Queue()
-    workers = [multiprocessing.Process(target=_load_share,
-                                       args=(fn, port, range(k, total, processes), tap, out))
-               for k in range(processes)]
+    workers = [multiprocessing.Process(target=_load_share, args=(
+        fn, port, phones[k::PROCESSES], tap, clients // PROCESSES, out))
+        for k in range(PROCESSES)]
     for w in workers:
         w.start()
     results = [out.get(timeout=300) for _ in workers]
@@ -175,13 +213,26 @@ def load(fn, port, total, clients, tap=True) -> list[float]:
     return sorted(x for lats, _ in results for x in lats)
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of gunicorn's master and workers so far."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for p in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(sorted_values, p) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--checkins", type=int, default=500)
+    parser.add_argument("--checkins", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200,
+                        help="check-ins of other phones first, not measured (each worker "
+                             "parses the roster and compiles its templates once)")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--staff", type=int, default=5000)
     args = parser.parse_args()
@@ -191,21 +242,28 @@ def main():
         (tmp / "tap").mkdir(), (tmp / "pin").mkdir(), (tmp / "hello").mkdir()
         (tmp / "hello" / "hello_app.py").write_text(HELLO)
         log = open(tmp / "servers.log", "ab")
-        runs = {}
+        runs, cpu_ms = {}, {}
         for name, target, tap in (("tap", "edge.portal:create_app()", True),
                                   ("pin", "edge.portal:create_app()", False),
                                   ("hello", "hello_app:app", True)):
-            env = dict(os.environ, ROUNDS_EDGE_CONFIG=str(seed_node(tmp / name, n, args.staff)),
+            config = seed_node(tmp / name, n + args.warmup, args.staff)
+            env = dict(os.environ, ROUNDS_EDGE_CONFIG=str(config),
                        PYTHONPATH=f"{tmp / name}{os.pathsep}{ROOT}")
             proc, port = serve(target, env, log)
             try:
-                runs[name] = load(hello if name == "hello" else checkin, port, n, clients, tap)
+                fn = hello if name == "hello" else checkin
+                load(fn, port, range(n, n + args.warmup), clients, tap)
+                before = server_cpu(proc.pid)
+                runs[name] = load(fn, port, range(n), clients, tap)
+                cpu_ms[name] = (server_cpu(proc.pid) - before) / n * 1000
             finally:
                 proc.terminate()
                 proc.wait(10)
     ms = {name: (percentile(v, 50) * 1000, percentile(v, 99) * 1000) for name, v in runs.items()}
-    label = (f"{n} check-ins from {clients} concurrent phones ({clients // THREADS_PER_PROCESS}"
-             f" client processes), roster of {max(n, args.staff):,} staff, gunicorn "
+    print("server CPU per check-in (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_ms.items()))
+    label = (f"{n} check-ins from {clients} concurrent phones (keep-alive, {PROCESSES}"
+             f" client processes, after {args.warmup} not measured), roster of "
+             f"{max(n + args.warmup, args.staff):,} staff, gunicorn "
              f"{' '.join(WORKERS)}")
     write_result("portal_p99", "ms", ms["tap"][1], False,
                  (f"staff number + PIN check-in (scrypt), p99, {label}", ms["pin"][1]),

@@ -69,8 +69,11 @@ def mac_for_ip(ip: str, leases_file=LEASES_FILE, arp_file=ARP_FILE) -> str | Non
 
 
 class Devices:
-    def __init__(self, db, site_secret: bytes):
+    def __init__(self, db, site_secret: bytes, state: NodeState | None = None):
+        """``state``: the node state to read bindings from (a portal request
+        passes the one it has already read), default a fresh one on ``db``."""
         self.db, self.site_secret = db, site_secret
+        self.state = state or NodeState(db)
 
     def device_id(self, mac: str) -> str:
         return device_id(self.site_secret, mac)
@@ -79,7 +82,7 @@ class Devices:
         """Whose phone this is: a binding made here, else the hub's roster."""
         row = self.db.conn.execute(
             "SELECT staff_id FROM bindings_local WHERE device = ?", (device,)).fetchone()
-        return row[0] if row else NodeState(self.db).bound_staff(device)
+        return row[0] if row else self.state.bound_staff(device)
 
     def bind(self, device: str, staff_id: str, now: datetime | None = None) -> None:
         """Bind ``device`` to ``staff_id``, replacing that person's other phones

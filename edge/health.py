@@ -22,11 +22,20 @@ def _flag() -> str:
     return os.environ.get("ROUNDS_TIMESYNC_FLAG", _TIMESYNC_FLAG)
 
 
+# Flags seen: the daemon does not take its flag back (it lives in /run, gone
+# at the next boot, which no process of this boot sees), so once seen a
+# flag is not looked for again; the portal asks on every request.
+_seen_flags: set[str] = set()
+
+
 def clock_synced() -> bool | None:
     """True once NTP has set the clock, False before; None where no time
     daemon we know of runs (no flag directory): then nothing is flagged."""
     flag = _flag()
+    if flag in _seen_flags:
+        return True
     if os.path.exists(flag):
+        _seen_flags.add(flag)
         return True
     return False if os.path.isdir(os.path.dirname(flag)) else None
 

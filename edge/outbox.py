@@ -47,9 +47,11 @@ class Outbox:
         """Queue several records in one transaction (one fsync). Records made
         before NTP has set the clock are marked so (``clock_synced: false``,
         the boot id and the monotonic clock), for the hub to flag or correct."""
-        rows = []
+        rows, again = [], []
         unsynced = self.clock.synced() is False  # one look per call, not per record
         for record in records:
+            if "id" in record:  # a record appended again (a moved presence end)
+                again.append((record["id"],))
             record = {"id": record_id(time.time_ns() // 1_000_000), "ts": self.clock.now_iso(),
                       **record}
             if unsynced:
@@ -57,7 +59,8 @@ class Outbox:
             validate(record)
             rows.append((record["id"], record["type"], json.dumps(record, separators=(",", ":"))))
         with self.db.atomic():
-            self.conn.executemany("DELETE FROM outbox WHERE id = ?", [(r[0],) for r in rows])
+            if again:
+                self.conn.executemany("DELETE FROM outbox WHERE id = ?", again)
             self.conn.executemany("INSERT INTO outbox (id, type, body) VALUES (?, ?, ?)", rows)
         return [r[0] for r in rows]
 

@@ -56,16 +56,22 @@ class NodeState:
         found = self._document(key)
         return found[0] if found else None
 
-    def _roster_index(self, name: str, list_key: str, field: str) -> dict:
-        """``{entry[field]: entry}`` over the roster's ``list_key``, built once per roster."""
-        found = self._document(ROSTER)
+    def _index(self, key: str, name: str, build) -> dict | list:
+        """``build(document)``, computed once per stored version of ``key``
+        (an empty dict while there is no such document)."""
+        found = self._document(key)
         if found is None:
             return {}
-        roster, indexes = found
+        document, indexes = found
         if name not in indexes:
-            indexes[name] = {entry.get(field): entry for entry in roster.get(list_key, [])
-                             if isinstance(entry, dict)}
+            indexes[name] = build(document)
         return indexes[name]
+
+    def _roster_index(self, name: str, list_key: str, field: str) -> dict:
+        """``{entry[field]: entry}`` over the roster's ``list_key``, built once per roster."""
+        return self._index(ROSTER, name, lambda roster: {
+            entry.get(field): entry for entry in roster.get(list_key, [])
+            if isinstance(entry, dict)})
 
     def staff(self, staff_id: str) -> dict | None:
         """The roster entry for ``staff_id`` (with ``pin_hash``), or None."""
@@ -86,9 +92,13 @@ class NodeState:
     def active_event(self, now: datetime | None = None) -> dict | None:
         """The event in this node's zone that is on now (or about to start)."""
         now = now or datetime.now(timezone.utc)
-        best = None
-        for event in (self.get(CONFIG) or {}).get("events", []):
-            start, end = parse_iso(event["start"]), parse_iso(event["end"])
-            if start - EARLY_CHECKIN <= now <= end and (best is None or start < parse_iso(best["start"])):
-                best = event
-        return best
+        for start, end, event in self._index(CONFIG, "event_times", _event_times):
+            if start - EARLY_CHECKIN <= now <= end:
+                return event  # the earliest-starting one: the list is sorted
+        return None
+
+
+def _event_times(config: dict) -> list[tuple[datetime, datetime, dict]]:
+    """``(start, end, event)`` for the config's events, by start (stable)."""
+    times = [(parse_iso(e["start"]), parse_iso(e["end"]), e) for e in config.get("events", [])]
+    return sorted(times, key=lambda t: t[0])

@@ -80,8 +80,9 @@ from edge.health import SYSTEM_CLOCK
 from edge.state import ROSTER
 from runtime.settings import ConfigError, load_json
 
-from . import bind, checkin, device, i18n, me, probes, registration, report, score, survey
+from . import bind, checkin, device, i18n, me, probes, registration, report, score, survey, writes
 from .context import clock_unset, close_db, current_zone, get_outbox, get_state, zone_label
+from .fastflask import PortalFlask, PortalSessions
 from .render import hhmm, message_page, storage_full_page, when
 
 CONFIG_ENV = "ROUNDS_EDGE_CONFIG"
@@ -99,7 +100,8 @@ log = logging.getLogger(__name__)
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the portal app from ``test_config`` or, when None, from the node
     config file named by ``$ROUNDS_EDGE_CONFIG``."""
-    app = Flask(__name__)
+    app = PortalFlask(__name__)
+    app.session_interface = PortalSessions()
     app.config.from_mapping(
         NODE_DB=None, NODE_ID=None, ZONE=None, SECRET_KEY=None, TIMEZONE=None,
         SITE_SECRET=None, PORTAL_URL=None, API_URL=None, VENUE_INFO_URL=None,
@@ -118,6 +120,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Order of the before-request hooks: who is asking (and release a bound
     # phone) -> redirect foreign hosts -> CSRF check of POSTs.
     init_app(app)
+    writes.init_app(app)
     i18n.init_app(app)
     device.init_app(app)
     probes.init_app(app)

@@ -17,8 +17,9 @@ from edge.state import ROSTER, NodeState
 from protocol.clock import iso, parse_iso
 from protocol.pins import verify_pin
 
-from .context import current_zone, get_db, get_state, immediate, node_clock
+from .context import current_zone, get_db, get_state, node_clock
 from .render import hhmm, minutes_until
+from .writes import immediate
 
 MAX_FAILURES = 5          # per staff number
 MAX_DEVICE_FAILURES = 10  # per device, across staff numbers

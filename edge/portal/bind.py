@@ -16,10 +16,11 @@ from edge.checkins import checked_in, checkin_in_transaction
 from edge.state import ROSTER
 
 from .auth import Refusal, authenticate
-from .context import current_event, get_db, get_outbox, get_state, immediate, node_clock
+from .context import current_event, get_db, get_outbox, get_state, node_clock
 from .device import device_key, devices, person, phone, rebound
 from .i18n import redirect_to
 from .render import message_page
+from .writes import immediate
 
 bp = Blueprint("bind", __name__)
 
@@ -33,7 +34,7 @@ def bind_page(status=200, error=None, staff_id="", headers=None):
     state = get_state()
     current = phone()
     page = render_template(
-        "bind.html", event=current_event(state), roster_ready=state.get(ROSTER) is not None,
+        "bind.html", event=current_event(), roster_ready=state.get(ROSTER) is not None,
         error=error, staff_id=staff_id,
         bound_to=person(current.staff_id) if current and current.staff_id else None)
     return page, status, headers or {}

@@ -19,11 +19,12 @@ from edge.state import ROSTER
 from .auth import Refusal, authenticate
 from .bind import bind_page
 from .context import (
-    clock_unset, current_event, current_zone, get_db, get_outbox, get_state, immediate, node_clock,
+    clock_unset, current_event, current_zone, get_db, get_outbox, get_state, node_clock,
 )
 from .device import device_key, person, phone
 from .i18n import redirect_to
 from .render import message_page
+from .writes import write
 
 bp = Blueprint("checkin", __name__)
 
@@ -71,7 +72,7 @@ def tap():
     zone = current_zone(state)
     if not zone:
         return message_page(503, _("Not ready yet"), _("This node does not know its zone yet."))
-    event = current_event(state)
+    event = current_event()
     created, ts = record_checkin(get_outbox(), current.staff_id, event, zone, current.device)
     who = person(current.staff_id)
     return _done(who.get("name") or current.staff_id, event, ts, created)
@@ -94,7 +95,7 @@ def done():
 
 def _form_page(status=200, error=None, staff_id="", headers=None):
     state = get_state()
-    page = render_template("home.html", event=current_event(state),
+    page = render_template("home.html", event=current_event(),
                            roster_ready=state.get(ROSTER) is not None,
                            error=error, staff_id=staff_id)
     return page, status, headers or {}
@@ -122,8 +123,9 @@ def record_checkin(outbox, staff_id: str, event: dict | None, zone: str,
     this event; returns ``(created, ts of the check-in that counts)``.
 
     The lookup, the outbox append and the ``local_checkins`` row share one
-    transaction on one connection, so two workers cannot both create one.
+    transaction on one connection, so two workers cannot both create one
+    (``writes.write``: possibly a transaction shared with other requests').
     """
-    with immediate(outbox.db):
-        return checkin_in_transaction(outbox, staff_id, event, zone, device, "portal",
-                                      now=node_clock().now())
+    now = node_clock().now()
+    return write(outbox, lambda writer: checkin_in_transaction(
+        writer, staff_id, event, zone, device, "portal", now=now))

@@ -1,17 +1,13 @@
 """What a portal request works with: this worker thread's connection to the
 node database and its outbox, the node's state (roster, config) read once
-per request, the node's clock and the event on now, the zone, and the write
-lock that queues writers across threads and worker processes."""
+per request, the node's clock and the event on now, and the zone. Writes
+go through ``writes.py``."""
 
-import fcntl
-import os
 import threading
-from contextlib import contextmanager
 
 from flask import current_app, g
 
 from edge.checkins import event_now
-from edge.db import immediate as db_immediate
 from edge.health import NodeClock
 from edge.outbox import Outbox
 from edge.state import NodeState
@@ -42,16 +38,24 @@ def node_clock() -> NodeClock:
     return current_app.config["CLOCK"]
 
 
-def current_event(state: NodeState | None = None) -> dict | None:
+def current_event() -> dict | None:
     """The event a check-in made now counts for (``edge.checkins.event_now``:
-    none while the node's clock is not set)."""
-    clock = node_clock()
-    return event_now(state or get_state(), clock.now(), clock.synced())
+    none while the node's clock is not set); looked up once per request."""
+    if "event_now" not in g:
+        g.event_now = event_now(get_state(), node_clock().now(), clock_synced())
+    return g.event_now
+
+
+def clock_synced() -> bool | None:
+    """The node clock's ``synced()``, asked once per request."""
+    if "clock_synced" not in g:
+        g.clock_synced = node_clock().synced()
+    return g.clock_synced
 
 
 def clock_unset() -> bool:
     """Whether the node knows its wall clock is not set yet (no NTP so far)."""
-    return node_clock().synced() is False
+    return clock_synced() is False
 
 
 def get_state() -> NodeState:
@@ -67,9 +71,9 @@ class _RequestState(NodeState):
         super().__init__(db)
         self._documents = {}
 
-    def get(self, key):
+    def _document(self, key):
         if key not in self._documents:
-            self._documents[key] = super().get(key)
+            self._documents[key] = super()._document(key)
         return self._documents[key]
 
     def put(self, key, document):
@@ -83,36 +87,6 @@ def close_db(exc=None) -> None:
         conn = current_app.extensions["rounds_portal_db"].outbox.conn
         if conn.in_transaction:
             conn.rollback()
-
-
-@contextmanager
-def immediate(db):
-    """``edge.db.immediate``, with writers queued in order rather than in
-    SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and
-    made the slowest check-ins under load several times slower: threads of one
-    worker on a mutex, gunicorn's worker processes on a lock file (flock wakes
-    a waiter as soon as the holder lets go)."""
-    with _WRITE_LOCK, _process_lock(current_app.config["NODE_DB"]), db_immediate(db):
-        yield db
-
-
-_WRITE_LOCK = threading.Lock()
-_LOCK_FILES: dict[str, int] = {}
-
-
-@contextmanager
-def _process_lock(db_path):
-    """An exclusive flock shared by every portal process on this database
-    (taken under _WRITE_LOCK, so one thread per process asks for it)."""
-    path = f"{db_path}.write-lock"
-    fd = _LOCK_FILES.get(path)
-    if fd is None:
-        fd = _LOCK_FILES[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def current_zone(state: NodeState) -> str | None:

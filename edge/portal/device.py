@@ -10,7 +10,9 @@ is not offered.
 A phone that is bound (``Devices.staff_for``) is released from the captive
 portal on its first request (``RELEASE_SECONDS``), whatever that request is:
 usually the OS probe, which then gets its "success" answer, so the sign-in
-sheet does not even open.
+sheet does not even open. The release is not fsynced (``writes.write``,
+``durable=False``): one lost in a power cut is made again on the phone's
+next request.
 """
 
 import logging
@@ -22,7 +24,8 @@ from flask import Flask, current_app, g, request
 from edge.db import is_disk_full
 from edge.devices import Devices, mac_for_ip
 
-from .context import get_db, get_state, immediate
+from .context import get_db, get_outbox, get_state
+from .writes import write
 
 log = logging.getLogger(__name__)
 # No phone to look up for these (and no database work either).
@@ -41,7 +44,7 @@ def init_app(app: Flask) -> None:
 
 
 def devices() -> Devices:
-    return Devices(get_db(), current_app.config["SITE_SECRET"])
+    return Devices(get_db(), current_app.config["SITE_SECRET"], get_state())
 
 
 def identify() -> None:
@@ -58,9 +61,10 @@ def identify() -> None:
     staff_id = known.staff_for(device)
     g.phone = Phone(mac, device, staff_id)
     if staff_id is not None and known.released_until(mac) is None:
+        seconds, secret = config["RELEASE_SECONDS"], config["SITE_SECRET"]
         try:
-            with immediate(known.db):
-                known.release(mac, config["RELEASE_SECONDS"])
+            write(get_outbox(), lambda writer: Devices(writer.db, secret).release(mac, seconds),
+                  durable=False)
         except sqlite3.OperationalError as exc:
             # A full disk must not take every page down with it: the phone
             # stays captive for now (released on a later request), and the

@@ -39,10 +39,11 @@ from edge.state import CONFIG
 from protocol.clock import parse_iso
 
 from . import signin
-from .context import clock_unset, get_db, get_outbox, get_state, immediate, node_clock
+from .context import clock_unset, get_db, get_outbox, get_state, node_clock
 from .device import person, phone
 from .i18n import redirect_to
 from .render import message_page
+from .writes import immediate
 
 bp = Blueprint("registration", __name__)
 log = logging.getLogger(__name__)

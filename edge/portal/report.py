@@ -37,10 +37,11 @@ from edge.photos import PhotoSpool
 from edge.state import CONFIG
 
 from .auth import Refusal, authenticate
-from .context import current_zone, get_db, get_outbox, get_state, immediate, node_clock
+from .context import current_zone, get_db, get_outbox, get_state, node_clock
 from .device import device_key, person, phone
 from .i18n import redirect_to
 from .render import message_page
+from .writes import immediate
 
 bp = Blueprint("report", __name__)
 log = logging.getLogger(__name__)

@@ -23,12 +23,13 @@ from flask_babel import gettext as _
 from edge.checkins import checked_in
 from protocol.clock import parse_iso
 
-from .context import current_event, get_db, get_outbox, immediate, node_clock
+from .context import current_event, get_db, get_outbox, node_clock
 from .device import phone
 from .i18n import redirect_to
 from .render import message_page
 from . import signin
 from .signin import forget, signed_in
+from .writes import immediate
 
 bp = Blueprint("score", __name__)
 SIGNED_IN_FOR = timedelta(hours=4)

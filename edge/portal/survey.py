@@ -40,9 +40,10 @@ from protocol.surveys import KINDS, SCALE, check_answers
 
 from . import signin
 from .auth import sentences
-from .context import current_zone, get_db, get_outbox, get_state, immediate, node_clock
+from .context import current_zone, get_db, get_outbox, get_state, node_clock
 from .i18n import lang, redirect_to
 from .render import local_time, message_page
+from .writes import immediate
 
 bp = Blueprint("survey", __name__)
 log = logging.getLogger(__name__)
