@@ -32,6 +32,10 @@ def load_hub_config(path, required=("site", "db")) -> dict:
     ``retention`` sections checked and completed; ConfigError when the file is
     unreadable, lacks a ``required`` key or has a wrong section value."""
     config = load_json(path, required)
+    if str(config.get("db", "")).startswith(("postgresql://", "postgres://")):
+        raise ConfigError("the hub runs on its SQLite file so far: its queries are being ported "
+                          "to PostgreSQL (docs/scaling.md). `rounds-hub db migrate-to` copies "
+                          "the database there; keep \"db\" on the file meanwhile")
     for key in _PATHS:
         if isinstance(config.get(key), str):
             config[key] = str(Path(path).parent / config[key])

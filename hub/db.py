@@ -1,4 +1,13 @@
-"""The hub's SQLite database (WAL, synchronous=FULL) and its migrations."""
+"""The hub's SQLite database (WAL, synchronous=FULL) and its migrations.
+
+One migration history for both engines (issue 16): the functions below, in
+order (``HISTORY``), are applied to a SQLite file by sqlite-utils' Migrations
+and to a PostgreSQL database by ``hub.sql.migrate``, which hands each the
+same ``execute``/``executemany`` with its DDL in PostgreSQL's types
+(``hub.sql.dialect``). The two places the engines need different statements
+(the audit log's append-only triggers, widening a CHECK constraint) ask
+``is_postgresql(db)``.
+"""
 
 import json
 from contextlib import contextmanager, nullcontext
@@ -10,6 +19,19 @@ from sqlite_utils import Migrations
 from runtime.sqlite import Checkpointer, open_database
 
 migrations = Migrations("rounds-hub")
+HISTORY = []  # every migration function, in order, for both engines
+
+
+def migration(fn):
+    """Register ``fn`` as the next migration (sqlite-utils' and ``HISTORY``)."""
+    HISTORY.append(fn)
+    return migrations()(fn)
+
+
+def is_postgresql(db) -> bool:
+    """Whether a migration runs on PostgreSQL (``hub.sql.migrate``) rather
+    than on a SQLite file (a sqlite-utils Database)."""
+    return getattr(db, "backend", "sqlite") == "postgresql"
 
 # Every ingested record table has the record id as primary key (how duplicates
 # are absorbed), the node it came from, its node timestamp and arrival time.
@@ -17,7 +39,7 @@ _RECORD_COLUMNS = "id TEXT PRIMARY KEY, node TEXT NOT NULL, ts TEXT NOT NULL, " 
     "clock_synced INTEGER, received_at TEXT NOT NULL"
 
 
-@migrations()
+@migration
 def m001_initial(db):
     db.executescript(
         f"""
@@ -64,7 +86,7 @@ def m001_initial(db):
     )
 
 
-@migrations()
+@migration
 def m002_expected_attendees(db):
     """Who an event expects (departments and people), and the indexes the
     attendance and occupancy queries read by (zone, time). Plain statements,
@@ -108,7 +130,12 @@ _ROUTING_SEEDS = (
 )
 
 
-@migrations()
+# Tables m003 fills with seed rows (a copy into PostgreSQL replaces them with
+# the source's: hub.sql.transfer).
+SEEDED_TABLES = ("category_settings", "routing_rules")
+
+
+@migration
 def m003_tickets(db):
     """Snap-and-report on the hub: photos received, tickets and their history,
     routing, per-category settings, volunteer hours, Open311 API keys."""
@@ -171,7 +198,7 @@ def m003_tickets(db):
         _ROUTING_SEEDS)
 
 
-@migrations()
+@migration
 def m004_dashboard(db):
     """The dashboard: accounts and their roles, API tokens, login throttling,
     the audit log, departments, floor plans, and the indexes the board and
@@ -219,7 +246,7 @@ def m004_dashboard(db):
         db.execute(statement)
 
 
-@migrations()
+@migration
 def m005_clock_flags(db):
     """Records a node made before NTP set its clock (``clock_synced`` false):
     the node's own timestamp, and the offset the hub corrected them by (NULL
@@ -231,7 +258,7 @@ def m005_clock_flags(db):
     db.execute("CREATE INDEX clock_flags_node ON clock_flags(node, received_at)")
 
 
-@migrations()
+@migration
 def m006_dashboard_indexes(db):
     """Presence by zone and time window with ``first_seen`` in the index. The
     attendance queries (``zone = ? AND last_seen >= start AND first_seen <=
@@ -247,14 +274,14 @@ def m006_dashboard_indexes(db):
         db.execute(statement)
 
 
-@migrations()
+@migration
 def m007_site_settings(db):
     """Site-wide settings the hub pushes to every node (the staff Wi-Fi's SSID
     and passphrase), as JSON values by key."""
     db.execute("CREATE TABLE site_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
-@migrations()
+@migration
 def m008_english_names(db):
     """An optional English name beside the stored name of a department and a
     zone (a Chinese hospital stores its names in Chinese): shown to a reader
@@ -264,17 +291,24 @@ def m008_english_names(db):
         db.execute(statement)
 
 
-@migrations()
+@migration
 def m009_audit_log_append_only(db):
     """The audit log only grows: the app inserts rows and never changes or
     removes one. A retention job that must prune it drops these triggers,
     deletes and puts them back in one transaction, and logs what it removed."""
+    if is_postgresql(db):
+        db.execute("CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql "
+                   "AS 'BEGIN RAISE EXCEPTION ''the audit log is append-only''; END'")
     for verb in ("UPDATE", "DELETE"):
-        db.execute(f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
-                   "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+        if is_postgresql(db):
+            db.execute(f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
+                       "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()")
+        else:
+            db.execute(f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
+                       "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
 
 
-@migrations()
+@migration
 def m010_retention(db):
     """Retention (hub/retention.py): a photo removed when its time was up keeps a
     row (so a late duplicate report still finds it "arrived") with ``removed_at``
@@ -289,7 +323,7 @@ def m010_retention(db):
         db.execute(statement)
 
 
-@migrations()
+@migration
 def m011_surveys(db):
     """Satisfaction surveys (hub/surveys): questionnaires, each version kept as
     written (a response names the version it answered); tasks handed to
@@ -318,7 +352,7 @@ def m011_surveys(db):
         db.execute(statement)
 
 
-@migrations()
+@migration
 def m012_contests(db):
     """Live audience scoring (hub/contests): an event of kind ``contest`` has a
     scoring rule, acts in order (each opened and closed for scoring), named
@@ -346,7 +380,7 @@ def m012_contests(db):
         db.execute(statement)
 
 
-@migrations()
+@migration
 def m013_registration(db):
     """Registration for events (hub/schedule/registration.py): an event's
     registration window, capacity and who may register; each person's
@@ -372,7 +406,7 @@ def m013_registration(db):
         db.execute(statement)
 
 
-@migrations()
+@migration
 def m014_assessment(db):
     """Assessment items per year (hub/assessment): what counts (``measure``:
     credit hours or events attended of some kinds, approved volunteer hours,
@@ -389,7 +423,7 @@ def m014_assessment(db):
     )""")
 
 
-@migrations()
+@migration
 def m015_review_chain(db):
     """The staff record and its review chain (hub/records): entries a person
     files about themselves or the system makes (attendance, hours, accepted
@@ -419,25 +453,33 @@ def m015_review_chain(db):
         )""",
         "CREATE INDEX entry_reviews_entry ON entry_reviews(entry_id, id)",
         "ALTER TABLE staff ADD COLUMN branch TEXT",
-        """CREATE TABLE accounts_m015 (
-            username TEXT PRIMARY KEY,
-            password_hash TEXT,
-            role TEXT NOT NULL CHECK (role IN ('admin', 'office', 'dept_reviewer',
-                                               'branch_reviewer', 'committee_reviewer',
-                                               'staff')),
-            department TEXT, staff_id TEXT,
-            disabled INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, branch TEXT
-        )""",
-        "INSERT INTO accounts_m015 (username, password_hash, role, department, staff_id, "
-        "disabled, created_at) SELECT username, password_hash, role, department, staff_id, "
-        "disabled, created_at FROM accounts",
-        "DROP TABLE accounts",
-        "ALTER TABLE accounts_m015 RENAME TO accounts",
     ):
+        db.execute(statement)
+    roles = ("role IN ('admin', 'office', 'dept_reviewer', 'branch_reviewer', "
+             "'committee_reviewer', 'staff')")
+    if is_postgresql(db):
+        accounts = ("ALTER TABLE accounts DROP CONSTRAINT accounts_role_check",
+                    f"ALTER TABLE accounts ADD CONSTRAINT accounts_role_check CHECK ({roles})",
+                    "ALTER TABLE accounts ADD COLUMN branch TEXT")
+    else:  # SQLite cannot change a CHECK constraint: the table is copied
+        accounts = (
+            f"""CREATE TABLE accounts_m015 (
+                username TEXT PRIMARY KEY,
+                password_hash TEXT,
+                role TEXT NOT NULL CHECK ({roles}),
+                department TEXT, staff_id TEXT,
+                disabled INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, branch TEXT
+            )""",
+            "INSERT INTO accounts_m015 (username, password_hash, role, department, staff_id, "
+            "disabled, created_at) SELECT username, password_hash, role, department, staff_id, "
+            "disabled, created_at FROM accounts",
+            "DROP TABLE accounts",
+            "ALTER TABLE accounts_m015 RENAME TO accounts")
+    for statement in accounts:
         db.execute(statement)
 
 
-@migrations()
+@migration
 def m016_drafts(db):
     """Drafted summaries (hub/summaries): the text drafted from the data for an
     event or a person's year, per language, as edited on the hub, with the

@@ -9,7 +9,10 @@ PostgreSQL an advisory lock stands in for SQLite's single writer).
 ``hub.sql.dialect`` spells the few things the two engines write differently.
 SQLite stays the default; a ``postgresql://`` DSN selects PostgreSQL.
 
-This is the first building block: nothing in the hub uses it yet.
+Used so far by the one migration history (``hub.sql.migrate`` applies
+``hub.db.HISTORY`` to PostgreSQL; tests/test_hub_schema_pg.py proves the two
+schemas equal) and by ``rounds-hub db migrate-to`` (``hub.sql.transfer``).
+The hub's queries still run on SQLite only.
 """
 
 from .connection import Connection, Error, IntegrityError, TransactionAborted, connect

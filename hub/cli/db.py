@@ -1,0 +1,63 @@
+"""``rounds-hub db``: the hub's database, and moving it to PostgreSQL
+(hub/sql/transfer.py; docs/scaling.md says when)."""
+
+from pathlib import Path
+
+import click
+import psycopg
+
+from hub.cli.support import hub_config
+from hub.sql import transfer
+
+
+@click.group("db")
+def db_group():
+    """The hub's database: where it is, and copying it to PostgreSQL.
+
+    Example:
+
+    \b
+        rounds-hub --config /etc/rounds/site/hub.json db migrate-to \\
+            postgresql://rounds@db.example.org/rounds
+    """
+
+
+@db_group.command("migrate-to")
+@click.argument("dsn")
+@click.option("--batch", type=click.IntRange(100, 1_000_000), default=5000, show_default=True,
+              help="Rows read from SQLite at a time.")
+@click.pass_context
+def migrate_to(ctx, dsn, batch):
+    """Copy the hub's SQLite database into the empty PostgreSQL database DSN,
+    check every table's row count and checksum on both sides, and say what
+    to switch. Stop `rounds-hub ingest` and `web` first: rows written during
+    the copy are not in it. Nothing is committed unless every table copies.
+
+    Example:
+
+    \b
+        systemctl stop rounds-hub-ingest rounds-hub-web
+        rounds-hub --config /etc/rounds/site/hub.json db migrate-to \\
+            postgresql://rounds@db.example.org/rounds
+    """
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise click.BadParameter("give a postgresql://user@host/database DSN", param_hint="DSN")
+    path = hub_config(ctx)["db"]
+    if not Path(path).exists():
+        raise click.ClickException(f"hub database not found: {path}")
+    try:
+        copies = transfer.migrate_to(path, dsn, batch=batch, progress=click.echo)
+    except transfer.TransferError as exc:
+        raise click.ClickException(str(exc)) from None
+    except psycopg.Error as exc:
+        raise click.ClickException(f"PostgreSQL refused the copy (nothing was committed): "
+                                   f"{exc}".strip()) from None
+    rows = sum(copy.rows for copy in copies)
+    click.echo(f"Copied and verified {len(copies)} tables, {rows} rows, from {path}.")
+    click.echo("Keep hub.json's \"db\" on the SQLite file for now: the hub's queries are "
+               "being ported to PostgreSQL (issue 16, docs/scaling.md); this copy proves "
+               "the schema and the data move whole. Run it again into a fresh database "
+               "when the hub can switch.")
+
+
+COMMANDS = (db_group,)
