@@ -5,6 +5,7 @@ write that need not survive a power cut is committed without an fsync."""
 
 import fcntl
 import os
+import sqlite3
 import threading
 import time
 
@@ -57,7 +58,7 @@ def run_writers(app, fns, durable=None):
         with app.app_context():
             try:
                 outcomes[i] = writes.write(outbox, fn, durable=durable[i])
-            except ValueError as exc:
+            except (ValueError, sqlite3.Error) as exc:
                 outcomes[i] = exc
             finally:
                 outbox.close()
@@ -108,6 +109,23 @@ def test_a_failing_write_is_rolled_back_alone_and_raised_in_its_own_request(app)
     assert isinstance(outcomes[3], ValueError) and str(outcomes[3]) == "k3 refused"
     assert all(outcomes[i] == f"k{i}" for i in range(WRITERS) if i != 3)
     assert stored_keys(app) == {f"k{i}" for i in range(WRITERS) if i != 3}
+
+
+def test_a_write_that_ends_the_transaction_fails_its_whole_group(app):
+    """As SQLite does on a full disk: the transaction is gone, so nothing of
+    the group was saved, and every request of the group gets the error."""
+    def full_disk(writer: Outbox):
+        writer.conn.execute("ROLLBACK")
+        raise sqlite3.OperationalError("database or disk is full")
+    fns = [insert(f"k{i}") for i in range(WRITERS)]
+    fns[3] = full_disk
+    outcomes, _ = run_writers(app, fns)
+    assert outcomes[0] == "k0"  # committed alone before the others queued
+    for i in range(1, WRITERS):
+        assert isinstance(outcomes[i], sqlite3.OperationalError), outcomes[i]
+        assert "disk is full" in str(outcomes[i])
+    assert outcomes[1] is not outcomes[2]  # each request raises its own copy
+    assert stored_keys(app) == {"k0"}
 
 
 def test_a_lone_failing_write_saves_nothing(app):

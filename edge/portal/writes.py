@@ -64,18 +64,20 @@ class WriteInterrupted(RuntimeError):
 
 
 class _Write:
-    __slots__ = ("fn", "durable", "done", "result", "error")
+    __slots__ = ("fn", "durable", "done", "result", "error", "shared")
 
     def __init__(self, fn, durable):
         self.fn, self.durable = fn, durable
-        self.done, self.result, self.error = False, None, None
+        self.done, self.result, self.error, self.shared = False, None, None, False
 
     def outcome(self):
-        if self.error is not None:
+        if self.error is None:
+            return self.result
+        if self.shared:
             # A failed commit is every waiter's error: each raises its own
             # copy (a raise writes the traceback into the exception object).
             raise copy.copy(self.error)
-        return self.result
+        raise self.error
 
 
 class WriteQueue:
@@ -139,7 +141,9 @@ class WriteQueue:
         finally:
             for item in group:
                 if failure is not None:
-                    item.result, item.error = None, item.error or failure
+                    item.result = None
+                    if item.error is None:
+                        item.error, item.shared = failure, len(group) > 1
                 item.done = True
 
     @contextmanager
