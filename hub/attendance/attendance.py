@@ -531,4 +531,4 @@ def node_counts(db: Database) -> dict:
 
 def quarantine_count(db: Database) -> int:
     """How many malformed payloads or records the ingest has set aside."""
-    return db["quarantine"].count
+    return db.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]

@@ -105,6 +105,9 @@ def quarantine_row(topic, node, reason, payload, record_id=None, received_at=Non
             "record_id": record_id, "reason": reason, "payload": payload}
 
 
+_QUARANTINE = ("INSERT INTO quarantine (received_at, topic, node, record_id, reason, payload) "
+               "VALUES (:received_at, :topic, :node, :record_id, :reason, :payload)")
+
 _FLAG_CLOCK = (
     "INSERT INTO clock_flags (record_id, node, type, node_ts, offset_seconds, received_at) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
@@ -165,16 +168,16 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
         if registrations:
             refused = registration_records.apply_records(db, node, registrations)
             if refused:  # acknowledged all the same, as every quarantined record
-                db["quarantine"].insert_all(
+                conn.executemany(_QUARANTINE, [
                     quarantine_row(topic, node, reason, raw, raw["id"], received_at)
-                    for raw, reason in refused)
+                    for raw, reason in refused])
         bindings = by_kind.get("binding")
         if bindings:
             # row layout: id, node, ts, clock_synced, received_at, device, staff_id
             for row in sorted(bindings, key=lambda r: r[2]):
                 _apply_binding(conn, row[5], row[6], row[2], node)
         if quarantined:
-            db["quarantine"].insert_all(quarantined)
+            conn.executemany(_QUARANTINE, quarantined)
         if clock_flags:
             conn.executemany(_FLAG_CLOCK, [(rid, node, kind, node_ts, offset, received_at)
                                            for rid, kind, node_ts, offset in clock_flags])
@@ -238,11 +241,8 @@ def write_clean(db, node: str, clean: wire.Clean) -> None:
 
 
 def quarantine(db, **fields) -> None:
-    # BEGIN IMMEDIATE: sqlite-utils reads the table's schema before inserting,
-    # and a read upgraded to a write fails at once ("database is locked") when
-    # another connection (the downlink thread, the dashboard) wrote meanwhile.
     with write_transaction(db):
-        db["quarantine"].insert(quarantine_row(**fields))
+        db.conn.execute(_QUARANTINE, quarantine_row(**fields))
 
 
 def update_node_status(db, node: str, status: dict) -> None:
