@@ -5,8 +5,11 @@ reads context (hair, collar, the shape of a head on shoulders), and now and then
 (a few photos in a hundred, with the fresh noise) it finds the head in a blurred
 mosaic, where nothing that identifies the person is left. So a face is gone when:
 
-- every box the detector finds afterwards lies inside a region that was blurred
-  (no face was missed);
+- every box the detector finds afterwards is about a region that was blurred:
+  its centre lies in the region, or the region's centre lies in the box (at a
+  larger scale it may frame the blurred head with its shoulders, a box whose
+  centre is below the region: 1 photo in 100). A face the pipeline missed has
+  no blurred region there at all;
 - inside every blurred region the photo's fine structure is gone (it does not
   correlate with the original's), and
 - OpenCV's Haar cascades, which find faces by their eyes, nose and mouth, find
@@ -41,6 +44,15 @@ def inside(box, region, slack: int = 0) -> bool:
     return x0 - slack <= cx <= x1 + slack and y0 - slack <= cy <= y1 + slack
 
 
+def about(box, region) -> bool:
+    """Whether ``box`` (x, y, w, h) is about ``region`` (x0, y0, x1, y1): the
+    box's centre in the region, or the region's centre in the box."""
+    x, y, w, h = box
+    x0, y0, x1, y1 = region
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return inside(box, region) or (x <= cx <= x + w and y <= cy <= y + h)
+
+
 def fine_structure_kept(ref: np.ndarray, out: np.ndarray, region) -> float:
     """Correlation of the fine structure (image less its 3 px Gaussian) of ``out``
     with ``ref``'s inside ``region``: ~1 where untouched, ~0 where blurred."""
@@ -61,7 +73,7 @@ def assert_faces_gone(ref: np.ndarray, out: np.ndarray, regions, detected_after)
     haar_before = haar_faces(ref)
     assert [b for b in haar_before for r in regions if inside(b, r)], \
         "the Haar cascades must find a face in the original for their word to count"
-    missed = [b for b in detected_after if not any(inside(b, r) for r in regions)]
+    missed = [b for b in detected_after if not any(about(b, r) for r in regions)]
     assert not missed, f"faces found outside every blurred region: {missed}"
     for region in regions:
         x0, y0, x1, y1 = region
