@@ -9,7 +9,9 @@ Modules: ``probes`` (OS connectivity probes, the RFC 8908 API, the redirect of
 foreign hosts), ``device`` (which phone asks, and whose it is), ``auth`` (PIN
 check with rate limits), ``checkin`` (home page, check-in by PIN or by one
 tap), ``bind`` (bind this phone), ``me`` (my record), ``i18n`` (zh-CN / en),
-``registration`` (register for events, ``/register``).
+``registration`` (register for events, ``/register``), ``writes`` (every
+write, queued and committed in groups), ``fastflask`` (cached URL building
+and a lighter session cookie).
 
 Routes: ``/`` (start page: check-in form for an unknown device, "bind this
 phone" for an unbound one, "Hello" + one-tap check-in for a bound one),

@@ -234,7 +234,9 @@ class Stream:
         while True:
             try:
                 result = attempt()
-            except OSError:  # refused, reset or cut off: the portal is down
+            # Refused, reset or cut off (a worker killed between the answer's
+            # head and its body: http.client's IncompleteRead): the portal is down.
+            except (OSError, http.client.HTTPException):
                 result = None
             if result:
                 return result
