@@ -69,6 +69,14 @@ setup(
         "msgspec>=0.19,<1",
         "python-docx>=1.1,<2",
         "fpdf2>=2.8,<3",
+        # PostgreSQL's own driver (psycopg 3; the binary wheel bundles libpq, no
+        # compiler): hub/sql, the hub's second backend (issue 16), which `rounds-hub
+        # db migrate-to` uses, and the tests' throwaway clusters (tests/pg.py).
+        # hub/sql is a thin layer of our own over sqlite3 and psycopg rather than
+        # SQLAlchemy Core: the hub is raw, mostly portable SQL already, and a layer
+        # of placeholders, a dialect and serialised write transactions keeps that
+        # SQL as it is.
+        "psycopg[binary]>=3.2,<4",
     ],
     extras_require={
         "test": [
@@ -81,13 +89,6 @@ setup(
             "hypothesis>=6,<7",
             # Checks every /api/v1 response against the OpenAPI document's schemas.
             "jsonschema>=4.20,<5",
-            # PostgreSQL's own driver (psycopg 3; the binary wheel bundles libpq, no
-            # compiler): the tests' throwaway clusters (tests/pg.py) and hub/sql, the
-            # hub's second backend (issue 16). hub/sql is a thin layer of our own over
-            # sqlite3 and psycopg rather than SQLAlchemy Core: the hub is raw, mostly
-            # portable SQL already, and a layer of placeholders, a dialect and
-            # serialised write transactions keeps that SQL as it is.
-            "psycopg[binary]>=3.2,<4",
         ],
     },
     entry_points={
