@@ -1,18 +1,16 @@
 """``rounds-hub db``: the hub's database, and moving it to PostgreSQL
 (hub/sql/transfer.py; docs/scaling.md says when)."""
 
-from pathlib import Path
-
 import click
 import psycopg
 
-from hub.cli.support import hub_config
+from hub.cli.support import hub_db_path
 from hub.sql import transfer
 
 
 @click.group("db")
 def db_group():
-    """The hub's database: where it is, and copying it to PostgreSQL.
+    """The hub's database: copying it to PostgreSQL.
 
     Example:
 
@@ -42,9 +40,7 @@ def migrate_to(ctx, dsn, batch):
     """
     if not dsn.startswith(("postgresql://", "postgres://")):
         raise click.BadParameter("give a postgresql://user@host/database DSN", param_hint="DSN")
-    path = hub_config(ctx)["db"]
-    if not Path(path).exists():
-        raise click.ClickException(f"hub database not found: {path}")
+    path = hub_db_path(ctx, must_exist=True)
     try:
         copies = transfer.migrate_to(path, dsn, batch=batch, progress=click.echo)
     except transfer.TransferError as exc:

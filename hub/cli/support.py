@@ -20,13 +20,19 @@ def hub_config(ctx, required=("site", "db")) -> dict:
         raise click.ClickException(str(exc)) from None
 
 
-def open_hub_db(ctx, must_exist: bool = False):
-    """The hub database of the config; with ``must_exist``, a CLI error
-    rather than a new empty database when the file is missing."""
+def hub_db_path(ctx, must_exist: bool = False) -> str:
+    """The config's hub database file; with ``must_exist``, a CLI error when
+    it is missing."""
     path = hub_config(ctx)["db"]
     if must_exist and not Path(path).exists():
         raise click.ClickException(f"hub database not found: {path}")
-    return open_db(path)
+    return path
+
+
+def open_hub_db(ctx, must_exist: bool = False):
+    """The hub database of the config; with ``must_exist``, a CLI error
+    rather than a new empty database when the file is missing."""
+    return open_db(hub_db_path(ctx, must_exist))
 
 
 def cli_actor() -> str:
