@@ -234,10 +234,11 @@ def test_make_demo_shows_attendance_and_stops_on_ctrl_c(tmp_path):
         # Bound phones that never open the portal are checked in by presence alone,
         # and the two who leave early end up partial with the minutes they missed.
         assert any(r["method"] == "presence" for r in rows)
+        # The two leave a few seconds apart: wait for both, then check it is them.
         left_early = wait_for(
-            lambda: [r for r in checked_in() if r["status"] == "partial"
-                     and (r["early_leave_minutes"] or 0) > 5], timeout=120,
-            message="early leavers shown as partial")
+            lambda: (found := [r for r in checked_in() if r["status"] == "partial"
+                               and (r["early_leave_minutes"] or 0) > 5])[1:] and found,
+            timeout=120, message="both early leavers shown as partial")
         assert {r["staff_id"] for r in left_early} == {"D005", "D013"}
         # Snap-and-report: photos filed on the portal became routed tickets (the second
         # report of the spill attached as a duplicate), the office accepted one and the
