@@ -247,7 +247,9 @@ def main():
                                   ("pin", "edge.portal:create_app()", False),
                                   ("hello", "hello_app:app", True)):
             config = seed_node(tmp / name, n + args.warmup, args.staff)
-            env = dict(os.environ, ROUNDS_EDGE_CONFIG=str(config),
+            synced = tmp / name / "timesync-synchronized"  # a node in service: NTP has
+            synced.touch()                                  # set its clock
+            env = dict(os.environ, ROUNDS_EDGE_CONFIG=str(config), ROUNDS_TIMESYNC_FLAG=str(synced),
                        PYTHONPATH=f"{tmp / name}{os.pathsep}{ROOT}")
             proc, port = serve(target, env, log)
             try:

@@ -26,8 +26,10 @@ def get_outbox() -> Outbox:
     outbox = getattr(local, "outbox", None)
     if outbox is None:
         outbox = local.outbox = Outbox(current_app.config["NODE_DB"], node_clock())
-    g.db_used = True
     return outbox
+
+
+_UNSET = object()
 
 
 def get_db():
@@ -41,16 +43,19 @@ def node_clock() -> NodeClock:
 def current_event() -> dict | None:
     """The event a check-in made now counts for (``edge.checkins.event_now``:
     none while the node's clock is not set); looked up once per request."""
-    if "event_now" not in g:
-        g.event_now = event_now(get_state(), node_clock().now(), clock_synced())
-    return g.event_now
+    # g.get: one context lookup (``"x" in g`` then ``g.x`` is two)
+    found = g.get("event_now", _UNSET)
+    if found is _UNSET:
+        found = g.event_now = event_now(get_state(), node_clock().now(), clock_synced())
+    return found
 
 
 def clock_synced() -> bool | None:
     """The node clock's ``synced()``, asked once per request."""
-    if "clock_synced" not in g:
-        g.clock_synced = node_clock().synced()
-    return g.clock_synced
+    found = g.get("clock_synced", _UNSET)
+    if found is _UNSET:
+        found = g.clock_synced = node_clock().synced()
+    return found
 
 
 def clock_unset() -> bool:
@@ -61,9 +66,10 @@ def clock_unset() -> bool:
 def get_state() -> NodeState:
     """The node's state for this request; each document is read (and parsed)
     at most once per request."""
-    if "state" not in g:
-        g.state = _RequestState(get_db())
-    return g.state
+    state = g.get("state")
+    if state is None:
+        state = g.state = _RequestState(get_db())
+    return state
 
 
 class _RequestState(NodeState):
@@ -83,10 +89,9 @@ class _RequestState(NodeState):
 
 def close_db(exc=None) -> None:
     """End of request: leave no transaction open on this thread's connection."""
-    if g.pop("db_used", False):
-        conn = current_app.extensions["rounds_portal_db"].outbox.conn
-        if conn.in_transaction:
-            conn.rollback()
+    outbox = getattr(current_app.extensions["rounds_portal_db"], "outbox", None)
+    if outbox is not None and outbox.conn.in_transaction:
+        outbox.conn.rollback()
 
 
 def current_zone(state: NodeState) -> str | None:

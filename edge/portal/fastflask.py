@@ -8,16 +8,20 @@ a hall's worth of phones at once (bench/README.md, "portal"):
   so ``PortalFlask.url_for`` keeps what it built (bounded).
 - The session cookie: Flask builds a new itsdangerous serializer for every
   request and runs every value through its tagged JSON (for tuples, bytes,
-  datetimes...). The portal's session holds only JSON values (the CSRF token,
-  the language, a check-in's outcome), so ``PortalSessions`` signs plain
-  compact JSON with one serializer per key. Same signature scheme, same
-  cookie attributes.
+  datetimes...), and itsdangerous zlib-compresses every payload to see
+  whether it comes out shorter (a few-dozen-byte session of hex tokens does
+  not). The portal's session holds only JSON values (the CSRF token, the
+  language, a check-in's outcome), so ``PortalSessions`` signs plain compact
+  JSON, uncompressed, with one serializer per key. Same signature scheme,
+  same cookie attributes; a compressed cookie still reads.
 """
 
 import json
 
 from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import Serializer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 
 _URL_CACHE_SIZE = 4096
 
@@ -56,6 +60,13 @@ class _CompactJSON:
         return json.loads(text)
 
 
+class _UncompressedSerializer(URLSafeTimedSerializer):
+    def dump_payload(self, obj) -> bytes:
+        # base64 of the JSON, skipping the URL-safe mixin's zlib attempt;
+        # its load_payload reads both forms (compressed ones start with ".").
+        return base64_encode(Serializer.dump_payload(self, obj))
+
+
 class PortalSessions(SecureCookieSessionInterface):
     serializer = _CompactJSON()
 
@@ -66,5 +77,11 @@ class PortalSessions(SecureCookieSessionInterface):
         key = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
         signer = self._signers.get(key)
         if signer is None:
-            signer = self._signers[key] = super().get_signing_serializer(app)
+            if not app.secret_key:
+                return None
+            signer = self._signers[key] = _UncompressedSerializer(
+                [*key[1], key[0]],  # the current key last, as itsdangerous expects
+                salt=self.salt, serializer=self.serializer,
+                signer_kwargs={"key_derivation": self.key_derivation,
+                               "digest_method": self.digest_method})
         return signer

@@ -62,10 +62,11 @@ def parse(value) -> str | None:
 
 def lang() -> str:
     """This request's language: ``?lang=``, else the cookie, else Chinese."""
-    if "lang" not in g:
-        g.lang = (parse(request.args.get("lang")) or parse(session.get(_SESSION_KEY))
-                  or DEFAULT)
-    return g.lang
+    found = g.get("lang")
+    if found is None:
+        found = g.lang = (parse(request.args.get("lang")) or parse(session.get(_SESSION_KEY))
+                          or DEFAULT)
+    return found
 
 
 def _catalogue():
