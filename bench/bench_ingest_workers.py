@@ -1,5 +1,7 @@
 """Ingest throughput with 1, 2 and 4 workers (``rounds-hub ingest --workers N``,
-an MQTT v5 shared subscription) into one SQLite hub database, end to end.
+an MQTT v5 shared subscription) into one hub database, SQLite's file and a
+PostgreSQL database (a throwaway cluster of Debian's server, durable: fsync
+on, as tests/pg.py starts it), end to end.
 
 A real Mosquitto, run as a site runs it (user names as client ids, the
 generated ACL); the supervisor and its workers as real processes. Once every
@@ -8,8 +10,9 @@ worker has subscribed, two nodes publish a backlog of 500-record envelopes
 first publish until the hub database holds every record (polled every 50 ms
 over a separate connection).
 
-value: 2 workers (ingest_workers_2) and 4 workers (ingest_workers_4).
-peer:  1 worker, same backlog, same run.
+value: SQLite, 2 workers (ingest_workers_2) and 4 workers (ingest_workers_4);
+       PostgreSQL, 1, 2 and 4 workers (ingest_pg_workers_1, _2, _4).
+peer:  SQLite, 1 worker (its single writer), same backlog, same run.
 limit: the broker alone: the same envelopes to N shared-subscription members
        that only count them and acknowledge, no database (N = the value's).
 
@@ -19,7 +22,6 @@ limit: the broker alone: the same envelopes to N shared-subscription members
 import argparse
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -30,10 +32,12 @@ from pathlib import Path
 from _common import ROOT, Broker, mixed_records, write_result
 
 from hub.db import open_db
+from hub.sql import is_dsn
 from protocol import topics
 from protocol.records import make_envelope
 from provisioning.broker import ingest_worker_user
 from runtime.mqttclient import make_client
+from tests.pg import PostgresCluster
 from tests.support import wait_for
 
 SITE, NODES, GROUP, BATCH = "bench", ("n1", "n2"), "rounds-ingest-bench", 500
@@ -81,23 +85,28 @@ def publish_all(broker: Broker, batches) -> None:
         t.join()
 
 
-def stored(db_path: Path) -> int:
-    conn = sqlite3.connect(db_path)
+def stored(target) -> int:
+    db = open_db(target, migrate=False)
     try:
-        return sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES)
+        return sum(db.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES)
     finally:
-        conn.close()
+        db.close()
 
 
-def run_workers(tmp: Path, workers: int, batches, records: int) -> float:
-    """records/s with ``workers`` ingest processes, from a fresh broker and database."""
-    run_dir = tmp / f"workers-{workers}"
-    db_path = run_dir / "hub" / "hub.db"
+def run_workers(tmp: Path, workers: int, batches, records: int, pg=None) -> float:
+    """records/s with ``workers`` ingest processes, from a fresh broker and
+    database: a SQLite file, or a new database on the cluster ``pg``."""
+    run_dir = tmp / f"{'pg' if pg else 'sqlite'}-workers-{workers}"
+    (run_dir / "hub").mkdir(parents=True)
+    db_path = pg.create_database() if pg else run_dir / "hub" / "hub.db"
     open_db(db_path).close()
+    database = {"db": str(db_path)}
+    if is_dsn(db_path):
+        database["photos_dir"] = str(run_dir / "photos")
     with site_broker(run_dir / "broker") as broker:
         config = run_dir / "hub" / "hub.json"
         config.write_text(json.dumps({
-            "site": SITE, "db": str(db_path),
+            "site": SITE, **database,
             "mqtt": {"host": "127.0.0.1", "port": broker.port, "username": "hub",
                      "password": PASSWORDS["hub"], "share_group": GROUP,
                      "workers": [{"username": ingest_worker_user("hub", i),
@@ -171,14 +180,21 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         rates = {n: run_workers(tmp, n, batches, records) for n in (1, 2, MAX_WORKERS)}
-        limits = {n: run_broker_only(tmp, n, batches, records) for n in (2, MAX_WORKERS)}
-    label = (f"{records:,} records in 500-record envelopes from 2 nodes, one SQLite hub "
-             "database")
+        with PostgresCluster(tmp / "pg") as cluster:
+            pg_rates = {n: run_workers(tmp, n, batches, records, cluster)
+                        for n in (1, 2, MAX_WORKERS)}
+        limits = {n: run_broker_only(tmp, n, batches, records) for n in (1, 2, MAX_WORKERS)}
+    label = f"{records:,} records in 500-record envelopes from 2 nodes"
+    broker_alone = ("the broker alone: {n} shared-subscription member(s) that only count "
+                    "and ack, no database")
     for n in (2, MAX_WORKERS):
         write_result(f"ingest_workers_{n}", "records/s", rates[n], True,
-                     (f"1 worker, {label}", rates[1]),
-                     (f"the broker alone: {n} shared-subscription members that only count "
-                      "and ack, no database", limits[n]))
+                     (f"1 worker, {label}, one SQLite hub database", rates[1]),
+                     (broker_alone.format(n=n), limits[n]))
+    for n in (1, 2, MAX_WORKERS):
+        write_result(f"ingest_pg_workers_{n}", "records/s", pg_rates[n], True,
+                     (f"SQLite's single writer (1 worker), {label}", rates[1]),
+                     (broker_alone.format(n=n), limits[n]))
 
 
 if __name__ == "__main__":

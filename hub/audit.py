@@ -9,7 +9,7 @@ import json
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from hub.db import delete_batches
+from hub.db import delete_batches, is_postgresql
 from protocol.clock import iso
 
 _COLUMNS = ("id", "at", "who", "action", "target", "detail")
@@ -76,6 +76,11 @@ def prune(db, before: str, *, batch: int = 500, dry_run: bool = False) -> int:
 
 @contextmanager
 def _triggers_lifted(db):
+    if is_postgresql(db):  # transactional DDL: back on at COMMIT or ROLLBACK alike
+        db.conn.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+        yield
+        db.conn.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
+        return
     triggers = db.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
                                "AND tbl_name = 'audit_log'").fetchall()
     for name, _ in triggers:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hub import retention
 from hub.records import review
+from hub.sql import is_dsn
 from runtime.settings import ConfigError, load_json
 
 _PATHS = ("db", "photos_dir")
@@ -32,11 +33,9 @@ def load_hub_config(path, required=("site", "db")) -> dict:
     ``retention`` sections checked and completed; ConfigError when the file is
     unreadable, lacks a ``required`` key or has a wrong section value."""
     config = load_json(path, required)
-    if str(config.get("db", "")).startswith(("postgresql://", "postgres://")):
-        raise ConfigError("the hub runs on its SQLite file so far: its queries are being ported "
-                          "to PostgreSQL (docs/scaling.md). `rounds-hub db migrate-to` copies "
-                          "the database there; keep \"db\" on the file meanwhile")
     for key in _PATHS:
+        if key == "db" and is_dsn(config.get(key, "")):
+            continue  # a PostgreSQL DSN (docs/scaling.md), not a file
         if isinstance(config.get(key), str):
             config[key] = str(Path(path).parent / config[key])
     config["open311"] = open311_settings(config.get("open311"))

@@ -13,10 +13,12 @@ import json
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import sqlite_utils
 from sqlite_utils import Migrations
 
 from runtime.sqlite import Checkpointer, open_database
+
+from hub.sql.connection import Connection, connect, is_dsn
+from hub.sql.migrate import apply as apply_migrations
 
 migrations = Migrations("rounds-hub")
 HISTORY = []  # every migration function, in order, for both engines
@@ -491,9 +493,16 @@ def m016_drafts(db):
     )""")
 
 
-def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
-    """Open (and, unless ``migrate`` is False, migrate) the hub database at ``path``."""
-    return open_database(path, migrations if migrate else None)
+def open_db(target: str | Path, migrate: bool = True):
+    """Open (and, unless ``migrate`` is False, migrate) the hub database:
+    a SQLite file's path (a sqlite-utils Database) or a ``postgresql://``
+    DSN (a ``hub.sql.Connection``, which answers the same calls)."""
+    if is_dsn(target):
+        conn = connect(target)
+        if migrate:
+            apply_migrations(conn, HISTORY)
+        return conn
+    return open_database(target, migrations if migrate else None)
 
 
 # The ingest writer's page cache: a batch touches pages all over the staff,
@@ -509,6 +518,9 @@ def ingest_writer(path: str | Path):
     instead of inside its commits."""
     db = open_db(path)
     try:
+        if is_dsn(path):  # PostgreSQL checkpoints and caches on its own
+            yield db
+            return
         db.execute(f"PRAGMA cache_size = -{INGEST_CACHE_KIB}")
         with Checkpointer(db, path):
             yield db
@@ -517,10 +529,16 @@ def ingest_writer(path: str | Path):
 
 
 @contextmanager
-def write_transaction(db):
+def write_transaction(db, lock: str | None = "hub"):
     """A write transaction: a savepoint inside the caller's transaction, else
     ``BEGIN IMMEDIATE`` (take the write lock before reading, so a concurrent
-    writer makes us wait instead of failing the upgrade)."""
+    writer makes us wait instead of failing the upgrade). On PostgreSQL, a
+    ``hub.sql.Connection``'s own (an advisory lock named ``lock`` stands in
+    for the one writer; ``None``: none, see ``Connection.write_transaction``)."""
+    if isinstance(db, Connection):
+        with db.write_transaction(lock):
+            yield db
+        return
     if db.conn.in_transaction:
         with db.atomic():
             yield db
@@ -547,6 +565,8 @@ def delete_batches(db, table: str, where: str, params=(), *, batch: int = 500,
     if dry_run:
         return db.conn.execute(f"SELECT count(*) FROM {table} WHERE {where}",
                                params).fetchone()[0]
+    if isinstance(db, Connection):
+        return _delete_batches_postgresql(db, table, where, params, batch, around)
     done, last = 0, 0
     while True:
         with write_transaction(db):
@@ -562,3 +582,17 @@ def delete_batches(db, table: str, where: str, params=(), *, batch: int = 500,
             return done
         last = ids[-1]
 
+
+def _delete_batches_postgresql(db, table, where, params, batch, around) -> int:
+    """``delete_batches`` on PostgreSQL: no rowid there; each batch deletes
+    up to ``batch`` of the rows still matching, by their physical address
+    (ctid), in its own transaction."""
+    done = 0
+    while True:
+        with write_transaction(db), around(db) if around else nullcontext():
+            deleted = db.conn.execute(
+                f"DELETE FROM {table} WHERE ctid IN "
+                f"(SELECT ctid FROM {table} WHERE {where} LIMIT ?)", (*params, batch)).rowcount
+        done += deleted
+        if deleted < batch:
+            return done

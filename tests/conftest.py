@@ -21,6 +21,7 @@ from runtime.settings import MqttSettings
 
 from .hubweb import make_app
 from .pg import make_fixtures
+from .pgtables import TablesConnection
 from .support import free_port, wait_for  # noqa: F401 - re-exported for the tests
 
 SITE = "test"
@@ -62,25 +63,92 @@ def hub_db_path(tmp_path):
     return tmp_path / "hub" / "hub.db"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub_target(request, tmp_path):
+    """The hub database of a test that runs on both backends (issue 16): a
+    SQLite file's path, then a fresh migrated PostgreSQL database's DSN.
+    ``hub.db.open_db`` opens and migrates either."""
+    if request.param == "sqlite":
+        return tmp_path / "hub.db"
+    return request.getfixturevalue("pg_hub_dsn")
+
+
 @pytest.fixture
 def node_db_path(tmp_path):
     return tmp_path / "n1" / "node.db"
 
 
+# The backend of the ``hub_db``/``hub_app`` tests: SQLite, or with
+# ROUNDS_TEST_HUB_BACKEND=postgresql (make test's second pass, make test-pg) a
+# fresh PostgreSQL database per test.
+HUB_BACKEND = os.environ.get("ROUNDS_TEST_HUB_BACKEND", "sqlite")
+
+
+def pytest_collection_modifyitems(config, items):
+    """On the PostgreSQL pass, only the tests on the hub's database fixtures
+    (``hub_location``: ``hub_db``, ``hub_app``) run; the rest ran on the
+    SQLite pass, and the ``hub_target`` tests run on both backends there."""
+    if HUB_BACKEND != "postgresql":
+        return
+    kept = [item for item in items if "hub_location" in getattr(item, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def pg_hub_template(pg_cluster):
+    """A migrated, empty hub database on the session's PostgreSQL, copied for
+    each test that asks for ``pg_hub_dsn`` (a copy takes a fraction of the
+    migrations' time)."""
+    dsn = pg_cluster.create_database("hub_template")
+    open_db(dsn).close()
+    return "hub_template"
+
+
 @pytest.fixture
-def hub_db(tmp_path):
-    """A new hub database for a dashboard test: ``tmp_path / "hub.db"``
-    (photos default to ``tmp_path / "photos"`` beside it), migrated, closed
-    after the test. A test module adds its own data in a ``db`` fixture on it."""
-    database = open_db(tmp_path / "hub.db")
+def pg_hub_dsn(pg_cluster, pg_hub_template):
+    """A fresh, migrated hub database on PostgreSQL; dropped after the test."""
+    dsn = pg_cluster.create_database(template=pg_hub_template)
+    yield dsn
+    pg_cluster.drop_database(dsn.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def hub_location(request, tmp_path):
+    """Where this test's hub database is: ``tmp_path / "hub.db"``, or on the
+    PostgreSQL pass a fresh migrated database's DSN (``pg_hub_dsn``)."""
+    if HUB_BACKEND == "postgresql":
+        return request.getfixturevalue("pg_hub_dsn")
+    return tmp_path / "hub.db"
+
+
+def hub_db_settings(location, tmp_path) -> dict:
+    """hub.json's database keys for ``location``: ``{"db": path}``, or for a
+    PostgreSQL DSN also the session key and photos directory a hub on a
+    database server names itself."""
+    if isinstance(location, str) and location.startswith("postgresql://"):
+        return {"db": location, "secret_key": "test-hub-secret",
+                "photos_dir": str(tmp_path / "photos")}
+    return {"db": str(location)}
+
+
+@pytest.fixture
+def hub_db(hub_location):
+    """A new hub database for a dashboard test (``hub_location``; photos in
+    ``tmp_path / "photos"``), migrated, closed after the test. A test module
+    adds its own data in a ``db`` fixture on it."""
+    database = open_db(hub_location)
+    if HUB_BACKEND == "postgresql":  # migrated; now with the tests' table calls
+        database.close()
+        database = TablesConnection.open(hub_location)
     yield database
     database.close()
 
 
 @pytest.fixture
-def hub_app(tmp_path, hub_db):
-    """The real web app on ``hub_db``'s file (``tests/hubweb.py`` make_app)."""
-    return make_app(tmp_path / "hub.db")
+def hub_app(tmp_path, hub_location, hub_db):
+    """The real web app on ``hub_db``'s database (``tests/hubweb.py`` make_app)."""
+    return make_app(hub_location, PHOTOS_DIR=str(tmp_path / "photos"))
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from hub.db import open_db
 from hub.people import accounts
+from hub.sql import is_dsn
 from hub.web import create_app
 
 from .openapi_check import install
@@ -19,6 +20,8 @@ _META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 def make_app(db_path, **config):
     """The hub app on ``db_path``; every /api/v1 response it gives is checked
     against the OpenAPI document (tests/openapi_check.py)."""
+    if is_dsn(db_path):  # no file beside which to keep a session key
+        config.setdefault("SECRET_KEY", "test-hub-secret")
     app = create_app({"TESTING": True, "HUB_DB": str(db_path), "SITE": "general-hospital",
                       **config})
     install(app)

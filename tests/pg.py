@@ -368,12 +368,14 @@ class PostgresCluster:
     def dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
 
-    def create_database(self, name: str | None = None) -> str:
-        """A new empty database (TEMPLATE template0, UTF8, C); its DSN."""
+    def create_database(self, name: str | None = None, template: str = "template0") -> str:
+        """A new database (UTF8, C), empty or a copy of ``template`` (a
+        database nobody is connected to); its DSN."""
         name = name or f"test_{next(self._db_names)}"
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' "
-                                 "LC_COLLATE 'C' LC_CTYPE 'C'").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} ENCODING 'UTF8' "
+                                 "LC_COLLATE 'C' LC_CTYPE 'C'").format(
+                                     sql.Identifier(name), sql.Identifier(template)))
         return self.dsn(name)
 
     def drop_database(self, name: str) -> None:

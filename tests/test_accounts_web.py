@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from hub.cli.main import main as hub_main
 from hub.people import account_admin, roster
 
+from .conftest import hub_db_settings
 from .hubweb import PASSWORD, post_json, sign_in, signed_in
 
 NEW_PASSWORD = "a much longer secret"
@@ -161,9 +162,10 @@ def test_office_sets_a_roster_accounts_password_but_not_an_admins(app, db):
 
 
 @pytest.fixture
-def config(tmp_path, db):
+def config(tmp_path, hub_location, db):
     path = tmp_path / "hub.json"
-    path.write_text(json.dumps({"site": "general-hospital", "db": str(tmp_path / "hub.db")}))
+    path.write_text(json.dumps({"site": "general-hospital",
+                                **hub_db_settings(hub_location, tmp_path)}))
     return path
 
 

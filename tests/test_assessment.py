@@ -12,7 +12,6 @@ import pytest
 
 from hub.assessment import items, progress
 from hub.assessment.items import ItemError
-from hub.db import open_db
 from protocol.clock import iso
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -24,8 +23,8 @@ def at(month, day, hour=2):
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "hub.db")
+def db(hub_db):
+    database = hub_db  # closed by hub_db
     with database.conn:
         database["staff"].insert_all([
             {"staff_id": "N1", "name": "N1", "department": "nursing", "role": "staff"},
@@ -82,7 +81,6 @@ def db(tmp_path):
         items.save(database, 2026, "deeds", "好人好事", "entries", 2,
                    entry_kinds=["good_deed", "thanks_letter"])
     yield database
-    database.close()
 
 
 def entry(db, staff, kind, state, *, source_ref=None, occurred_on="2026-03-01",

@@ -15,7 +15,6 @@ import pytest
 from hub.attendance import attendance
 from hub.attendance.attendance import (attendance_report, event_attendance, expected_staff, get_expected,
                             list_events, merge_intervals, set_expected)
-from hub.db import open_db
 from hub.ingest.store import write_batch
 from protocol.clock import iso
 from protocol.records import validate
@@ -77,11 +76,10 @@ def add_staff(db, staff_id, name, department="Nursing"):
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "hub.db")
+def db(hub_db):
+    database = hub_db  # closed by hub_db
     add_event(database)
     yield database
-    database.close()
 
 
 def rows_by_id(db, now=AFTER, event_id="ev"):

@@ -106,7 +106,6 @@ def test_a_pin_reset_is_audited_without_the_pin(office, db):
 
 def test_the_audit_log_is_append_only(db):
     audit.record(db, "someone", "staff.update", "staff:N1")
-    db.conn.commit()
     for statement in ("UPDATE audit_log SET who = 'nobody'", "DELETE FROM audit_log"):
         with pytest.raises(Exception, match="append-only"):
             db.conn.execute(statement)

@@ -43,9 +43,9 @@ def test_password_sign_in_lands_on_the_role_home_and_is_audited(app, db):
     assert audit_actions(db) == ["login"]
 
 
-def test_session_cookie_is_httponly_and_samesite(tmp_path, db):
+def test_session_cookie_is_httponly_and_samesite(hub_location, tmp_path, db):
     add_account(db, "office1", "office")
-    app = make_app(tmp_path / "hub.db")
+    app = make_app(hub_location, PHOTOS_DIR=str(tmp_path))
     app.testing = False  # cookie flags as in production
     app.config["SESSION_COOKIE_SECURE"] = True
     response = sign_in(app.test_client(), "office1")

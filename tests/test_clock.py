@@ -10,7 +10,6 @@ import pytest
 
 from edge import health
 from edge.outbox import Outbox
-from hub.db import open_db
 from hub.ingest.store import write_batch
 from protocol.clock import iso
 from protocol.records import Clock, parse_envelope
@@ -20,10 +19,8 @@ SKEW = timedelta(days=-400)  # a Pi that booted thinking it is last year
 
 
 @pytest.fixture
-def hub(tmp_path):
-    db = open_db(tmp_path / "hub.db")
-    yield db
-    db.close()
+def hub(hub_db):
+    return hub_db
 
 
 def presence(first: datetime, last: datetime, boot="boot-1", synced=False) -> dict:

@@ -13,7 +13,6 @@ import pytest
 
 from hub.contests import acts, scoring
 from hub.contests.acts import ContestError, Rule
-from hub.db import open_db
 from hub.ingest import downlink
 from hub.ingest.store import write_batch
 from protocol.clock import iso
@@ -25,8 +24,8 @@ AUDIENCE = [f"A{n:03d}" for n in range(300)]
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "hub.db")
+def db(hub_db):
+    database = hub_db  # closed by hub_db
     with database.conn:
         database["staff"].insert_all([{"staff_id": s, "name": s, "department": "nursing",
                                        "role": "staff"} for s in JUDGES + AUDIENCE + ["X001"]])
@@ -42,7 +41,6 @@ def db(tmp_path):
                      {"act": "a2", "title": "合理用药", "performers": "药剂科"},
                      {"act": "a3", "title": "急救常识", "performers": "急诊科"}], JUDGES)
     yield database
-    database.close()
 
 
 def score(staff, act, value, seconds):

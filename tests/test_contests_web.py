@@ -23,6 +23,7 @@ from hub.ingest.store import write_batch
 from protocol.clock import iso
 from protocol.records import validate
 
+from .conftest import hub_db_settings
 from .hubweb import signed_in
 from .support import wait_for
 from .test_browser import _up, chromium, serve, sign_in
@@ -129,7 +130,7 @@ def test_roles(hub_app, db):
     assert staff.get("/api/v1/events/nope/contest").status_code == 404
 
 
-def test_a_score_reaches_the_big_screen_without_a_reload(hub_app, db, tmp_path):
+def test_a_score_reaches_the_big_screen_without_a_reload(hub_app, db, tmp_path, hub_location):
     """Headless Chromium on the screen page (under gunicorn, as in the hall); a
     score is ingested; the page's own polling shows it, no reload."""
     set_up(signed_in(hub_app, db, "office"))
@@ -137,8 +138,8 @@ def test_a_score_reaches_the_big_screen_without_a_reload(hub_app, db, tmp_path):
     with db.conn:
         accounts.create(db, "hall-screen", "staff", "hall-screen-pass-2468", staff_id="A2")
     conf = tmp_path / "hub.json"
-    conf.write_text(json.dumps({"site": "test", "db": str(tmp_path / "hub.db"), "mqtt": {},
-                                "web": {"secure_cookies": False}}))
+    conf.write_text(json.dumps({"site": "test", **hub_db_settings(hub_location, tmp_path),
+                                "mqtt": {}, "web": {"secure_cookies": False}}))
     log = open(tmp_path / "web.log", "ab")
     web, url = serve("hub.web:create_app()", dict(os.environ, ROUNDS_HUB_CONFIG=str(conf)), log)
     browser = chromium("1280,720", "--lang=zh-CN")

@@ -6,6 +6,7 @@ import pytest
 
 from .hubweb import signed_in
 from .hubworld import world
+from .pgtables import table_names
 from .test_roles import example_url
 
 # Routes that need no CSRF token, and why.
@@ -27,9 +28,7 @@ def _post_rules(app):
 
 
 def _snapshot(db) -> dict:
-    tables = [row[0] for row in db.conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-        "AND name NOT IN ('login_failures', '_sqlite_migrations')")]
+    tables = [name for name in table_names(db) if name != "login_failures"]
     return {table: db.conn.execute(f'SELECT * FROM "{table}" ORDER BY 1').fetchall()
             for table in tables}
 

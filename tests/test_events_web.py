@@ -12,6 +12,7 @@ import pytest
 from hub import audit
 from hub.attendance.attendance import get_expected
 from hub.ingest.downlink import node_config_document
+from hub.sql import dialect_of
 from protocol.clock import iso
 
 from .hubweb import csrf_token, office_session, post_json, signed_in
@@ -125,7 +126,8 @@ def test_a_second_event_of_the_same_title_and_day_gets_its_own_id(client, db):
     post_form(client, "/events/new", form(title="手卫生"))
 
     day = f"{tomorrow():%Y%m%d}"
-    assert [r[0] for r in db.conn.execute("SELECT id FROM events ORDER BY rowid")] == [
+    assert [r[0] for r in db.conn.execute(
+        f"SELECT id FROM events ORDER BY {dialect_of(db).insertion_order}")] == [
         f"{day}-hand-hygiene", f"{day}-hand-hygiene-2", f"{day}-event"]
 
 
@@ -202,7 +204,8 @@ def test_edit_keeps_the_id_and_replaces_who_is_expected(client, db):
 def test_delete_needs_confirmation_and_refuses_attended_events(client, db):
     post_form(client, "/events/new", form())
     post_form(client, "/events/new", form(title="Fire drill"))
-    hygiene, drill = [r[0] for r in db.conn.execute("SELECT id FROM events ORDER BY rowid")]
+    hygiene, drill = [r[0] for r in db.conn.execute(
+        f"SELECT id FROM events ORDER BY {dialect_of(db).insertion_order}")]
     ingest(db, {**checkin("N1", 0, method="portal"), "event_id": drill})
     token = csrf_token(client, f"/events/{hygiene}/edit")
 

@@ -16,9 +16,9 @@ from hub import audit
 from hub.attendance import exports
 from hub.attendance.attendance import set_expected
 from hub.cli.main import main
-from hub.db import open_db
 from hub.tickets import hours, tickets
 
+from .conftest import hub_db_settings
 from .test_attendance import (AFTER, add_event, add_staff, binding, checkin, ingest, presence,
                               ts)
 from .test_tickets import file as file_report
@@ -60,10 +60,9 @@ def build_records(db) -> dict:
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "hub.db")
+def db(hub_db):
+    database = hub_db  # closed by hub_db
     yield database
-    database.close()
 
 
 @pytest.fixture
@@ -273,10 +272,10 @@ def exports_tz():
 # -- rounds-hub export -------------------------------------------------------------
 
 @pytest.fixture
-def config(tmp_path, db, built):
+def config(tmp_path, hub_location, db, built):
     path = tmp_path / "hub.json"
-    path.write_text(json.dumps({"site": "general-hospital", "db": "hub.db",
-                                "timezone": "Asia/Shanghai"}))
+    path.write_text(json.dumps({"site": "general-hospital", "timezone": "Asia/Shanghai",
+                                **hub_db_settings(hub_location, tmp_path)}))
     return str(path)
 
 

@@ -4,7 +4,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub.db import open_db
 from hub.tickets import hotspots, tickets
 from protocol.clock import iso
 
@@ -28,10 +27,9 @@ def history(db, zone, category, days_ago):
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "hub.db")
+def db(hub_db):
+    database = hub_db  # closed by hub_db
     yield database
-    database.close()
 
 
 def flags(db):
@@ -93,8 +91,8 @@ def test_poisson_tail():
     assert hotspots.poisson_tail(3, 0) == 0.0
 
 
-def test_api_hotspots(tmp_path, db):
-    client = signed_in(make_app(tmp_path / "hub.db"), db, "office")
+def test_api_hotspots(hub_app, db):
+    client = signed_in(hub_app, db, "office")
     now = datetime.now(timezone.utc)
     offset = (now - T0).total_seconds() / 60
     for i, hours_ago in enumerate((2, 20, 40, 60)):

@@ -15,6 +15,7 @@ from hub.config import load_hub_config
 from hub.db import open_db, write_transaction
 from hub.ingest.store import ingest_batch
 from hub.sql import connect, transfer
+from hub.web import create_app
 from protocol import topics
 from protocol.records import make_envelope
 from runtime.settings import ConfigError
@@ -128,9 +129,15 @@ def test_only_a_postgresql_dsn_is_taken(hub):
     assert result.exit_code == 2 and "postgresql://" in result.output
 
 
-def test_a_hub_config_naming_postgresql_is_refused_until_the_port_lands(tmp_path, pg_dsn):
+def test_a_hub_config_may_name_postgresql_with_its_key_and_photos(tmp_path, pg_dsn):
+    """The DSN is kept as written (not resolved as a file beside hub.json); the
+    dashboard asks for what it would otherwise keep beside the database file."""
     config = tmp_path / "hub.json"
     config.write_text(json.dumps({"site": SITE, "db": pg_dsn}))
-    with pytest.raises(ConfigError, match="migrate-to"):
-        load_hub_config(config)
+    assert load_hub_config(config)["db"] == pg_dsn
+    with pytest.raises(ConfigError, match="SECRET_KEY and PHOTOS_DIR"):
+        create_app({"HUB_DB": pg_dsn, "SITE": SITE})
+    app = create_app({"HUB_DB": pg_dsn, "SITE": SITE, "SECRET_KEY": "k",
+                      "PHOTOS_DIR": str(tmp_path / "photos"), "TESTING": True})
+    assert app.test_client().get("/login").status_code == 200
     assert not any(p.name.startswith("postgresql") for p in tmp_path.rglob("*"))

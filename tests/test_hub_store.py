@@ -1,4 +1,5 @@
-"""How ingested records land in the hub database (real SQLite)."""
+"""How ingested records land in the hub database, on both backends (a real
+SQLite file, a real PostgreSQL database: ``hub_target``)."""
 
 import uuid
 
@@ -22,8 +23,8 @@ def devices(db):
     return sorted(db.conn.execute("SELECT device, staff_id FROM devices").fetchall())
 
 
-def test_a_rebind_replaces_the_persons_older_phone(tmp_path):
-    db = open_db(tmp_path / "hub.db")
+def test_a_rebind_replaces_the_persons_older_phone(hub_target):
+    db = open_db(hub_target)
     write_batch(db, "t", "n1", [binding("00000000000000a1", "D001", "2026-11-24T08:00:00.000Z"),
                                 binding("00000000000000b1", "N002", "2026-11-24T08:00:00.000Z")],
                 [])
@@ -38,8 +39,8 @@ def test_a_rebind_replaces_the_persons_older_phone(tmp_path):
         "00000000000000a2", "00000000000000b1"}
 
 
-def test_a_presence_id_extends_its_interval_and_never_shrinks_it(tmp_path):
-    db = open_db(tmp_path / "hub.db")
+def test_a_presence_id_extends_its_interval_and_never_shrinks_it(hub_target):
+    db = open_db(hub_target)
     rid = str(uuid.uuid4())
     write_batch(db, "t", "n1", [presence(rid, "2026-11-24T08:10:00.000Z")], [])
     write_batch(db, "t", "n1", [presence(rid, "2026-11-24T08:20:00.000Z", closed=True,
@@ -49,8 +50,8 @@ def test_a_presence_id_extends_its_interval_and_never_shrinks_it(tmp_path):
         ("2026-11-24T08:20:00.000Z", 1, "D001")]
 
 
-def test_duplicate_ids_are_ignored_and_reported_for_ack(tmp_path):
-    db = open_db(tmp_path / "hub.db")
+def test_duplicate_ids_are_ignored_and_reported_for_ack(hub_target):
+    db = open_db(hub_target)
     record = binding("00000000000000a1", "D001", "2026-11-24T08:00:00.000Z")
     assert write_batch(db, "t", "n1", [record], []) == [record["id"]]
     assert write_batch(db, "t", "n1", [record], []) == [record["id"]]

@@ -42,8 +42,8 @@ def db(hub_db):
 
 
 @pytest.fixture
-def app(tmp_path, db):
-    return make_app(tmp_path / "hub.db", SECRET_KEY="feed-test-secret")
+def app(hub_location, tmp_path, db):
+    return make_app(hub_location, SECRET_KEY="feed-test-secret", PHOTOS_DIR=str(tmp_path))
 
 
 def feed(app, kind: str, name: str) -> str:

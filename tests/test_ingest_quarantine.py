@@ -1,13 +1,15 @@
-"""Malformed uplinks land in quarantine with a reason; ingest keeps going."""
+"""Malformed uplinks land in quarantine with a reason; ingest keeps going. On
+both backends (``hub_target``: a SQLite file, a PostgreSQL database)."""
 
 import json
 import os
-import sqlite3
 import uuid
 
 import paho.mqtt.client as mqtt
 import pytest
 
+from hub.db import open_db
+from hub.sql import Error as sql_errors
 from protocol import topics
 from protocol.clock import now_iso
 from protocol.records import make_envelope
@@ -39,14 +41,15 @@ def publish(broker):
     client.loop_stop()
 
 
-def rows(db_path, sql):
-    conn = sqlite3.connect(db_path)
+def rows(target, sql):
+    """The rows of ``sql`` in the hub database, [] before ingest made its tables."""
+    db = open_db(target, migrate=False)
     try:
-        return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:
+        return [tuple(row) for row in db.conn.execute(sql).fetchall()]
+    except sql_errors:
         return []
     finally:
-        conn.close()
+        db.close()
 
 
 BAD_PAYLOADS = [
@@ -58,23 +61,23 @@ BAD_PAYLOADS = [
 ]
 
 
-def test_malformed_envelopes_are_quarantined_and_ingest_keeps_going(broker, hub_db_path,
+def test_malformed_envelopes_are_quarantined_and_ingest_keeps_going(broker, hub_target, tmp_path,
                                                                    publish):
-    with running_ingest(broker, hub_db_path):
+    with running_ingest(broker, hub_target, photos_dir=tmp_path / "photos"):
         for payload, _ in BAD_PAYLOADS:
             publish(payload)
         good = good_checkin()
         publish(make_envelope("n1", [good]))
-        wait_for(lambda: rows(hub_db_path, "SELECT id FROM checkins") == [(good["id"],)],
+        wait_for(lambda: rows(hub_target, "SELECT id FROM checkins") == [(good["id"],)],
                  message="the good batch after the bad ones")
-    quarantined = rows(hub_db_path, "SELECT reason, length(payload) FROM quarantine ORDER BY id")
+    quarantined = rows(hub_target, "SELECT reason, length(payload) FROM quarantine ORDER BY id")
     assert len(quarantined) == len(BAD_PAYLOADS)
     for (reason, size), (payload, expected) in zip(quarantined, BAD_PAYLOADS):
         assert expected in reason
         assert size == len(payload)  # the raw payload is kept whole
 
 
-def test_bad_records_are_quarantined_beside_good_ones_and_all_acked(broker, hub_db_path,
+def test_bad_records_are_quarantined_beside_good_ones_and_all_acked(broker, hub_target, tmp_path,
                                                                     publish):
     acks = []
     listener = make_client("ack-listener", broker.settings("n1"))
@@ -90,21 +93,21 @@ def test_bad_records_are_quarantined_beside_good_ones_and_all_acked(broker, hub_
         good_checkin(method="carrier pigeon"),
     ]
     try:
-        with running_ingest(broker, hub_db_path):
+        with running_ingest(broker, hub_target, photos_dir=tmp_path / "photos"):
             publish(make_envelope("n1", [good, *bad], batch="b-1"))
             wait_for(lambda: acks, message="the ack")
     finally:
         listener.disconnect()
         listener.loop_stop()
-    assert rows(hub_db_path, "SELECT id FROM checkins") == [(good["id"],)]
-    reasons = [r[0] for r in rows(hub_db_path, "SELECT reason FROM quarantine ORDER BY id")]
+    assert rows(hub_target, "SELECT id FROM checkins") == [(good["id"],)]
+    reasons = [r[0] for r in rows(hub_target, "SELECT reason FROM quarantine ORDER BY id")]
     assert [r.split(":")[0] for r in reasons] == ["type", "staff_id", "zone", "method"]
     assert acks[0]["batch"] == "b-1"
     assert sorted(acks[0]["ids"]) == sorted([good["id"]] + [b["id"] for b in bad])
 
 
-def test_malformed_status_is_quarantined(broker, hub_db_path, publish):
-    with running_ingest(broker, hub_db_path):
+def test_malformed_status_is_quarantined(broker, hub_target, tmp_path, publish):
+    with running_ingest(broker, hub_target, photos_dir=tmp_path / "photos"):
         publish(b'{"state": "sleeping"}', topic=topics.node_up(SITE, "n1", "status"))
-        wait_for(lambda: rows(hub_db_path, "SELECT reason FROM quarantine"), message="quarantine")
-    assert rows(hub_db_path, "SELECT node FROM nodes") == []
+        wait_for(lambda: rows(hub_target, "SELECT reason FROM quarantine"), message="quarantine")
+    assert rows(hub_target, "SELECT node FROM nodes") == []

@@ -1,7 +1,8 @@
 """``rounds-hub ingest --workers N`` (hub/ingest/workers.py): N processes
 share the nodes' uplinks through an MQTT v5 shared subscription, each with
 its own user and persistent session, against a real Mosquitto run as a site
-runs it (the user name as client id) and a real SQLite hub database.
+runs it (the user name as client id) and a real hub database (the kill test:
+on both backends, a SQLite file and a PostgreSQL database).
 
 What Mosquitto 2.0.11 does with a shared subscription (checked here): it
 hands each message to the members of the group in turn, and a member that
@@ -15,11 +16,10 @@ the share it hands that node: hence the group name is a secret of hub.json.
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,9 @@ from click.testing import CliRunner
 
 from edge.outbox import Outbox
 from hub.cli.main import main as hub_main
+from hub.db import open_db, write_transaction
+from hub.sql import Error as sql_errors
+from hub.sql import is_dsn
 from protocol import topics
 from provisioning.broker import Mosquitto, read_passwords, render_broker
 from provisioning.cli import main as provision_main
@@ -34,7 +37,7 @@ from provisioning.site import load_site
 from runtime.mqttclient import session_properties
 from runtime.settings import MqttSettings
 
-from .conftest import PASSWORDS, ROOT, SITE, running_sync, write_config
+from .conftest import PASSWORDS, ROOT, SITE, hub_db_settings, running_sync, write_config
 from .support import free_port, wait_for
 from .test_provision_nodes import Peer
 
@@ -63,10 +66,11 @@ def broker(tmp_path):
         yield b
 
 
-def workers_config(tmp_path, broker, **mqtt) -> Path:
-    """hub.json with the credentials of workers 2 and 3 and the group name."""
+def workers_config(tmp_path, broker, db=None, **mqtt) -> Path:
+    """hub.json with the credentials of workers 2 and 3 and the group name;
+    the database ``db`` (default: the file ``hub/hub.db``)."""
     return write_config(tmp_path / "hub" / "hub.json", {
-        "site": SITE, "db": str(tmp_path / "hub" / "hub.db"),
+        "site": SITE, **hub_db_settings(db or tmp_path / "hub" / "hub.db", tmp_path),
         "mqtt": {"host": "127.0.0.1", "port": broker.port, "username": "hub",
                  "password": PASSWORDS["hub"], "share_group": GROUP,
                  "workers": [{"username": u, "password": p}
@@ -122,20 +126,37 @@ def checkins(node: str, count: int) -> list[dict]:
              "zone": "hall-a", "method": "portal", "device": None} for i in range(count)]
 
 
-def hub_ids(db_path) -> list[str]:
+def hub_ids(target) -> list[str]:
+    """The check-in ids stored at the hub ([] before the ingest made its tables)."""
     try:
-        conn = sqlite3.connect(db_path)
-    except sqlite3.Error:
+        db = open_db(target, migrate=False)
+    except sql_errors:
         return []
     try:
-        return [r[0] for r in conn.execute("SELECT id FROM checkins")]
-    except sqlite3.OperationalError:
+        return [r[0] for r in db.conn.execute("SELECT id FROM checkins")]
+    except sql_errors:
         return []  # not created yet
     finally:
-        conn.close()
+        db.close()
 
 
-def test_three_workers_share_the_stream_and_a_killed_one_loses_nothing(broker, tmp_path):
+@contextmanager
+def checkins_held(target):
+    """Every write into ``checkins`` waits while this is open: SQLite's one
+    write lock (BEGIN IMMEDIATE), or on PostgreSQL the table locked against
+    writers (workers storing check-ins take no common lock there)."""
+    db = open_db(target, migrate=False)
+    try:
+        with write_transaction(db):
+            if is_dsn(target):
+                db.conn.execute("LOCK TABLE checkins IN EXCLUSIVE MODE")
+            yield
+    finally:
+        db.close()
+
+
+def test_three_workers_share_the_stream_and_a_killed_one_loses_nothing(broker, tmp_path,
+                                                                       hub_target):
     """Two nodes send 4,000 check-ins in batches of 25 to three workers.
     Mid-stream the test holds the database's write lock until both nodes
     have their whole window (16 batches) unacknowledged, so every worker is
@@ -144,8 +165,8 @@ def test_three_workers_share_the_stream_and_a_killed_one_loses_nothing(broker, t
     it held and what was queued meanwhile. The nodes never re-send (their
     ack timeout is longer than the test), so every record at the hub came
     through the workers' sessions: each stored once, every one acked."""
-    config = workers_config(tmp_path, broker)
-    db_path = tmp_path / "hub" / "hub.db"
+    config = workers_config(tmp_path, broker, hub_target)
+    db_path = hub_target
     supervisor = Supervisor(config, tmp_path / "ingest.log", 3)
     sent = {}
     try:
@@ -162,18 +183,13 @@ def test_three_workers_share_the_stream_and_a_killed_one_loses_nothing(broker, t
                 broker, tmp_path / node / "node.db", node=node, batch_size=25, ack_timeout=120))
                 for node in ("n1", "n2")]
             wait_for(lambda: len(hub_ids(db_path)) >= 500, message="stream under way")
-            lock = sqlite3.connect(db_path, isolation_level=None)
-            lock.execute("BEGIN IMMEDIATE")
-            try:
+            with checkins_held(db_path):
                 wait_for(lambda: all(len(link.current) == link.window for link in links),
                          timeout=8, message="both windows unacknowledged")
                 time.sleep(0.3)  # the last batches reach their workers
                 victim = supervisor.workers()[2]
                 os.kill(victim, signal.SIGKILL)
                 held = len(hub_ids(db_path))
-            finally:
-                lock.execute("ROLLBACK")
-                lock.close()
             wait_for(lambda: supervisor.workers().get(2) not in (None, victim), timeout=15,
                      message="worker 2 started again")
             wait_for(lambda: len(hub_ids(db_path)) == 4_000, timeout=40, message="all 4,000")

@@ -163,14 +163,14 @@ def test_full_event_puts_people_on_the_waiting_list_and_promotes_in_order(db):
     assert lists(db) == (["N03", "N05", "N01"], [])
 
 
-def test_fifty_people_race_for_twenty_places(db, tmp_path):
+def test_fifty_people_race_for_twenty_places(db, hub_location):
     configure(db, capacity=20)
     people = [f"N{n:02d}" for n in range(1, 51)]
     barrier = threading.Barrier(len(people))
     answers, errors = {}, []
 
     def sign_up(staff_id):
-        conn = open_db(tmp_path / "hub.db", migrate=False)  # a connection of its own
+        conn = open_db(hub_location, migrate=False)  # a connection of its own
         try:
             barrier.wait()
             with write_transaction(conn):  # BEGIN IMMEDIATE, then the time
@@ -208,7 +208,7 @@ def test_fifty_people_race_for_twenty_places(db, tmp_path):
     assert queue_now[0] == (queue[2][0], 1) and len(queue_now) == 28
 
 
-def test_cancellations_racing_promote_each_waiter_once(db, tmp_path):
+def test_cancellations_racing_promote_each_waiter_once(db, hub_location):
     configure(db, capacity=10)
     for n in range(1, 21):
         register(db, f"N{n:02d}", n)
@@ -216,7 +216,7 @@ def test_cancellations_racing_promote_each_waiter_once(db, tmp_path):
     errors = []
 
     def leave(staff_id):
-        conn = open_db(tmp_path / "hub.db", migrate=False)
+        conn = open_db(hub_location, migrate=False)
         try:
             with write_transaction(conn):
                 registration.cancel(conn, "ev", staff_id, datetime.now(timezone.utc))
@@ -339,7 +339,7 @@ def test_registered_people_are_expected_and_walk_ins_are_marked(db):
     assert report["registration"] == {"registered": 2, "registered_absent": 1, "walk_ins": 1}
 
 
-def test_a_persons_feed_has_the_events_they_registered_for(db, tmp_path):
+def test_a_persons_feed_has_the_events_they_registered_for(db, hub_location, tmp_path):
     configure(db, capacity=1)
     with db.conn:
         db["events"].insert({"id": "other", "title": "Fire drill", "kind": "meeting",
@@ -349,7 +349,7 @@ def test_a_persons_feed_has_the_events_they_registered_for(db, tmp_path):
     register(db, "N02", 1)  # waiting: not in the feed
     assert [e["id"] for e in ical.feed_events(db, "person", "N01")] == ["ev"]
     assert ical.feed_events(db, "person", "N02") == []
-    app = make_app(tmp_path / "hub.db", SECRET_KEY="feed-test-secret")
+    app = make_app(hub_location, SECRET_KEY="feed-test-secret", PHOTOS_DIR=str(tmp_path))
     token = ical.feed_token("feed-test-secret", "person", "N01")
     client = app.test_client()  # no sign-in
     response = client.get(f"/calendar/person/N01.ics?token={token}")

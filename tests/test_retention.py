@@ -251,7 +251,6 @@ def test_the_admin_sees_each_period_and_why_and_every_removal(hub_app, hub_db):
     retention.run(hub_db, retention.settings(hub_app.config["RETENTION"]))
     audit.record(hub_db, retention.WHO, "retention.delete", "quarantine_days",
                  {"removed": 7, "before": ago(30)})
-    hub_db.conn.commit()
     admin = signed_in(hub_app, hub_db, "admin", lang="en")
     html = admin.get("/audit/").get_data(as_text=True)
     table = html[html.index('id="retention"'):]
@@ -264,7 +263,6 @@ def test_the_admin_sees_each_period_and_why_and_every_removal(hub_app, hub_db):
 
 def test_a_removed_photo_answers_410_gone_with_the_reason(hub_app, hub_db, tmp_path):
     sha = add_photo(hub_db, tmp_path / "photos", (9, 9, 9), ago(40))
-    hub_db.conn.commit()
     office = signed_in(hub_app, hub_db, "office", lang="en")
     assert office.get(f"/photos/{sha}.jpg").status_code == 200
     retention.run(hub_db, retention.settings(None))

@@ -15,6 +15,7 @@ from hub.ingest import downlink
 from hub.people import account_admin, roster, roster_import
 from protocol.pins import hash_pin, verify_pin
 
+from .conftest import hub_db_settings
 from .hubweb import post_json, signed_in
 
 HEADER = "staff_number,name,department,role\n"
@@ -424,9 +425,10 @@ def test_editing_a_person_keeps_their_account_in_step(office, db):
 
 
 @pytest.fixture
-def config(tmp_path, db):
+def config(tmp_path, hub_location, db):
     path = tmp_path / "hub.json"
-    path.write_text(json.dumps({"site": "general-hospital", "db": "hub.db"}))
+    path.write_text(json.dumps({"site": "general-hospital",
+                                **hub_db_settings(hub_location, tmp_path)}))
     return path
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from hub.db import open_db
 from hub.sql import IntegrityError, TransactionAborted, connect
 from hub.sql.connection import translate
 
@@ -222,3 +223,29 @@ def test_dialect_helpers(conn):
                         f"{d.json_rows(':wanted')}) ORDER BY e.id, z.value",
                         {"wanted": '["b"]'}).fetchall()
     assert rows == [("e1", "b"), ("e2", "b")]
+
+
+def test_sqlite_functions_the_hub_uses_answer_alike(target):
+    """hub.sql.compat: on a migrated hub database, SQLite's json_each,
+    json_extract, scalar min/max and sum over a comparison give the same
+    answers on both backends (keys and scalar values as text)."""
+    db = open_db(target)
+    try:
+        one = lambda sql, params=(): db.conn.execute(sql, params).fetchall()  # noqa: E731
+        assert [(str(k), v) for k, v in one("SELECT key, value FROM json_each(?)",
+                                            ('["a", "b", null]',))] \
+            == [("0", "a"), ("1", "b"), ("2", None)]
+        assert sorted(one("SELECT key, value FROM json_each(?)", ('{"x": "1", "y": "2"}',))) \
+            == [("x", "1"), ("y", "2")]
+        assert one("SELECT count(*) FROM staff WHERE staff_id IN "
+                   "(SELECT value FROM json_each(?))", ('["nobody"]',)) == [(0,)]
+        assert one("SELECT json_extract(?, '$[0]'), json_extract(?, '$.k'), "
+                   "json_extract(?, '$[5]')", ('["z", 5]', '{"k": "v"}', '[1]')) \
+            == [("z", "v", None)]
+        assert one("SELECT max(0, min(7, ?)), max(2, 3), min(1, NULL)", (5,)) == [(5, 3, None)]
+        db.conn.execute("CREATE TABLE n (x INTEGER)")
+        db.conn.executemany("INSERT INTO n (x) VALUES (?)", [(1,), (2,), (3,)])
+        assert one("SELECT sum(x > 1), coalesce(sum(x > 5), 0), max(x), min(x) FROM n") \
+            == [(2, 0, 3, 1)]
+    finally:
+        db.close()

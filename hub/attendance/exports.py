@@ -83,7 +83,7 @@ _PERSON_EVENTS = """
     UNION SELECT event_id FROM event_expected WHERE kind = 'staff' AND value = :staff
     UNION SELECT event_id FROM event_expected WHERE kind = 'department' AND value = :department
     UNION SELECT event_id FROM registrations WHERE staff_id = :staff AND state = 'registered'
-    UNION SELECT e.id FROM events e, json_each(e.zones) z
+    UNION SELECT e.id FROM events e CROSS JOIN json_each(e.zones) z
         JOIN presence p ON p.zone = z.value AND p.last_seen >= e.start AND p.first_seen <= e."end"
         WHERE p.id IN (SELECT id FROM presence WHERE staff_id = :staff
                        UNION SELECT id FROM presence WHERE staff_id IS NULL AND device IN
@@ -126,8 +126,8 @@ def _reports(db, staff_id: str, since: str | None, until: str | None) -> list[di
         where.append("r.taken_at < ?")
         params.append(until)
     sql = f"""
-        SELECT r.report_id, min(r.taken_at), r.category, r.zone, r.note, tr.ticket_id,
-               t.state, tr.duplicate, t.department
+        SELECT r.report_id, min(r.taken_at), min(r.category), min(r.zone), min(r.note),
+               min(tr.ticket_id), min(t.state), min(tr.duplicate), min(t.department)
         FROM reports r LEFT JOIN ticket_reports tr ON tr.report_id = r.report_id
         LEFT JOIN tickets t ON t.id = tr.ticket_id
         WHERE {' AND '.join(where)} GROUP BY r.report_id ORDER BY 2 DESC, r.report_id
@@ -207,7 +207,9 @@ def find_people(db, query: str | None = None, department: str | None = None,
     (``approved``, ``pending``)."""
     where, params = [], []
     if query:
-        where.append("(s.name LIKE ? ESCAPE '\\' OR s.staff_id LIKE ? ESCAPE '\\')")
+        # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not
+        where.append("(lower(s.name) LIKE lower(?) ESCAPE '\\' "
+                     "OR lower(s.staff_id) LIKE lower(?) ESCAPE '\\')")
         params += [_like(query), _like(query)]
     if department is not None:
         where.append("s.department = ?")

@@ -44,7 +44,7 @@ def occupancy(db: Database, start: datetime, end: datetime,
         SELECT zone, key, SUM(devices) AS devices FROM (
             SELECT zone, node, substr(minute, 1, 16) AS key, MAX(devices) AS devices
             FROM occupancy WHERE {where} GROUP BY zone, node, key
-        ) GROUP BY zone, key ORDER BY zone, key
+        ) AS per_node GROUP BY zone, key ORDER BY zone, key
     """
     return [{"zone": z, "minute": key + ":00.000Z", "devices": devices}
             for z, key, devices in db.conn.execute(sql, {"lo": lo, "hi": hi, "zone": zone})]

@@ -39,7 +39,7 @@ def still_needed(db, before: str, now: datetime) -> list[tuple[str, str]]:
     on at ``now``: its zones' intervals since its start are needed until it ends
     and is settled."""
     return [(zone, start) for zone, start in db.conn.execute(
-        'SELECT z.value, e.start FROM events e JOIN json_each(e.zones) z '
+        'SELECT z.value, e.start FROM events e CROSS JOIN json_each(e.zones) z '
         'WHERE e.start < ? AND e."end" > ?', (before, iso(now)))]
 
 

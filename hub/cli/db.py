@@ -5,6 +5,7 @@ import click
 import psycopg
 
 from hub.cli.support import hub_db_path
+from hub.sql import is_dsn
 from hub.sql import transfer
 
 
@@ -41,6 +42,9 @@ def migrate_to(ctx, dsn, batch):
     if not dsn.startswith(("postgresql://", "postgres://")):
         raise click.BadParameter("give a postgresql://user@host/database DSN", param_hint="DSN")
     path = hub_db_path(ctx, must_exist=True)
+    if is_dsn(path):
+        raise click.ClickException("this hub already runs on PostgreSQL (hub.json's \"db\" is "
+                                   "a DSN); migrate-to copies a SQLite hub database there")
     try:
         copies = transfer.migrate_to(path, dsn, batch=batch, progress=click.echo)
     except transfer.TransferError as exc:
@@ -50,10 +54,11 @@ def migrate_to(ctx, dsn, batch):
                                    f"{exc}".strip()) from None
     rows = sum(copy.rows for copy in copies)
     click.echo(f"Copied and verified {len(copies)} tables, {rows} rows, from {path}.")
-    click.echo("Keep hub.json's \"db\" on the SQLite file for now: the hub's queries are "
-               "being ported to PostgreSQL (issue 16, docs/scaling.md); this copy proves "
-               "the schema and the data move whole. Run it again into a fresh database "
-               "when the hub can switch.")
+    click.echo(f"To switch, in hub.json set \"db\": \"{dsn}\", and name \"secret_key\" (the "
+               "dashboard's session key, kept beside the SQLite file until now) and "
+               "\"photos_dir\" (where photos are, today beside the file); then start the "
+               "hub's services again. The SQLite file stays as it was: keep it until the "
+               "hub runs well on PostgreSQL (docs/scaling.md).")
 
 
 COMMANDS = (db_group,)

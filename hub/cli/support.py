@@ -10,6 +10,7 @@ from runtime.settings import ConfigError
 
 from hub.config import load_hub_config
 from hub.db import open_db
+from hub.sql import is_dsn
 
 
 def hub_config(ctx, required=("site", "db")) -> dict:
@@ -21,10 +22,10 @@ def hub_config(ctx, required=("site", "db")) -> dict:
 
 
 def hub_db_path(ctx, must_exist: bool = False) -> str:
-    """The config's hub database file; with ``must_exist``, a CLI error when
-    it is missing."""
+    """The config's hub database: its file (with ``must_exist``, a CLI error
+    when it is missing) or its PostgreSQL DSN."""
     path = hub_config(ctx)["db"]
-    if must_exist and not Path(path).exists():
+    if must_exist and not is_dsn(path) and not Path(path).exists():
         raise click.ClickException(f"hub database not found: {path}")
     return path
 

@@ -13,6 +13,7 @@ from hub.contests import acts
 from hub.fleet import site
 from hub.schedule import registration_lists
 from hub.surveys import tasks as survey_tasks
+from hub.sql import dialect_of
 from hub.tickets import tickets
 
 # Events that ended longer ago than this are no longer sent to nodes.
@@ -43,7 +44,7 @@ def node_config_document(db, node: str, now: datetime | None = None) -> dict | N
     """The retained config for ``node``, or None when it is unknown or revoked."""
     row = db.conn.execute(
         "SELECT n.zone, z.name FROM nodes n LEFT JOIN zones z ON z.zone = n.zone "
-        "WHERE n.node = ? AND NOT n.revoked", (node,)).fetchone()
+        "WHERE n.node = ? AND n.revoked = 0", (node,)).fetchone()
     if row is None or row[0] is None:
         return None
     zone, zone_name = row
@@ -61,8 +62,8 @@ def node_config_document(db, node: str, now: datetime | None = None) -> dict | N
         if event["kind"] == "contest":
             event["contest"] = contest_for_node(db, event["id"], now)
         events.append(event)
-    categories = [r[0] for r in db.conn.execute(
-        "SELECT category FROM category_settings ORDER BY rowid")]
+    categories = [r[0] for r in db.conn.execute(  # in the order the office added them
+        f"SELECT category FROM category_settings ORDER BY {dialect_of(db).insertion_order}")]
     wifi = site.wifi(db)
     return _versioned({"node": node, "zone": zone, "zone_name": zone_name, "events": events,
                        **({"wifi": wifi} if wifi else {}),
@@ -109,4 +110,4 @@ def assessment_document(db, tz, now: datetime | None = None) -> dict:
 
 def configured_nodes(db) -> list[str]:
     return [r[0] for r in db.conn.execute(
-        "SELECT node FROM nodes WHERE zone IS NOT NULL AND NOT revoked ORDER BY node")]
+        "SELECT node FROM nodes WHERE zone IS NOT NULL AND revoked = 0 ORDER BY node")]

@@ -149,10 +149,14 @@ def expire(db, holds: dict[str, bool], unattached_before: str | None, *, batch: 
     In batches: mark the rows removed and commit, then delete the files, then
     forget their paths; a run killed in between is finished by the next one.
     Returns how many of each."""
+    named = json.dumps(sorted(holds))
+    released = json.dumps(sorted(sha for sha, keep in holds.items() if not keep))
     rows = db.conn.execute(
-        "SELECT p.sha256, h.value FROM photos p LEFT JOIN json_each(?) h ON h.key = p.sha256 "
-        "WHERE p.removed_at IS NULL AND ((h.key IS NULL AND p.received_at < ?) "
-        "OR h.value = 0)", (json.dumps(holds), unattached_before or "")).fetchall()
+        "SELECT p.sha256, CASE WHEN p.sha256 IN (SELECT value FROM json_each(:named)) "
+        "THEN 1 END FROM photos p WHERE p.removed_at IS NULL AND "
+        "((p.sha256 NOT IN (SELECT value FROM json_each(:named)) AND p.received_at < :before) "
+        "OR p.sha256 IN (SELECT value FROM json_each(:released)))",
+        {"named": named, "released": released, "before": unattached_before or ""}).fetchall()
     counts = {"unattached": sum(1 for _, held in rows if held is None)}
     counts["resolved"] = len(rows) - counts["unattached"]
     if dry_run:

@@ -17,6 +17,7 @@ from protocol.clock import now_iso
 from protocol.records import Clock, parse_envelope
 
 from hub.db import write_transaction
+from hub.sql import POSTGRESQL, SQLITE, Dialect, dialect_of
 from hub.ingest import clockfix
 from hub.contests import acts
 from hub.schedule import registration_records
@@ -38,28 +39,35 @@ _FIELDS = {
 _TABLES = {"binding": "bindings", "checkin": "checkins", "presence": "presence",
            "occupancy": "occupancy", "report": "reports",
            "survey_response": "survey_responses", "score": "scores"}
-_ON_CONFLICT = {
-    "presence": "ON CONFLICT(id) DO UPDATE SET "
-                "last_seen = max(last_seen, excluded.last_seen), "
-                "closed = max(closed, excluded.closed), "
-                "staff_id = coalesce(excluded.staff_id, staff_id)",
-}
 
 
-def _insert_sql(kind: str) -> str:
+def _on_conflict(kind: str, dialect: Dialect) -> str:
+    """A repeated id is ignored, except a presence id, which extends its
+    interval (never shrinks it). The table's own columns are named with the
+    table: PostgreSQL finds a bare name ambiguous beside ``excluded``."""
+    if kind != "presence":
+        return "ON CONFLICT(id) DO NOTHING"
+    return ("ON CONFLICT(id) DO UPDATE SET "
+            f"last_seen = {dialect.greatest('presence.last_seen', 'excluded.last_seen')}, "
+            f"closed = {dialect.greatest('presence.closed', 'excluded.closed')}, "
+            "staff_id = coalesce(excluded.staff_id, presence.staff_id)")
+
+
+def _insert_sql(kind: str, dialect: Dialect) -> str:
     columns = _COMMON + _FIELDS[kind]
     return (
         f"INSERT INTO {_TABLES[kind]} ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' * len(columns))}) "
-        + _ON_CONFLICT.get(kind, "ON CONFLICT(id) DO NOTHING")
+        f"VALUES ({', '.join('?' * len(columns))}) " + _on_conflict(kind, dialect)
     )
 
 
-_SQL = {kind: _insert_sql(kind) for kind in _FIELDS}
+# dialect name -> record type -> its INSERT
+_SQL = {d.name: {kind: _insert_sql(kind, d) for kind in _FIELDS} for d in (SQLITE, POSTGRESQL)}
 _BIND_DEVICE = (
     "INSERT INTO devices (device, staff_id, bound_at, node) VALUES (?, ?, ?, ?) "
     "ON CONFLICT(device) DO UPDATE SET staff_id = excluded.staff_id, "
-    "bound_at = excluded.bound_at, node = excluded.node WHERE excluded.bound_at >= bound_at"
+    "bound_at = excluded.bound_at, node = excluded.node "
+    "WHERE excluded.bound_at >= devices.bound_at"
 )
 # One phone per person: a newer binding (a phone that rotated its MAC) replaces
 # the older ones; an older binding arriving late (from a node that was offline)
@@ -160,11 +168,11 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
                        raw.get("id") if isinstance(raw, dict) else None, received_at)
         for raw, reason in bad
     ]
-    conn = db.conn
+    conn, sql = db.conn, _SQL[dialect_of(db).name]
     # BEGIN IMMEDIATE: a registration counts the places taken before it writes.
     with write_transaction(db):
         for kind, rows in by_kind.items():
-            conn.executemany(_SQL[kind], rows)
+            conn.executemany(sql[kind], rows)
         if registrations:
             refused = registration_records.apply_records(db, node, registrations)
             if refused:  # acknowledged all the same, as every quarantined record
@@ -211,31 +219,43 @@ def ingest_batch(db, topic: str, node: str, payload: bytes) -> Stored:
 
 def _clean_row(kind: str):
     """A clean record (protocol/wire.py) of ``kind`` as ``_SQL[kind]``'s row,
-    the columns in ``_row``'s order. ``clock_synced is True or None``: 1 when
-    the node said its clock was set, NULL when it did not say (the only two a
-    clean record can carry)."""
+    the columns in ``_row``'s order. ``clock_synced``: 1 when the node said
+    its clock was set, NULL when it did not say (the only two a clean record
+    can carry). Flags are stored as 0/1, as ``_row`` stores them (PostgreSQL's
+    BIGINT takes no bool): presence's ``closed`` is the one a clean record has."""
     fields = attrgetter(*_FIELDS[kind])
-    return lambda r, node, at: (r.id, node, r.ts, r.clock_synced is True or None, at,
+    if kind == "presence":
+        closed = _FIELDS[kind].index("closed")
+        return lambda r, node, at: (r.id, node, r.ts, 1 if r.clock_synced is True else None, at,
+                                    *_flag_at(fields(r), closed))
+    return lambda r, node, at: (r.id, node, r.ts, 1 if r.clock_synced is True else None, at,
                                 *fields(r))
 
 
-# wire record type -> (its table's INSERT, its row)
-_CLEAN_ROWS = {cls: (_SQL[cls.__struct_config__.tag], _clean_row(cls.__struct_config__.tag))
+def _flag_at(values: tuple, index: int) -> tuple:
+    return values[:index] + (int(values[index]),) + values[index + 1:]
+
+
+# wire record type -> (its record type, its row)
+_CLEAN_ROWS = {cls: (cls.__struct_config__.tag, _clean_row(cls.__struct_config__.tag))
                for cls in (wire.Binding, wire.Checkin, wire.Presence, wire.Occupancy)}
 
 
 def write_clean(db, node: str, clean: wire.Clean) -> None:
     """Store a clean batch (protocol/wire.py) in one transaction, with the
-    same statements as ``write_batch``, and like it under BEGIN IMMEDIATE:
-    a binding reads the person's other phones before it writes, and with
-    several ingest workers writing, the lock is taken up front rather than
-    left to the order of the statements."""
+    same statements as ``write_batch``, and on SQLite like it under BEGIN
+    IMMEDIATE: a binding reads the person's other phones before it writes,
+    and with several ingest workers writing, the lock is taken up front
+    rather than left to the order of the statements."""
     received_at = now_iso()
-    conn = db.conn
-    with write_transaction(db):
+    conn, sql = db.conn, _SQL[dialect_of(db).name]
+    # On PostgreSQL, workers writing records side by side need no common lock
+    # (ON CONFLICT on the ids, row locks for a presence update); a binding
+    # reads the person's other phones first, so a batch with one takes it.
+    with write_transaction(db, lock="hub" if wire.Binding in clean.groups else None):
         for kind, group in clean.groups.items():
-            sql, row = _CLEAN_ROWS[kind]
-            conn.executemany(sql, [row(r, node, received_at) for r in group])
+            tag, row = _CLEAN_ROWS[kind]
+            conn.executemany(sql[tag], [row(r, node, received_at) for r in group])
         for binding in sorted(clean.groups.get(wire.Binding, ()), key=lambda b: b.ts):
             _apply_binding(conn, binding.device, binding.staff_id, binding.ts, node)
 
@@ -252,10 +272,10 @@ def update_node_status(db, node: str, status: dict) -> None:
             "INSERT INTO nodes (node, state, version, backlog, disk_free, clock_synced, "
             "status_ts, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(node) DO UPDATE SET state = excluded.state, "
-            "version = coalesce(excluded.version, version), "
-            "backlog = coalesce(excluded.backlog, backlog), "
-            "disk_free = coalesce(excluded.disk_free, disk_free), "
-            "clock_synced = coalesce(excluded.clock_synced, clock_synced), "
+            "version = coalesce(excluded.version, nodes.version), "
+            "backlog = coalesce(excluded.backlog, nodes.backlog), "
+            "disk_free = coalesce(excluded.disk_free, nodes.disk_free), "
+            "clock_synced = coalesce(excluded.clock_synced, nodes.clock_synced), "
             "status_ts = excluded.status_ts, last_seen = excluded.last_seen",
             (node, status.get("state"), status.get("version"), status.get("backlog"),
              status.get("disk_free"),

@@ -23,6 +23,7 @@ from runtime.mqttclient import is_fatal, make_client, session_properties
 from runtime.settings import MqttSettings
 
 from hub.db import ingest_writer, open_db, write_transaction
+from hub.sql import is_dsn
 from hub.ingest import downlink, photos, store
 from hub.records import system
 from hub.tickets import tickets
@@ -67,6 +68,9 @@ class Ingest:
         self.assessment_every = assessment_every
         self.review_days = review_days  # per review level (hub.json "review")
         self._assessment: tuple[float, dict] | None = None  # (monotonic when, document)
+        if not photos_dir and is_dsn(db_path):
+            raise ValueError("a hub on PostgreSQL needs its photos_dir: photos are files, "
+                             "kept beside a SQLite database by default")
         self.photos_dir = Path(photos_dir) if photos_dir else Path(db_path).parent / "photos"
         self.downlink_interval = downlink_interval
         self.db = None  # opened on the thread that runs the loop

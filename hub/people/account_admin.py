@@ -91,7 +91,7 @@ def change_account(db, username: str, role: str, *, department: str | None = Non
     _check_account(db, role, department or None, staff_id or None, branch)
     if before["role"] == "admin" and not before["disabled"] and (role != "admin" or disabled):
         others = db.conn.execute("SELECT COUNT(*) FROM accounts WHERE role = 'admin' "
-                                 "AND NOT disabled AND username != ?", (username,)).fetchone()[0]
+                                 "AND disabled = 0 AND username != ?", (username,)).fetchone()[0]
         if not others:
             raise Conflict(N_("this is the last enabled admin account"))
     accounts.set_role(db, username, role, department or None, staff_id or None, disabled,

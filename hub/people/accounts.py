@@ -153,7 +153,7 @@ def prune_login_failures(db, before: str, *, batch: int = 500, dry_run: bool = F
 
 
 def _match(db, username: str, secret: str) -> tuple[dict, str] | None:
-    row = db.conn.execute("SELECT password_hash FROM accounts WHERE username = ? AND NOT disabled",
+    row = db.conn.execute("SELECT password_hash FROM accounts WHERE username = ? AND disabled = 0",
                           (username,)).fetchone()
     if row is not None and row[0] and check_password_hash(row[0], secret):
         return get(db, username), "password"
@@ -184,5 +184,5 @@ def issue_token(db, username: str, name: str, now: datetime | None = None) -> st
 def account_for_token(db, token: str) -> dict | None:
     row = db.conn.execute(
         "SELECT a.username FROM api_tokens t JOIN accounts a ON a.username = t.username "
-        "WHERE t.token_hash = ? AND NOT a.disabled", (_token_hash(token),)).fetchone()
+        "WHERE t.token_hash = ? AND a.disabled = 0", (_token_hash(token),)).fetchone()
     return get(db, row[0]) if row else None

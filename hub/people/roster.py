@@ -133,7 +133,9 @@ def list_staff(db, q: str | None = None, department: str | None = None,
     where, params = [], []
     if q:
         like = "%" + re.sub(r"([\\%_])", r"\\\1", q.strip()) + "%"
-        where.append("(s.staff_id LIKE ? ESCAPE '\\' OR s.name LIKE ? ESCAPE '\\')")
+        # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not
+        where.append("(lower(s.staff_id) LIKE lower(?) ESCAPE '\\' "
+                     "OR lower(s.name) LIKE lower(?) ESCAPE '\\')")
         params += [like, like]
     if department:
         where.append("s.department = ?")

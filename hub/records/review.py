@@ -64,13 +64,13 @@ def _scope(account: dict) -> tuple[str, list]:
     reviewer (not counting their own)."""
     role = account.get("role")
     if role in SEE_ALL:
-        return "1", []
+        return "1 = 1", []
     if role == "dept_reviewer" and account.get("department"):
         return "staff_id IN (SELECT staff_id FROM staff WHERE department = ?)", \
             [account["department"]]
     if role == "branch_reviewer" and account.get("branch"):
         return "staff_id IN (SELECT staff_id FROM staff WHERE branch = ?)", [account["branch"]]
-    return "0", []
+    return "1 = 0", []
 
 
 def _visible(account: dict) -> tuple[str, list]:

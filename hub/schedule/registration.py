@@ -230,14 +230,15 @@ def cancel(db, event_id: str, staff_id: str, now: datetime, via: str = VIA_HUB) 
 
 def _fill(db, event_id: str, capacity: int | None, now: datetime) -> list[str]:
     """Promote the first waiting people, in order, to the places free."""
-    limit = -1  # SQLite's "no limit"
+    sql = ("SELECT id, staff_id FROM registrations WHERE event_id = ? AND "
+           "state = 'waiting' ORDER BY queued_at, id")
+    params: tuple = (event_id,)
     if capacity is not None:
-        limit = capacity - count(db, event_id, "registered")
-        if limit <= 0:
+        places = capacity - count(db, event_id, "registered")
+        if places <= 0:
             return []
-    rows = db.conn.execute("SELECT id, staff_id FROM registrations WHERE event_id = ? AND "
-                           "state = 'waiting' ORDER BY queued_at, id LIMIT ?",
-                           (event_id, limit)).fetchall()
+        sql, params = sql + " LIMIT ?", (event_id, places)
+    rows = db.conn.execute(sql, params).fetchall()
     db.conn.executemany("UPDATE registrations SET state = 'registered', changed_at = ? "
                         "WHERE id = ?", [(iso(now), row_id) for row_id, _ in rows])
     return [staff_id for _, staff_id in rows]

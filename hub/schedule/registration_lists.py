@@ -31,7 +31,7 @@ def waiting(db, event_id: str) -> list[dict]:
 
 def _eligible_sql(settings: dict) -> tuple[str, list]:
     if not any(settings[name] for name in registration.LISTS):
-        return "1", []
+        return "1 = 1", []
     return ("(s.department IN (SELECT value FROM json_each(?)) OR s.role IN "
             "(SELECT value FROM json_each(?)) OR s.staff_id IN (SELECT value FROM json_each(?)))",
             [json.dumps(settings[name]) for name in ("departments", "roles", "staff")])

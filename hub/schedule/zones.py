@@ -109,7 +109,8 @@ def zones_on_floor(db, campus, building, floor) -> list[dict]:
     """The zones of one (campus, building, floor), by id: a floor plan's zones."""
     rows = db.conn.execute(
         f"SELECT {', '.join(_ZONE_COLUMNS)} FROM zones "
-        "WHERE campus IS ? AND building IS ? AND floor IS ? ORDER BY zone",
+        "WHERE campus IS NOT DISTINCT FROM ? AND building IS NOT DISTINCT FROM ? "
+        "AND floor IS NOT DISTINCT FROM ? ORDER BY zone",
         (campus, building, floor))
     return [_zone(row) for row in rows]
 
@@ -283,7 +284,8 @@ def plan_for(db, campus, building, floor) -> dict | None:
     """The plan of a floor; empty parts of the place match empty ones."""
     row = db.conn.execute(
         f"SELECT {', '.join(_PLAN_COLUMNS)} FROM floor_plans "
-        "WHERE campus IS ? AND building IS ? AND floor IS ?",
+        "WHERE campus IS NOT DISTINCT FROM ? AND building IS NOT DISTINCT FROM ? "
+        "AND floor IS NOT DISTINCT FROM ?",
         (campus or None, building or None, floor or None)).fetchone()
     return dict(zip(_PLAN_COLUMNS, row)) if row else None
 

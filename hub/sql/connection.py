@@ -91,15 +91,37 @@ def lock_key(name: str) -> int:
                           "big", signed=True)
 
 
+def is_dsn(target) -> bool:
+    """Whether ``target`` names a PostgreSQL database rather than a SQLite file."""
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+def dialect_of(db):
+    """The Dialect of ``db``: a Connection's own, SQLite for a sqlite-utils
+    Database (the hub's default)."""
+    return getattr(db, "dialect", SQLITE)
+
+
 def connect(target) -> "Connection":
     """A ``postgresql://`` (or ``postgres://``) DSN: PostgreSQL through psycopg
     3. Anything else is the path of a SQLite file, opened as
     runtime.sqlite opens it (WAL, synchronous=FULL, busy timeout,
     autocommit)."""
-    text = str(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        return Connection(psycopg.connect(text, autocommit=True), "postgresql")
+    if is_dsn(target):
+        raw = psycopg.connect(str(target), autocommit=True)
+        raw.adapters.register_loader("numeric", _NumberLoader)
+        return Connection(raw, "postgresql")
     return Connection(open_database(Path(target)).conn, "sqlite")
+
+
+class _NumberLoader(psycopg.adapt.Loader):
+    """PostgreSQL's ``numeric`` (what ``sum`` of an integer column gives) as
+    SQLite gives numbers: an int when it is whole, else a float. The hub keeps
+    no decimal amounts, and a Decimal would reach JSON as a string."""
+
+    def load(self, data) -> int | float:
+        text = bytes(data).decode()
+        return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
 class Connection:
@@ -141,12 +163,12 @@ class Connection:
             raise TransactionAborted(
                 "a statement failed inside this write_transaction; rolled back")
 
-    def _lock(self, name: str) -> None:
-        if self.backend == "postgresql":
+    def _lock(self, name: str | None) -> None:
+        if self.backend == "postgresql" and name is not None:
             self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(name),))
 
     @contextmanager
-    def write_transaction(self, lock: str = "hub"):
+    def write_transaction(self, lock: str | None = "hub"):
         """A write transaction, committed on success and rolled back on an
         exception; inside another transaction, a savepoint.
 
@@ -155,7 +177,9 @@ class Connection:
         advisory lock on ``lock`` (held until COMMIT or ROLLBACK), so two
         writers using the same lock name run one after the other and a
         read-then-write (a capacity check, then an insert) cannot interleave.
-        Writers with different lock names run concurrently on PostgreSQL.
+        Writers with different lock names run concurrently on PostgreSQL;
+        ``lock=None`` takes none (writes that conflict with nobody's reads:
+        ``INSERT ... ON CONFLICT`` of record ids, serialised by the rows).
         READ COMMITTED is spelled out because the lock depends on it: each
         statement after the lock sees what the previous holder committed
         (under REPEATABLE READ the snapshot would predate the wait)."""
@@ -186,6 +210,28 @@ class Connection:
             raise
         self.raw.execute("COMMIT")
 
+    # --- the part of a sqlite-utils Database the hub's modules use ----------
+    # They were written against sqlite-utils (``db.conn.execute``, ``db.query``,
+    # ``db.atomic()``); on PostgreSQL ``hub.db.open_db`` gives them this
+    # Connection, which answers the same calls.
+
+    @property
+    def conn(self) -> "_Sqlite3Style":
+        """``db.conn.execute(...)`` works on either kind of ``db``, and so
+        does ``with db.conn:`` (a Connection's own ``with`` closes it)."""
+        return _Sqlite3Style(self)
+
+    def atomic(self):
+        """sqlite-utils' ``atomic()``: a write transaction, or a savepoint in one."""
+        return self.write_transaction()
+
+    def query(self, sql: str, params=()):
+        """Rows as dicts, as sqlite-utils' ``Database.query`` yields them."""
+        cursor = self.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        for row in cursor:
+            yield dict(zip(names, row))
+
     def close(self) -> None:
         self.raw.close()
 
@@ -194,3 +240,25 @@ class Connection:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Sqlite3Style:
+    """A Connection seen as hub code sees a sqlite3 connection (``db.conn``):
+    every call passed on, and ``with db.conn:`` doing what it does on the
+    hub's SQLite connections, which run in autocommit mode: nothing (each
+    statement has committed already; sqlite3's rollback on an exception finds
+    no transaction to undo). What must be atomic is a ``write_transaction``."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Connection):
+        self._connection = connection
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+    def __enter__(self) -> "_Sqlite3Style":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None

@@ -18,6 +18,9 @@ Only what the hub's SQL needs and tests/test_sql_layer.py checks on both:
   and epoch milliseconds do not fit PostgreSQL's 32-bit ``integer``), ``REAL``
   ``DOUBLE PRECISION`` (PostgreSQL's ``real`` is 32-bit) and ``BLOB``
   ``BYTEA``. Meant for the hub's own DDL (no such words in its literals).
+* ``insertion_order``: the column to ORDER BY for the order rows were
+  stored in: SQLite's ``rowid``; PostgreSQL's ``ctid`` (where a row lies:
+  the order stored, until a row is updated, which moves it to the end).
 * ``returning_id``: get that id with ``INSERT ... RETURNING id`` on both
   (SQLite has had RETURNING since 3.35, 2021; ``supports_returning`` says
   whether this SQLite has it), not ``cursor.lastrowid``, which psycopg does
@@ -41,6 +44,7 @@ class Dialect:
     json_rows_template: str
     serial_primary_key: str
     supports_returning: bool
+    insertion_order: str
     ddl_types: tuple[tuple[str, str], ...] = field(default=())
 
     def ddl(self, statement: str) -> str:
@@ -76,6 +80,7 @@ SQLITE = Dialect(
     json_rows_template="json_each({expr}) AS {alias}",
     serial_primary_key=_SQLITE_SERIAL,
     supports_returning=SQLITE_HAS_RETURNING,
+    insertion_order="rowid",
 )
 
 POSTGRESQL = Dialect(
@@ -85,6 +90,7 @@ POSTGRESQL = Dialect(
     json_rows_template="jsonb_array_elements_text(CAST({expr} AS jsonb)) AS {alias}(value)",
     serial_primary_key=_POSTGRESQL_SERIAL,
     supports_returning=True,
+    insertion_order="ctid",
     ddl_types=(
         (rf"\b{_SQLITE_SERIAL}\b", _POSTGRESQL_SERIAL),
         (r"\bINTEGER\b", "BIGINT"),

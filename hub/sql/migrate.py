@@ -7,11 +7,13 @@ the statement's DDL in PostgreSQL's types, ``executescript``, ``conn`` for
 ``executemany``), and what was applied is kept in ``_rounds_migrations``
 (name, applied_at), written in the migration's own transaction. An advisory
 lock makes hubs and workers starting together on an empty database apply
-each migration once.
+each migration once. Each run also (re)defines the SQLite functions the
+hub's queries use (``hub.sql.compat``).
 """
 
 from datetime import datetime, timezone
 
+from . import compat
 from .connection import Connection
 
 MIGRATIONS_TABLE = "_rounds_migrations"
@@ -54,6 +56,7 @@ def apply(conn: Connection, history) -> list[str]:
                  "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     done = []
     with conn.write_transaction(lock=_LOCK):
+        compat.define(conn.raw)  # SQLite's functions the hub's queries use
         already = set(applied(conn))
         for fn in history:
             if fn.__name__ in already:

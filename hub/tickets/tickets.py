@@ -399,13 +399,15 @@ def photo_holds(db, resolved_before: str | None) -> dict[str, bool]:
     closed = ", ".join(f"'{state}'" for state in CLOSED_STATES)
     rows = db.conn.execute(f"""
         WITH refs(sha, keep) AS (
-            SELECT p.value, t.id IS NULL OR t.state NOT IN ({closed}) OR t.updated_at >= :before
-            FROM reports r JOIN json_each(r.photos) p
+            SELECT p.value, CASE WHEN t.id IS NULL OR t.state NOT IN ({closed})
+                                 OR t.updated_at >= :before THEN 1 ELSE 0 END
+            FROM reports r CROSS JOIN json_each(r.photos) p
             LEFT JOIN ticket_reports tr ON tr.report_id = r.report_id
             LEFT JOIN tickets t ON t.id = tr.ticket_id
             UNION ALL
-            SELECT p.value, t.state NOT IN ({closed}) OR t.updated_at >= :before
-            FROM tickets t JOIN json_each(t.photos) p)
+            SELECT p.value, CASE WHEN t.state NOT IN ({closed}) OR t.updated_at >= :before
+                                 THEN 1 ELSE 0 END
+            FROM tickets t CROSS JOIN json_each(t.photos) p)
         SELECT sha, MAX(keep) FROM refs GROUP BY sha""",
         {"before": resolved_before or ""})
     return {sha: bool(keep) for sha, keep in rows}
@@ -428,7 +430,7 @@ def reports_for_node(db, node: str, now: datetime | None = None) -> list[dict]:
     ``"waiting"``."""
     since = iso(_now(now) - timedelta(days=NODE_REPORT_DAYS))
     rows = db.conn.execute(
-        "SELECT r.report_id, tr.ticket_id, t.state, tr.duplicate FROM reports r "
+        "SELECT r.report_id, min(tr.ticket_id), min(t.state), min(tr.duplicate) FROM reports r "
         "LEFT JOIN ticket_reports tr ON tr.report_id = r.report_id "
         "LEFT JOIN tickets t ON t.id = tr.ticket_id "
         "WHERE r.node = ? AND r.taken_at >= ? GROUP BY r.report_id "

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask
 
 from hub.config import load_hub_config
+from hub.sql import is_dsn
 from runtime.settings import ConfigError
 
 from hub.web import (
@@ -41,6 +42,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config["HUB_DB"]:
         raise ConfigError("HUB_DB (the hub database path) is not configured")
     ZoneInfo(app.config["TIMEZONE"])  # fail at start-up, not on the first request
+    if is_dsn(app.config["HUB_DB"]):
+        # Nothing lies beside a database server: every hub machine names the
+        # same session key and the directory its ingest keeps photos in.
+        missing = [key for key in ("SECRET_KEY", "PHOTOS_DIR") if not app.config[key]]
+        if missing:
+            raise ConfigError(f"a hub on PostgreSQL needs {' and '.join(missing)} "
+                              "(hub.json: secret_key, photos_dir)")
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _secret_key(Path(app.config["HUB_DB"]))
 
