@@ -14,13 +14,29 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench faults load system-deps venv lock clean
+.PHONY: demo test test-pg bench faults load system-deps venv lock clean
 
 demo: venv
 	$(VENV)/bin/python -m demo $(DEMO_ARGS)
 
+# Every test with the hub on SQLite, then the hub's database tests (those on the
+# hub_db/hub_app fixtures) again with the hub on PostgreSQL: in `make test` the
+# files of PG_QUICK (every route by role, every form's CSRF, the main areas;
+# ~1.5 min),
+# in `make test-pg` all of them. The ingest, store and multi-worker kill tests
+# run on both backends in the first pass already.
+PG_QUICK    := tests/test_roles.py tests/test_csrf.py tests/test_hub_web.py \
+               tests/test_attendance.py tests/test_registration.py tests/test_records.py \
+               tests/test_exports.py tests/test_hotspots.py tests/test_contests.py \
+               tests/test_assessment.py
+PG_PASS     := ROUNDS_REQUIRE_PG=1 ROUNDS_TEST_HUB_BACKEND=postgresql $(VENV)/bin/pytest
+
 test: venv
 	ROUNDS_REQUIRE_PG=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(PG_PASS) -q $(PG_QUICK)
+
+test-pg: venv
+	$(PG_PASS) $(PYTEST_ARGS)
 
 bench: venv
 	$(VENV)/bin/python bench/run_all.py
