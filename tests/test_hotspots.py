@@ -7,7 +7,7 @@ import pytest
 from hub.tickets import hotspots, tickets
 from protocol.clock import iso
 
-from .hubweb import make_app, signed_in
+from .hubweb import signed_in
 
 from .test_tickets import file, report
 
