@@ -3,7 +3,6 @@ node database and its outbox, the node's state (roster, config) read once
 per request, the node's clock and the event on now, and the zone. Writes
 go through ``writes.py``."""
 
-
 from flask import current_app, g
 
 from edge.checkins import event_now
