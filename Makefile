@@ -22,13 +22,14 @@ demo: venv
 # Every test with the hub on SQLite, then the hub's database tests (those on the
 # hub_db/hub_app fixtures) again with the hub on PostgreSQL: in `make test` the
 # files of PG_QUICK (every route by role, every form's CSRF, the main areas;
-# ~1.5 min),
+# ~2 min),
 # in `make test-pg` all of them. The ingest, store and multi-worker kill tests
 # run on both backends in the first pass already.
 PG_QUICK    := tests/test_roles.py tests/test_csrf.py tests/test_hub_web.py \
                tests/test_attendance.py tests/test_registration.py tests/test_records.py \
                tests/test_exports.py tests/test_hotspots.py tests/test_contests.py \
-               tests/test_assessment.py
+               tests/test_assessment.py tests/test_tickets.py tests/test_surveys.py \
+               tests/test_open311.py
 PG_PASS     := ROUNDS_REQUIRE_PG=1 ROUNDS_TEST_HUB_BACKEND=postgresql $(VENV)/bin/pytest
 
 test: venv

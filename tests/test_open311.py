@@ -12,8 +12,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from PIL import Image
 
 from hub.config import load_hub_config
-from hub.db import open_db
 from hub.ingest import photos
+from hub.sql import is_dsn
 from hub.tickets import open311_keys, tickets
 from hub.web import create_app, open311
 from protocol.clock import iso
@@ -27,8 +27,8 @@ KEY = "k-123"
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "hub.db")
+def db(hub_db):
+    database = hub_db  # closed by hub_db
     open311_keys.add_key(database, KEY, "city-app")
     database["zones"].insert_all([
         {"zone": "ward-3", "name": "Ward 3", "building": "B2", "floor": "3", "lat": 31.20,
@@ -37,17 +37,19 @@ def db(tmp_path):
          "lon": 121.45},
         {"zone": "lobby", "name": "Main lobby"}])
     yield database
-    database.close()
 
 
-def make(tmp_path, **config):
-    return create_app({"TESTING": True, "HUB_DB": str(tmp_path / "hub.db"), "SITE": "test",
-                       **config})
+def make(location, tmp_path, **config):
+    """The hub app on the test's database (``hub_location``), photos in tmp_path."""
+    config.setdefault("PHOTOS_DIR", str(tmp_path / "photos"))
+    if is_dsn(location):  # no file beside which to keep a session key
+        config.setdefault("SECRET_KEY", "test-open311-secret")
+    return create_app({"TESTING": True, "HUB_DB": str(location), "SITE": "test", **config})
 
 
 @pytest.fixture
-def app(tmp_path, db):
-    return make(tmp_path)
+def app(hub_location, tmp_path, db):
+    return make(hub_location, tmp_path)
 
 
 @pytest.fixture
@@ -360,11 +362,12 @@ def test_media_url_fetches_the_first_photo_through_a_signed_link(app, client, db
     assert in_xml["media_url"].startswith(f"http://localhost{API}/media/")
 
 
-def test_media_links_expire_and_forged_ones_are_refused(app, client, db, tmp_path):
+def test_media_links_expire_and_forged_ones_are_refused(app, client, db, tmp_path,
+                                                        hub_location):
     digest, payload = stored_photo(db, tmp_path)
     two_minutes_old = f"{API}/media/{signed_earlier(app, digest, 120)}.jpg"
     assert client.get(two_minutes_old).get_data() == payload  # within the default hour
-    short = make(tmp_path, SECRET_KEY=app.config["SECRET_KEY"],
+    short = make(hub_location, tmp_path, SECRET_KEY=app.config["SECRET_KEY"],
                  OPEN311={"media_url_seconds": 60}).test_client()
     assert_error(short.get(two_minutes_old), 403, "expired")
     hour_old = f"{API}/media/{signed_earlier(app, digest, 3700)}.jpg"
@@ -415,13 +418,13 @@ def test_a_reviewer_reads_only_their_departments_requests(app, client, db):
                  other["service_request_id"])
 
 
-def test_public_reading_lists_requests_without_what_staff_wrote(tmp_path, db):
+def test_public_reading_lists_requests_without_what_staff_wrote(tmp_path, db, hub_location):
     digest, _ = stored_photo(db, tmp_path)
     offset = minutes_since_t0()
     [rid] = file(db, report(offset - 1, zone="ward-3", note="Mr Li, bed 4", photos=[digest]),
                  minute=offset)
     tickets.transition(db, rid, "rejected", "H001", "Mr Li was discharged")
-    app = make(tmp_path, OPEN311={"public_read": True})
+    app = make(hub_location, tmp_path, OPEN311={"public_read": True})
     anonymous = app.test_client()
     [seen] = anonymous.get(f"{API}/requests.json").get_json()
     assert (seen["service_request_id"], seen["status"], seen["address"]) == (

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.db import open_db
 from hub.ingest import downlink
 from hub.ingest.store import write_batch
 from hub.surveys import questionnaires, results, tasks
@@ -33,8 +32,8 @@ QUESTIONS = [
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "hub.db")
+def db(hub_db):
+    database = hub_db  # closed by hub_db
     with database.conn:
         database["departments"].insert_all([{"department": "cardiology", "name": "心内科"}])
         database["zones"].insert_all([
@@ -53,7 +52,6 @@ def db(tmp_path):
                               "alert": {"question": "overall", "at_most": 2,
                                         "category": "service"}}, "office", now=T0)
     yield database
-    database.close()
 
 
 def response(zone="ward-3", staff="S001", minutes=0, version=1, **answers):

@@ -7,14 +7,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub.db import open_db
 from hub.ingest.store import write_batch
 from hub.tickets import hours, tickets
 from hub.tickets.errors import NotFound
 from protocol.clock import iso
 from protocol.records import validate
 
-from .hubweb import make_app, post_json, signed_in
+from .hubweb import post_json, signed_in
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
 
@@ -64,10 +63,9 @@ def ticket_of(db, report_id):
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "hub.db")
+def db(hub_db):
+    database = hub_db  # closed by hub_db
     yield database
-    database.close()
 
 
 # -- routing and due times ---------------------------------------------------
@@ -316,8 +314,8 @@ def test_reports_for_node_show_ticket_state_and_duplicates(db):
 # -- the JSON API ----------------------------------------------------------------
 
 @pytest.fixture
-def client(tmp_path, db):
-    return signed_in(make_app(tmp_path / "hub.db"), db, "office", username="H001")
+def client(hub_app, db):
+    return signed_in(hub_app, db, "office", username="H001")
 
 
 def test_api_tickets_list_filter_detail_and_transition(db, client):

@@ -124,7 +124,7 @@ def entries(db, staff_id: str | None = None, state: str | None = None,
     return [dict(zip(_ENTRY_COLUMNS, r)) for r in db.conn.execute(sql, params + [limit])]
 
 
-_TOTALS = ("SELECT staff_id, "
+_TOTALS = ("SELECT min(staff_id), "  # grouped by staff_id, or one person's rows
            "coalesce(sum(CASE WHEN state = 'approved' THEN hours END), 0), "
            "coalesce(sum(CASE WHEN state = 'pending' THEN hours END), 0), "
            "coalesce(sum(CASE WHEN state = 'rejected' THEN hours END), 0) "
