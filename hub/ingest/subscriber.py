@@ -11,7 +11,6 @@ malformed goes to quarantine with the reason; none can stop the loop.
 
 import json
 import logging
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from runtime.mqttclient import is_fatal, make_client, session_properties
 from runtime.settings import MqttSettings
 
 from hub.db import ingest_writer, open_db, write_transaction
+from hub.sql import Error as DatabaseError  # SQLite's or PostgreSQL's
 from hub.sql import is_dsn
 from hub.ingest import downlink, photos, store
 from hub.records import system
@@ -143,13 +143,13 @@ class Ingest:
         try:
             try:
                 self.handle(message.topic, message.payload, message.properties)
-            except sqlite3.Error:
+            except DatabaseError:
                 raise
             except Exception:  # noqa: BLE001 - a payload must never stop the loop
                 log.exception("unexpected error on %s; quarantining it", message.topic)
                 store.quarantine(self.db, topic=message.topic, node=None,
                                  reason="internal error while ingesting", payload=message.payload)
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             # Not acknowledged: the broker redelivers it once we are back.
             log.error("database error, stopping: %s", exc)
             self._refuse(f"database error: {exc}", DatabaseFailure)

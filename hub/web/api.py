@@ -5,7 +5,6 @@ hotspots, ...)."""
 
 import json
 import logging
-import sqlite3
 from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
@@ -14,6 +13,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from hub.attendance import attendance, occupancy
+from hub.sql import Error as DatabaseError  # SQLite's or PostgreSQL's
 from protocol.clock import iso
 
 from hub.web import open311
@@ -33,7 +33,7 @@ def health():
         db = get_db()
         nodes = attendance.node_counts(db)
         quarantine = attendance.quarantine_count(db)
-    except sqlite3.Error:
+    except DatabaseError:
         log.exception("health: hub database unavailable")
         return jsonify(ok=False, site=site, db="error"), 503
     return jsonify(ok=True, site=site, db="ok", nodes=nodes, quarantine=quarantine)
