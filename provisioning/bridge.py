@@ -303,10 +303,19 @@ def init_group(directory, *, name: str, host: str, campuses, port: int | None = 
                         tls={"cafile": wanted.broker_dir / "ca.crt",
                              "certfile": wanted.broker_dir / "server.crt",
                              "keyfile": wanted.broker_dir / "server.key"})
+    _name_campuses(wanted)
     # Last: group.json names only campuses whose credentials are written.
     write_file(wanted.group_json, json.dumps(wanted.record(), indent=2) + "\n", PUBLIC)
     message = reload(wanted.pid_file).message if existing else None
     return GroupInit(wanted, changed=True, added=added, reload_message=message)
+
+
+def _name_campuses(group: Group) -> None:
+    """group-hub.json lists every campus (``rounds-hub group ingest`` makes a
+    schema for each); what the group's IT added there (db, photos_dir) stays."""
+    hub = json.loads(group.hub_json.read_text())
+    hub["campuses"] = list(group.campuses)
+    write_file(group.hub_json, json.dumps(hub, indent=2) + "\n", SECRET)
 
 
 def _new_group(group: Group, step) -> None:

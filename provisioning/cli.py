@@ -403,7 +403,9 @@ def group_init(directory, name, host, campuses, port, bind):
         return
     click.echo(f"Group {g.name!r} written to {g.dir}; campuses added: {', '.join(result.added)}.")
     click.echo(f"  Broker:    mosquitto -c {g.broker_conf}  (TLS on {g.bind}:{g.port})")
-    click.echo(f"  Group hub: MQTT settings in {g.hub_json}")
+    click.echo(f"  Group hub: MQTT settings and campuses in {g.hub_json}; add \"db\" (a "
+               "postgresql:// DSN) and \"photos_dir\", then: rounds-hub --config "
+               f"{g.hub_json} group ingest")
     if result.reload_message:
         click.echo(f"  {result.reload_message[0].upper()}{result.reload_message[1:]}.")
     click.echo(f"Next, on each new campus: rounds-provision site bridge --group-ca {g.ca_crt} "

@@ -26,6 +26,12 @@ from click.testing import CliRunner
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hub.cli.main import main as hub_main
+from hub.db import open_db
+from hub.group.campuses import campus_dsn
+from hub.group.ingest import GroupIngest
+from protocol.clock import now_iso
+from protocol.records import make_envelope
 from provisioning.bridge import bridge_user, load_group, render_bridge, render_group_acl
 from provisioning.broker import Mosquitto, password_hash, read_passwords, render_conf
 from provisioning.cli import main
@@ -398,6 +404,68 @@ def test_the_bridge_checks_the_group_brokers_host_name(world, tmp_path):
         assert "bridge-campus-c" not in (tmp_path / "group.log").read_text()
 
 
+# --- the group hub stores each campus in its own schema -------------------------------
+
+def campus_rows(group_dsn, site, sql):
+    db = open_db(campus_dsn(group_dsn, site), migrate=False)
+    try:
+        return [tuple(row) for row in db.conn.execute(sql)]
+    finally:
+        db.close()
+
+
+def test_the_group_hub_stores_each_campus_in_its_own_schema(world, pg_dsn, tmp_path):
+    """Both campuses' nodes check the same staff number in at the same zone id
+    (the ids a campus chooses are its own); ``rounds-hub group ingest``'s
+    GroupIngest, as the group broker's group-hub user, stores each campus's
+    record in that campus's schema of one PostgreSQL database, and its status;
+    an uplink of a site that is no campus of the group is quarantined in the
+    group's own schema. Nothing is sent down from the group."""
+    hub_config = json.loads(load_group(world.group_dir).hub_json.read_text())
+    assert hub_config["campuses"] == list(SITES)  # written by group init
+    ingest = GroupIngest(group_dsn=pg_dsn, campuses=hub_config["campuses"],
+                         mqtt=world.settings("group", "group-hub"), photos_dir=tmp_path / "photos")
+    thread = threading.Thread(target=ingest.run, daemon=True)
+    thread.start()
+    try:
+        assert ingest.subscribed.wait(15), "the group ingest did not subscribe"
+        records = {site: {"id": str(uuid.uuid4()), "type": "checkin", "ts": now_iso(),
+                          "staff_id": "D001", "event_id": None, "zone": "ward-1",
+                          "method": "portal", "device": None} for site in SITES}
+        # The operator watches (the group-hub user is the ingest's: one client id per user)
+        operator = world.client("group", OPERATOR[0]).connect().subscribe(
+            "rounds/v1/+/bridge/state", "rounds/v1/+/node/+/down/#", "rounds/v1/+/down/#")
+        for site in SITES:
+            world.link_up(operator, site)
+            n1 = world.client(site, "n1").connect()
+            assert n1.publish(up(site), make_envelope("n1", [records[site]])) == "Success"
+            assert n1.publish(up(site, "status"), json.dumps(
+                {"state": "online", "ts": now_iso(), "backlog": 0}).encode(),
+                retain=True) == "Success"
+        elsewhere = make_envelope("n9", [{**records[SITES[0]], "id": str(uuid.uuid4())}])
+        assert operator.publish(up("elsewhere", node="n9"), elsewhere) == "Success"
+        for site in SITES:
+            wait_for(lambda: campus_rows(pg_dsn, site, "SELECT id, staff_id, zone FROM checkins")
+                     == [(records[site]["id"], "D001", "ward-1")], timeout=20,
+                     message=f"{site}'s check-in in its schema")
+            wait_for(lambda: campus_rows(pg_dsn, site, "SELECT node, state FROM nodes")
+                     == [("n1", "online")], message=f"{site}'s node status")
+        group_db = open_db(pg_dsn, migrate=False)
+        try:
+            wait_for(lambda: group_db.conn.execute(
+                "SELECT topic, reason FROM quarantine").fetchall() == [
+                    (up("elsewhere", node="n9"), "not a campus of this group")],
+                message="the stranger's uplink quarantined at the group")
+            assert group_db.conn.execute("SELECT count(*) FROM checkins").fetchone()[0] == 0
+        finally:
+            group_db.close()
+        sent_down = [m.topic for m in operator.got() if "/down/" in m.topic]
+        assert sent_down == []  # no ack, roster or config from the group hub
+    finally:
+        ingest.stop()
+        thread.join(15)
+
+
 def _accepting(host, port) -> bool:
     import socket
 
@@ -506,3 +574,14 @@ def test_site_bridge_is_idempotent_and_refuses_another_campuses_credentials(tmp_
     run("site", "init", "--site", "a", "--name", "A", "--hub-host", "localhost",
         "--mqtt-port", "18885", "--hub-db", tmp_path / "hub.db", "--force", site_dir=site_dir)
     assert site.broker_conf.read_text() == bridged  # --force keeps the group bridge
+
+
+def test_group_ingest_needs_a_postgresql_database_and_its_campuses(tmp_path):
+    config = tmp_path / "group-hub.json"
+    config.write_text(json.dumps({"mqtt": {}, "campuses": ["a"], "photos_dir": str(tmp_path),
+                                  "db": str(tmp_path / "group.db")}))
+    result = CliRunner().invoke(hub_main, ["--config", str(config), "group", "ingest"])
+    assert result.exit_code == 1 and "postgresql:// DSN" in result.output
+    config.write_text(json.dumps({"mqtt": {}, "db": "postgresql://x@127.0.0.1/g"}))
+    result = CliRunner().invoke(hub_main, ["--config", str(config), "group", "ingest"])
+    assert result.exit_code == 1 and "lacks: campuses, photos_dir" in result.output

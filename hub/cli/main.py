@@ -7,7 +7,7 @@ import click
 from runtime.daemon import exec_gunicorn, setup_logging
 from runtime.settings import ConfigError
 
-from hub.cli import db, export, retention, roster
+from hub.cli import db, export, group, retention, roster
 from hub.cli.support import hub_config
 from hub.ingest import workers as ingest_workers
 
@@ -84,5 +84,6 @@ def web(ctx, bind, workers):
     exec_gunicorn("hub.web:create_app()", bind, workers, "ROUNDS_HUB_CONFIG", ctx.obj["config_path"])
 
 
-for command in (*roster.COMMANDS, *export.COMMANDS, *retention.COMMANDS, *db.COMMANDS):
+for command in (*roster.COMMANDS, *export.COMMANDS, *retention.COMMANDS, *db.COMMANDS,
+                *group.COMMANDS):
     main.add_command(command)

@@ -185,9 +185,8 @@ class Ingest:
             with write_transaction(self.db):
                 tickets.materialize(self.db)
         if stored.ids:
-            ack = {"ids": stored.ids, **({"batch": stored.batch} if stored.batch else {})}
-            self.client.publish(topics.node_down(self.site, node, "ack"),
-                                json.dumps(ack).encode(), qos=1)
+            self._ack(node, {"ids": stored.ids, **({"batch": stored.batch} if stored.batch
+                                                    else {})})
 
     def _handle_photo(self, topic: str, node: str, payload: bytes, properties) -> None:
         """Verify, store content-addressed, then ticket any report it completes.
@@ -206,8 +205,12 @@ class Ingest:
                 photos.record(self.db, photo, len(payload), path)
                 tickets.materialize(self.db)
         if isinstance(claimed, str) and len(claimed) == 64:
-            self.client.publish(topics.node_down(self.site, node, "ack"),
-                                json.dumps({"ids": [claimed]}).encode(), qos=1)
+            self._ack(node, {"ids": [claimed]})
+
+    def _ack(self, node: str, ack: dict) -> None:
+        """Tell ``node`` what is stored (it deletes those from its outbox)."""
+        self.client.publish(topics.node_down(self.site, node, "ack"), json.dumps(ack).encode(),
+                            qos=1)
 
     def _handle_status(self, topic: str, node: str, payload: bytes) -> None:
         if not payload:
