@@ -585,3 +585,15 @@ def test_group_ingest_needs_a_postgresql_database_and_its_campuses(tmp_path):
     config.write_text(json.dumps({"mqtt": {}, "db": "postgresql://x@127.0.0.1/g"}))
     result = CliRunner().invoke(hub_main, ["--config", str(config), "group", "ingest"])
     assert result.exit_code == 1 and "lacks: campuses, photos_dir" in result.output
+
+
+def test_a_campus_dsn_names_its_schema_and_keeps_other_options():
+    assert campus_dsn("postgresql://g@db/group", "st-mary") == \
+        "postgresql://g@db/group?options=-c%20search_path%3D%22site_st-mary%22"
+    kept = campus_dsn("postgresql://g@db/group?sslmode=require&options=-c%20work_mem%3D64MB",
+                      "north")
+    assert kept == ("postgresql://g@db/group?sslmode=require&options=-c%20work_mem%3D64MB"
+                    "%20-c%20search_path%3D%22site_north%22")
+    for wrong in ("St-Mary", "a;b", "", "-x"):
+        with pytest.raises(ValueError):
+            campus_dsn("postgresql://g@db/group", wrong)

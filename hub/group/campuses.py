@@ -35,8 +35,9 @@ def campus_dsn(group_dsn: str, site: str) -> str:
 
 def ensure(group_dsn: str, site: str) -> str:
     """Create ``site``'s schema if missing and migrate it; its DSN."""
+    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema(site)))
     with psycopg.connect(group_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema(site))))
+        conn.execute(create)
     dsn = campus_dsn(group_dsn, site)
     open_db(dsn).close()
     return dsn

@@ -41,8 +41,8 @@ class GroupIngest(Ingest):
                 db.close()
 
     def handle(self, topic: str, payload: bytes, properties=None) -> None:
-        if self._group_db is None:
-            self._group_db = self.db  # the group database's own schema (Ingest.run)
+        if self._group_db is None:  # the first message: self.db is still Ingest.run's
+            self._group_db = self.db  # connection, to the group database's own schema
         parts = topic.split("/")
         site = parts[2] if len(parts) > 2 else None
         campus = self._campus_dbs.get(site)
