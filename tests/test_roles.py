@@ -49,6 +49,8 @@ POLICY = {
     "events_api.event_attendance": OFFICE_UP,
     "api.zone_occupancy": OFFICE_UP,
     "hotspots_api.hotspot_analysis": REVIEWERS_UP,
+    "group.index": OFFICE_UP,
+    "group_api.summary": OFFICE_UP,
     # events, zones, live attendance
     "pages.event_live": OFFICE_UP,
     "events.index": OFFICE_UP,

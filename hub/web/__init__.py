@@ -18,7 +18,7 @@ from hub.sql import is_dsn
 from runtime.settings import ConfigError
 
 from hub.web import (
-    accounts, api, assessment, audit_log, auth, contests, events, events_api, fleet, hotspots, hours, i18n, labels, nav,
+    accounts, api, assessment, audit_log, auth, contests, events, events_api, fleet, group, hotspots, hours, i18n, labels, nav,
     open311, openapi, pages, people, records, records_api, registration, roster, roster_import, summaries, surveys,
     surveys_api, tickets, yearbook, zones,
 )
@@ -42,6 +42,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config["HUB_DB"]:
         raise ConfigError("HUB_DB (the hub database path) is not configured")
     ZoneInfo(app.config["TIMEZONE"])  # fail at start-up, not on the first request
+    if app.config.get("GROUP_CAMPUSES") and not is_dsn(app.config["HUB_DB"]):
+        raise ConfigError("a group hub's database is PostgreSQL (a schema per campus): "
+                          "HUB_DB must be a postgresql:// DSN")
     if is_dsn(app.config["HUB_DB"]):
         # Nothing lies beside a database server: every hub machine names the
         # same session key and the directory its ingest keeps photos in.
@@ -76,7 +79,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 # events, surveys and records, beside their pages); see docs/dashboard.md.
 AREAS = (roster, roster_import, accounts, events, events_api, zones, tickets, hours, fleet, people,
          hotspots, surveys, surveys_api, contests, assessment, records, records_api, registration,
-         summaries, yearbook, audit_log)
+         summaries, yearbook, audit_log, group)
 
 
 def _secret_key(db_path: Path) -> bytes:
@@ -111,6 +114,8 @@ def _load_hub_config() -> dict:
         mapping["SECRET_KEY"] = config["secret_key"]
     if "photos_dir" in config:
         mapping["PHOTOS_DIR"] = config["photos_dir"]
+    if "campuses" in config:  # a group hub (hub/web/group.py)
+        mapping["GROUP_CAMPUSES"] = list(config["campuses"])
     mapping["OPEN311"] = config["open311"]
     mapping["RETENTION"] = config["retention"]
     mapping["REVIEW"] = config["review"]

@@ -1,0 +1,54 @@
+"""What the group's side-by-side pages show of each campus, read from its
+schema (``campuses``): the last 30 days' events, check-ins and survey
+responses, the tickets open and overdue now, and the recurring hotspots."""
+
+from datetime import datetime, timedelta
+
+from protocol.clock import iso
+
+from hub.db import open_db
+from hub.tickets import hotspots
+from hub.tickets.tickets import OPEN_STATES
+
+from .campuses import campus_dsn
+
+RECENT = timedelta(days=30)
+_OPEN = ", ".join(f"'{state}'" for state in OPEN_STATES)
+
+
+def campus_summary(db, now: datetime) -> dict:
+    """One campus's figures (its own hub database, or its schema of the group's)."""
+    since, until = iso(now - RECENT), iso(now)
+
+    def count(sql: str, *params) -> int:
+        return db.conn.execute(sql, params).fetchone()[0]
+
+    return {
+        "events": count("SELECT count(*) FROM events WHERE start >= ? AND start <= ?",
+                        since, until),
+        "checkins": count("SELECT count(*) FROM checkins WHERE ts >= ? AND ts <= ?",
+                          since, until),
+        "survey_responses": count("SELECT count(*) FROM survey_responses "
+                                  "WHERE taken_at >= ? AND taken_at <= ?", since, until),
+        "tickets_open": count(f"SELECT count(*) FROM tickets WHERE state IN ({_OPEN})"),
+        "tickets_overdue": count(f"SELECT count(*) FROM tickets WHERE state IN ({_OPEN}) "
+                                 "AND due_at < ?", until),
+        "hotspots": [{"zone": h["zone"], "category": h["category"], "recent": h["recent"]}
+                     for h in hotspots.recurring(db, now)[:3]],
+    }
+
+
+def group_summary(group_dsn: str, campuses, now: datetime) -> list[dict]:
+    """``{"site", "ready", **campus_summary}`` per campus, in the configured
+    order; ``ready`` is False (and no figures) for a campus whose schema the
+    group ingest has not made yet."""
+    out = []
+    for site in campuses:
+        db = open_db(campus_dsn(group_dsn, site), migrate=False)
+        try:
+            ready = db.conn.execute("SELECT to_regclass('checkins') IS NOT NULL").fetchone()[0]
+            out.append({"site": site, "ready": bool(ready),
+                        **(campus_summary(db, now) if ready else {})})
+        finally:
+            db.close()
+    return out

@@ -1,0 +1,106 @@
+"""The group hub's side-by-side page (hub/web/group.py) on a real PostgreSQL
+database holding two campuses' schemas (as ``rounds-hub group ingest`` makes
+them) and a third campus not heard from yet; a campus's own dashboard, on its
+schema, sees its own site only."""
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from hub.db import open_db
+from hub.group.campuses import campus_dsn, ensure
+from hub.ingest.store import write_batch
+from hub.web import create_app
+from protocol.clock import iso
+from runtime.settings import ConfigError
+
+from .hubweb import make_app, signed_in
+
+CAMPUSES = ["campus-a", "campus-b", "campus-c"]  # campus-c: no data yet
+NOW = datetime.now(timezone.utc)
+
+
+def checkin(staff_id: str) -> dict:
+    return {"id": str(uuid.uuid4()), "type": "checkin", "ts": iso(NOW - timedelta(hours=1)),
+            "staff_id": staff_id, "event_id": None, "zone": "ward-1", "method": "portal",
+            "device": None}
+
+
+def add_ticket(db, report_id: str, due: datetime) -> None:
+    at = iso(NOW - timedelta(days=2))
+    db.conn.execute(
+        "INSERT INTO tickets (report_id, category, zone, department, state, created_at, "
+        "reported_at, due_at, updated_at, staff_id) VALUES (?, 'hygiene', 'ward-1', "
+        "'environmental_services', 'new', ?, ?, ?, ?, 'D001')", (report_id, at, at, iso(due), at))
+
+
+@pytest.fixture
+def group(pg_dsn, tmp_path):
+    """The group database: its own schema (the group's accounts), campus-a with
+    two check-ins and a ticket due tomorrow, campus-b with one check-in (the
+    same staff number) and an overdue ticket."""
+    open_db(pg_dsn).close()
+    for site, staff, due in (("campus-a", ["D001", "D002"], NOW + timedelta(days=1)),
+                             ("campus-b", ["D001"], NOW - timedelta(hours=3))):
+        db = open_db(ensure(pg_dsn, site), migrate=False)
+        try:
+            write_batch(db, "t", "n1", [checkin(s) for s in staff], [])
+            add_ticket(db, f"r-{site}", due)
+        finally:
+            db.close()
+    return pg_dsn
+
+
+def test_the_group_office_sees_the_campuses_side_by_side(group, tmp_path):
+    app = make_app(group, GROUP_CAMPUSES=CAMPUSES, PHOTOS_DIR=str(tmp_path / "photos"))
+    db = open_db(group, migrate=False)
+    try:
+        office = signed_in(app, db, "office", lang="en")
+        staff = signed_in(app, db, "staff", staff_id="D001")
+    finally:
+        db.close()
+    campuses = office.get("/api/v1/group").get_json()["campuses"]
+    assert [c["site"] for c in campuses] == CAMPUSES
+    a, b, c = campuses
+    assert (a["checkins"], a["tickets_open"], a["tickets_overdue"]) == (2, 1, 0)
+    assert (b["checkins"], b["tickets_open"], b["tickets_overdue"]) == (1, 1, 1)
+    assert a["ready"] and b["ready"] and c == {"site": "campus-c", "ready": False}
+    page = office.get("/group/").get_data(as_text=True)
+    assert "campus-a" in page and "campus-b" in page and "No data from this campus yet" in page
+    assert staff.get("/group/").status_code == 403
+
+
+def test_a_campus_dashboard_sees_its_own_site_only(group, tmp_path):
+    """A campus's office works on its campus's schema: the other campus's
+    ticket and check-ins are not there to see."""
+    app = make_app(campus_dsn(group, "campus-a"), PHOTOS_DIR=str(tmp_path / "photos"))
+    db = open_db(campus_dsn(group, "campus-a"), migrate=False)
+    try:
+        office = signed_in(app, db, "office", lang="en")
+    finally:
+        db.close()
+    listed = office.get("/api/v1/tickets").get_json()
+    assert [t["report_id"] for t in listed] == ["r-campus-a"]
+    assert office.get("/api/v1/group").get_json() == {"campuses": []}  # not a group hub
+    assert "This hub has no campuses" in office.get("/group/").get_data(as_text=True)
+
+
+def test_a_group_hub_needs_postgresql(tmp_path):
+    with pytest.raises(ConfigError, match="postgresql://"):
+        create_app({"HUB_DB": str(tmp_path / "hub.db"), "SITE": "g",
+                    "GROUP_CAMPUSES": CAMPUSES})
+
+
+def test_the_group_hubs_config_names_its_campuses(group, tmp_path, monkeypatch):
+    """group-hub.json, with the keys README "Hospital group" says to add, is a
+    hub config: the dashboard built from it is the group's."""
+    config = tmp_path / "group-hub.json"
+    config.write_text(json.dumps({
+        "mqtt": {"host": "127.0.0.1", "port": 8883, "username": "group-hub"},
+        "campuses": CAMPUSES, "db": group, "photos_dir": str(tmp_path / "photos"),
+        "site": "city-group", "secret_key": "group-secret"}))
+    monkeypatch.setenv("ROUNDS_HUB_CONFIG", str(config))
+    app = create_app()
+    assert app.config["GROUP_CAMPUSES"] == CAMPUSES and app.config["HUB_DB"] == group
