@@ -12,6 +12,7 @@ import pytest
 from hub.db import open_db
 from hub.group.campuses import campus_dsn, ensure
 from hub.ingest.store import write_batch
+from hub.surveys import questionnaires
 from hub.web import create_app
 from protocol.clock import iso
 from runtime.settings import ConfigError
@@ -36,18 +37,36 @@ def add_ticket(db, report_id: str, due: datetime) -> None:
         "'environmental_services', 'new', ?, ?, ?, ?, 'D001')", (report_id, at, at, iso(due), at))
 
 
+QUESTIONS = [{"id": "overall", "kind": "scale", "label": "总体满意度"}]
+
+
+def add_response(db, overall: int) -> None:
+    """A survey response as ingest stores one (its task is not what is measured here)."""
+    at = iso(NOW - timedelta(days=1))
+    db.conn.execute(
+        "INSERT INTO survey_responses (id, node, ts, received_at, task_id, questionnaire, "
+        "version, staff_id, zone, answers, taken_at) VALUES (?, 'n1', ?, ?, 'dec', "
+        "'inpatient', 1, 'S001', 'ward-1', ?, ?)",
+        (str(uuid.uuid4()), at, at, json.dumps({"overall": overall}), at))
+
+
 @pytest.fixture
 def group(pg_dsn, tmp_path):
     """The group database: its own schema (the group's accounts), campus-a with
-    two check-ins and a ticket due tomorrow, campus-b with one check-in (the
-    same staff number) and an overdue ticket."""
+    two check-ins, a ticket due tomorrow and two survey answers (5 and 3 of 5),
+    campus-b with one check-in (the same staff number), an overdue ticket and
+    no survey."""
     open_db(pg_dsn).close()
-    for site, staff, due in (("campus-a", ["D001", "D002"], NOW + timedelta(days=1)),
-                             ("campus-b", ["D001"], NOW - timedelta(hours=3))):
+    for site, staff, due, answers in (
+            ("campus-a", ["D001", "D002"], NOW + timedelta(days=1), [5, 3]),
+            ("campus-b", ["D001"], NOW - timedelta(hours=3), [])):
         db = open_db(ensure(pg_dsn, site), migrate=False)
         try:
             write_batch(db, "t", "n1", [checkin(s) for s in staff], [])
             add_ticket(db, f"r-{site}", due)
+            questionnaires.save(db, "inpatient", "住院患者满意度", QUESTIONS, "office")
+            for overall in answers:
+                add_response(db, overall)
         finally:
             db.close()
     return pg_dsn
@@ -66,6 +85,9 @@ def test_the_group_office_sees_the_campuses_side_by_side(group, tmp_path):
     a, b, c = campuses
     assert (a["checkins"], a["tickets_open"], a["tickets_overdue"]) == (2, 1, 0)
     assert (b["checkins"], b["tickets_open"], b["tickets_overdue"]) == (1, 1, 1)
+    # 5 of 5 is 100, 3 of 5 is 50 (hub.surveys.results.score): the index is their mean
+    assert (a["survey_responses"], a["satisfaction"]) == (2, 75.0)
+    assert (b["survey_responses"], b["satisfaction"]) == (0, None)
     assert a["ready"] and b["ready"] and c == {"site": "campus-c", "ready": False}
     page = office.get("/group/").get_data(as_text=True)
     assert "campus-a" in page and "campus-b" in page and "No data from this campus yet" in page

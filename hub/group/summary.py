@@ -1,12 +1,16 @@
 """What the group's side-by-side pages show of each campus, read from its
-schema (``campuses``): the last 30 days' events, check-ins and survey
-responses, the tickets open and overdue now, and the recurring hotspots."""
+schema (``campuses``): the last 30 days' events, check-ins, survey responses
+and their satisfaction index, the tickets open and overdue now, and the
+recurring hotspots."""
 
+import json
 from datetime import datetime, timedelta
 
 from protocol.clock import iso
+from protocol.surveys import check_answers
 
 from hub.db import open_db
+from hub.surveys import questionnaires, results
 from hub.tickets import hotspots
 from hub.tickets.tickets import OPEN_STATES
 
@@ -30,12 +34,33 @@ def campus_summary(db, now: datetime) -> dict:
                           since, until),
         "survey_responses": count("SELECT count(*) FROM survey_responses "
                                   "WHERE taken_at >= ? AND taken_at <= ?", since, until),
+        "satisfaction": satisfaction(db, since, until),
         "tickets_open": count(f"SELECT count(*) FROM tickets WHERE state IN ({_OPEN})"),
         "tickets_overdue": count(f"SELECT count(*) FROM tickets WHERE state IN ({_OPEN}) "
                                  "AND due_at < ?", until),
         "hotspots": [{"zone": h["zone"], "category": h["category"], "recent": h["recent"]}
                      for h in hotspots.recurring(db, now)[:3]],
     }
+
+
+def satisfaction(db, since: str, until: str) -> float | None:
+    """The satisfaction index (0-100, ``hub.surveys.results.score``) of the
+    survey responses taken from ``since`` to ``until``, whatever their task;
+    None without a scored answer."""
+    forms: dict[tuple, dict | None] = {}
+    scores = []
+    for qid, version, answers in db.conn.execute(
+            "SELECT questionnaire, version, answers FROM survey_responses "
+            "WHERE taken_at >= ? AND taken_at <= ?", (since, until)):
+        if (qid, version) not in forms:
+            forms[(qid, version)] = questionnaires.get(db, qid, version)
+        form = forms[(qid, version)]
+        if form is None:
+            continue  # a version this hub never had
+        found = results.score(form, check_answers(form, json.loads(answers)).values)
+        if found is not None:
+            scores.append(found)
+    return round(sum(scores) / len(scores), 1) if scores else None
 
 
 def group_summary(group_dsn: str, campuses, now: datetime) -> list[dict]:

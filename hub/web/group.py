@@ -3,7 +3,8 @@
 On the group hub (hub.json ``campuses``: ``GROUP_CAMPUSES``; its database the
 group's PostgreSQL, each campus in its own schema, filled by ``rounds-hub
 group ingest``): ``/group/`` and ``/api/v1/group`` show, per campus, the last
-30 days' events, check-ins and survey responses, the tickets open and
+30 days' events, check-ins, survey responses and their satisfaction index
+(0-100), the tickets open and
 overdue, and the recurring hotspots (``hub.group.summary``), for the group's
 office and admin. A campus's own office works on its campus hub, whose
 database holds its site only. On a hub with no campuses the page says so.
@@ -58,6 +59,7 @@ OPENAPI = {
             "properties": {
                 "site": {"type": "string"}, "ready": {"type": "boolean"},
                 "events": _COUNT, "checkins": _COUNT, "survey_responses": _COUNT,
+                "satisfaction": {"type": ["number", "null"]},
                 "tickets_open": _COUNT, "tickets_overdue": _COUNT,
                 "hotspots": {"type": "array", "items": {
                     "type": "object", "required": ["zone", "category", "recent"],
