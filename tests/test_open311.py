@@ -13,13 +13,12 @@ from PIL import Image
 
 from hub.config import load_hub_config
 from hub.ingest import photos
-from hub.sql import is_dsn
 from hub.tickets import open311_keys, tickets
-from hub.web import create_app, open311
+from hub.web import open311
 from protocol.clock import iso
 from runtime.settings import ConfigError
 
-from .hubweb import signed_in
+from .hubweb import make_app, signed_in
 from .test_tickets import T0, file, report
 
 API = "/open311/v2"
@@ -41,10 +40,8 @@ def db(hub_db):
 
 def make(location, tmp_path, **config):
     """The hub app on the test's database (``hub_location``), photos in tmp_path."""
-    config.setdefault("PHOTOS_DIR", str(tmp_path / "photos"))
-    if is_dsn(location):  # no file beside which to keep a session key
-        config.setdefault("SECRET_KEY", "test-open311-secret")
-    return create_app({"TESTING": True, "HUB_DB": str(location), "SITE": "test", **config})
+    return make_app(location, **{"SITE": "test", "PHOTOS_DIR": str(tmp_path / "photos"),
+                                 **config})
 
 
 @pytest.fixture

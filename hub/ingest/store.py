@@ -17,7 +17,6 @@ from protocol.clock import now_iso
 from protocol.records import Clock, parse_envelope
 
 from hub.db import write_transaction
-from hub.sql import POSTGRESQL, SQLITE, Dialect, dialect_of
 from hub.ingest import clockfix
 from hub.contests import acts
 from hub.schedule import registration_records
@@ -39,30 +38,28 @@ _FIELDS = {
 _TABLES = {"binding": "bindings", "checkin": "checkins", "presence": "presence",
            "occupancy": "occupancy", "report": "reports",
            "survey_response": "survey_responses", "score": "scores"}
+# A repeated id is ignored, except a presence id, which extends its interval
+# (never shrinks it). Scalar max() is SQLite's, defined on PostgreSQL too
+# (hub/sql/compat.py); the table's own columns are named with the table:
+# PostgreSQL finds a bare name ambiguous beside ``excluded``.
+_ON_CONFLICT = {
+    "presence": "ON CONFLICT(id) DO UPDATE SET "
+                "last_seen = max(presence.last_seen, excluded.last_seen), "
+                "closed = max(presence.closed, excluded.closed), "
+                "staff_id = coalesce(excluded.staff_id, presence.staff_id)",
+}
 
 
-def _on_conflict(kind: str, dialect: Dialect) -> str:
-    """A repeated id is ignored, except a presence id, which extends its
-    interval (never shrinks it). The table's own columns are named with the
-    table: PostgreSQL finds a bare name ambiguous beside ``excluded``."""
-    if kind != "presence":
-        return "ON CONFLICT(id) DO NOTHING"
-    return ("ON CONFLICT(id) DO UPDATE SET "
-            f"last_seen = {dialect.greatest('presence.last_seen', 'excluded.last_seen')}, "
-            f"closed = {dialect.greatest('presence.closed', 'excluded.closed')}, "
-            "staff_id = coalesce(excluded.staff_id, presence.staff_id)")
-
-
-def _insert_sql(kind: str, dialect: Dialect) -> str:
+def _insert_sql(kind: str) -> str:
     columns = _COMMON + _FIELDS[kind]
     return (
         f"INSERT INTO {_TABLES[kind]} ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' * len(columns))}) " + _on_conflict(kind, dialect)
+        f"VALUES ({', '.join('?' * len(columns))}) "
+        + _ON_CONFLICT.get(kind, "ON CONFLICT(id) DO NOTHING")
     )
 
 
-# dialect name -> record type -> its INSERT
-_SQL = {d.name: {kind: _insert_sql(kind, d) for kind in _FIELDS} for d in (SQLITE, POSTGRESQL)}
+_SQL = {kind: _insert_sql(kind) for kind in _FIELDS}
 _BIND_DEVICE = (
     "INSERT INTO devices (device, staff_id, bound_at, node) VALUES (?, ?, ?, ?) "
     "ON CONFLICT(device) DO UPDATE SET staff_id = excluded.staff_id, "
@@ -168,11 +165,11 @@ def write_batch(db, topic: str, node: str, good: list[dict], bad: list,
                        raw.get("id") if isinstance(raw, dict) else None, received_at)
         for raw, reason in bad
     ]
-    conn, sql = db.conn, _SQL[dialect_of(db).name]
+    conn = db.conn
     # BEGIN IMMEDIATE: a registration counts the places taken before it writes.
     with write_transaction(db):
         for kind, rows in by_kind.items():
-            conn.executemany(sql[kind], rows)
+            conn.executemany(_SQL[kind], rows)
         if registrations:
             refused = registration_records.apply_records(db, node, registrations)
             if refused:  # acknowledged all the same, as every quarantined record
@@ -236,8 +233,8 @@ def _flag_at(values: tuple, index: int) -> tuple:
     return values[:index] + (int(values[index]),) + values[index + 1:]
 
 
-# wire record type -> (its record type, its row)
-_CLEAN_ROWS = {cls: (cls.__struct_config__.tag, _clean_row(cls.__struct_config__.tag))
+# wire record type -> (its table's INSERT, its row)
+_CLEAN_ROWS = {cls: (_SQL[cls.__struct_config__.tag], _clean_row(cls.__struct_config__.tag))
                for cls in (wire.Binding, wire.Checkin, wire.Presence, wire.Occupancy)}
 
 
@@ -248,14 +245,14 @@ def write_clean(db, node: str, clean: wire.Clean) -> None:
     and with several ingest workers writing, the lock is taken up front
     rather than left to the order of the statements."""
     received_at = now_iso()
-    conn, sql = db.conn, _SQL[dialect_of(db).name]
+    conn = db.conn
     # On PostgreSQL, workers writing records side by side need no common lock
     # (ON CONFLICT on the ids, row locks for a presence update); a binding
     # reads the person's other phones first, so a batch with one takes it.
     with write_transaction(db, lock="hub" if wire.Binding in clean.groups else None):
         for kind, group in clean.groups.items():
-            tag, row = _CLEAN_ROWS[kind]
-            conn.executemany(sql[tag], [row(r, node, received_at) for r in group])
+            sql, row = _CLEAN_ROWS[kind]
+            conn.executemany(sql, [row(r, node, received_at) for r in group])
         for binding in sorted(clean.groups.get(wire.Binding, ()), key=lambda b: b.ts):
             _apply_binding(conn, binding.device, binding.staff_id, binding.ts, node)
 
