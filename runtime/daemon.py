@@ -43,16 +43,20 @@ def load_config(path, required: tuple[str, ...]) -> dict:
         raise click.ClickException(str(exc)) from None
 
 
+# Threaded workers: a phone's browser opens speculative connections it may
+# never use, and each would hold a sync worker until its timeout. A worker
+# takes new connections only while a thread is free (runtime/gunicorn_worker.py).
+GUNICORN_WORKER = ("--worker-class", "runtime.gunicorn_worker.AdmittingThreadWorker",
+                   "--threads", "8")
+
+
 def exec_gunicorn(app_factory: str, bind: str, workers: int, config_env: str, config_path,
                   extra_args=()):
     """Replace this process with gunicorn serving ``app_factory``; the app
     finds its config through the environment variable ``config_env``."""
     env = dict(os.environ, **{config_env: os.path.abspath(config_path)})
-    # Threaded workers: a phone's browser opens speculative connections it may
-    # never use, and each would hold a sync worker until its timeout.
     argv = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-",
-            *extra_args, app_factory]
+            *GUNICORN_WORKER, "--access-logfile", "-", *extra_args, app_factory]
     os.execve(sys.executable, argv, env)
 
 
