@@ -53,7 +53,7 @@ from protocol import topics
 from protocol.clock import iso
 from protocol.ids import record_id
 from protocol.records import join_envelope
-from runtime.daemon import die_with_parent
+from runtime.daemon import GUNICORN_WORKER, die_with_parent
 from runtime.mqttclient import make_client
 from tests.hubweb import make_app, signed_in
 from tests.load.test_contest_burst import (
@@ -65,8 +65,7 @@ from tests.load.conftest import rows
 THREADS_PER_PROCESS = 5
 POLL = 0.05
 # As runtime.daemon.exec_gunicorn serves the portal.
-GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "8",
-            "--access-logfile", "-"]
+GUNICORN = ["--workers", "2", *GUNICORN_WORKER, "--access-logfile", "-"]
 HELLO = "def app(environ, start_response):\n" \
         "    start_response('200 OK', [('Content-Type', 'text/plain')])\n" \
         "    return [b'hello']\n"
@@ -360,7 +359,7 @@ def main() -> None:
     scores, checkins = run["scores"], run["checkins"]
     label = (f"{PHONES} phones ({len(scores)} scores, {args.clients} at once over "
              f"{args.clients // THREADS_PER_PROCESS} client processes), portal under gunicorn "
-             f"{' '.join(GUNICORN[:6])}")
+             f"{' '.join(GUNICORN[:-2])}")
     write_result("scoring_p99", "ms", percentile(scores, 99) * 1000, False,
                  (f"POST /checkin (staff number + PIN, scrypt), p99, same phones and run; "
                   f"{label}", percentile(checkins, 99) * 1000),
