@@ -32,6 +32,8 @@ Test extra: pytest (+ pytest-timeout), selenium for the pages people use
 in a real headless Chromium, hypothesis to fuzz the presence frame parser.
 - scikit-image: skimage.data.astronaut(), a real photo with a face, for the photo tests.
 - piexif: writes EXIF/GPS into test photos and proves none is left in the output.
+- py-spy: samples the portal's gunicorn workers from outside, without slowing them,
+  for the flame graph of a check-in under load (bench/profile_portal.py).
 """
 
 from setuptools import find_packages, setup
@@ -89,6 +91,7 @@ setup(
             "hypothesis>=6,<7",
             # Checks every /api/v1 response against the OpenAPI document's schemas.
             "jsonschema>=4.20,<5",
+            "py-spy>=0.4,<0.5",
         ],
     },
     entry_points={
