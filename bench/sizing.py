@@ -1,13 +1,16 @@
 """How big a hub database grows: bytes per stored record of each kind,
-measured on a real hub database (tables and their indexes, from SQLite's
-``dbstat``), then a year of a 5,000-staff, 200-node hospital from those
-figures and the volumes in VOLUMES (assumptions, written out in
-docs/scaling.md) with the default retention (hub/retention.py).
+measured on a real hub database on each backend (tables and their indexes:
+SQLite's ``dbstat``; PostgreSQL's ``pg_total_relation_size``, which counts
+TOAST too, in a throwaway cluster of Debian's server), then a year of a
+5,000-staff, 200-node hospital from those figures and the volumes in VOLUMES
+(assumptions, written out in docs/scaling.md) with the default retention
+(hub/retention.py).
 
-    .venv/bin/python bench/sizing.py [--records 50000]
+    .venv/bin/python bench/sizing.py [--records 50000] [--backends sqlite,postgresql]
 
-Writes bench/results/sizing/hub_db_size.json (not a speed figure: run_all.py
-does not run it and the speed report does not list it).
+Writes bench/results/sizing/hub_db_size.json (SQLite) and
+hub_db_size_postgresql.json (not speed figures: run_all.py does not run it
+and the speed report does not list them).
 """
 
 import argparse
@@ -19,12 +22,13 @@ from pathlib import Path
 
 from _common import NODE, RESULTS, SITE, checkin, occupancy, presence
 
-from hub.db import open_db
+from hub.db import is_postgresql, open_db
 from hub.ingest import store
 from hub.retention import KINDS
 from protocol import topics
 from protocol.clock import iso
 from protocol.records import make_envelope
+from tests.pg import PostgresCluster, find_bindir
 
 BATCH = 500
 TOPIC = topics.node_up(SITE, NODE, "batch")
@@ -44,6 +48,10 @@ VOLUMES = {
 
 def table_bytes(db, table: str) -> int:
     """Pages of ``table`` and of every index on it."""
+    if is_postgresql(db):
+        db.conn.execute(f"VACUUM {table}")  # settles the free-space and visibility maps
+        return db.conn.execute("SELECT pg_total_relation_size(?::regclass)",
+                               (table,)).fetchone()[0]
     names = [table] + [row[0] for row in db.conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,))]
     marks = ", ".join("?" * len(names))
@@ -51,8 +59,9 @@ def table_bytes(db, table: str) -> int:
                            names).fetchone()[0]
 
 
-def bytes_per_record(tmp: Path, kind: str, n: int) -> float:
-    db = open_db(tmp / f"{kind}.db")
+def bytes_per_record(target, kind: str, n: int) -> float:
+    """``target``: a hub database path or DSN, fresh for this kind."""
+    db = open_db(target)
     rng = random.Random(7)
     records = [MAKERS[kind](rng, i) for i in range(n)]
     before = table_bytes(db, TABLES[kind])
@@ -75,27 +84,44 @@ def kept_days(kind: str) -> float:
     return 365.0 if days is None else float(days)
 
 
+def year(per_record: dict[str, float], records: int, backend: str) -> dict:
+    rows = {}
+    for kind, per in per_record.items():
+        per_year = VOLUMES[kind]
+        held = per_year * min(kept_days(kind), 365.0) / 365.0
+        rows[kind] = {"bytes_per_record": round(per, 1), "records_per_year": per_year,
+                      "kept_days": kept_days(kind),
+                      "mb_after_a_year": round(held * per / 1e6, 1)}
+    return {"backend": backend, "staff": STAFF, "nodes": NODES, "measured_with": records,
+            "kinds": rows, "total_mb_after_a_year":
+                round(sum(r["mb_after_a_year"] for r in rows.values()), 1),
+            "ts": iso(datetime.now(timezone.utc))}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
-    rows = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in TABLES:
-            per = bytes_per_record(Path(tmp), kind, args.records)
-            per_year = VOLUMES[kind]
-            held = per_year * min(kept_days(kind), 365.0) / 365.0
-            rows[kind] = {"bytes_per_record": round(per, 1), "records_per_year": per_year,
-                          "kept_days": kept_days(kind),
-                          "mb_after_a_year": round(held * per / 1e6, 1)}
-    result = {"staff": STAFF, "nodes": NODES, "measured_with": args.records,
-              "kinds": rows, "total_mb_after_a_year":
-                  round(sum(r["mb_after_a_year"] for r in rows.values()), 1),
-              "ts": iso(datetime.now(timezone.utc))}
     out = RESULTS / "sizing"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "hub_db_size.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for backend in args.backends.split(","):
+            if backend == "sqlite":
+                measured = {kind: bytes_per_record(tmp / f"{kind}.db", kind, args.records)
+                            for kind in TABLES}
+                name = "hub_db_size.json"
+            elif backend == "postgresql":
+                with PostgresCluster(tmp / "pg", bindir=find_bindir()) as cluster:
+                    measured = {kind: bytes_per_record(cluster.create_database(kind), kind,
+                                                       args.records) for kind in TABLES}
+                name = "hub_db_size_postgresql.json"
+            else:
+                raise SystemExit(f"unknown backend {backend!r} (sqlite, postgresql)")
+            result = year(measured, args.records, backend)
+            (out / name).write_text(json.dumps(result, indent=2) + "\n")
+            print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

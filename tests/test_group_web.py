@@ -23,10 +23,24 @@ CAMPUSES = ["campus-a", "campus-b", "campus-c"]  # campus-c: no data yet
 NOW = datetime.now(timezone.utc)
 
 
-def checkin(staff_id: str) -> dict:
-    return {"id": str(uuid.uuid4()), "type": "checkin", "ts": iso(NOW - timedelta(hours=1)),
-            "staff_id": staff_id, "event_id": None, "zone": "ward-1", "method": "portal",
+def checkin(staff_id: str, event_id: str | None = None, ago=timedelta(hours=1)) -> dict:
+    return {"id": str(uuid.uuid4()), "type": "checkin", "ts": iso(NOW - ago),
+            "staff_id": staff_id, "event_id": event_id, "zone": "ward-1", "method": "portal",
             "device": None}
+
+
+DRILL_START, DRILL_END = NOW - timedelta(days=1, hours=2), NOW - timedelta(days=1, hours=1)
+
+
+def add_drill(db, expected: list[str]) -> None:
+    """A fire drill that ended yesterday in ward-1, expecting ``expected``."""
+    db.conn.execute(
+        'INSERT INTO events (id, title, kind, zones, start, "end") '
+        "VALUES ('drill', 'Fire drill', 'training', '[\"ward-1\"]', ?, ?)",
+        (iso(DRILL_START), iso(DRILL_END)))
+    for staff_id in expected:
+        db.conn.execute("INSERT INTO event_expected (event_id, kind, value) "
+                        "VALUES ('drill', 'staff', ?)", (staff_id,))
 
 
 def add_ticket(db, report_id: str, due: datetime) -> None:
@@ -53,16 +67,19 @@ def add_response(db, overall: int) -> None:
 @pytest.fixture
 def group(pg_dsn, tmp_path):
     """The group database: its own schema (the group's accounts), campus-a with
-    two check-ins, a ticket due tomorrow and two survey answers (5 and 3 of 5),
-    campus-b with one check-in (the same staff number), an overdue ticket and
-    no survey."""
+    two check-ins, a ticket due tomorrow, two survey answers (5 and 3 of 5) and
+    a drill that expected D001 and D002 (D001 checked in to it), campus-b with
+    one check-in (the same staff number), an overdue ticket, no survey and a
+    drill that expected D001, who did not come."""
     open_db(pg_dsn).close()
-    for site, staff, due, answers in (
-            ("campus-a", ["D001", "D002"], NOW + timedelta(days=1), [5, 3]),
-            ("campus-b", ["D001"], NOW - timedelta(hours=3), [])):
+    for site, staff, due, answers, came in (
+            ("campus-a", ["D001", "D002"], NOW + timedelta(days=1), [5, 3], ["D001"]),
+            ("campus-b", ["D001"], NOW - timedelta(hours=3), [], [])):
         db = open_db(ensure(pg_dsn, site), migrate=False)
         try:
-            write_batch(db, "t", "n1", [checkin(s) for s in staff], [])
+            add_drill(db, expected=staff)
+            write_batch(db, "t", "n1", [checkin(s) for s in staff] + [
+                checkin(s, "drill", NOW - DRILL_START - timedelta(minutes=1)) for s in came], [])
             add_ticket(db, f"r-{site}", due)
             questionnaires.save(db, "inpatient", "住院患者满意度", QUESTIONS, "office")
             for overall in answers:
@@ -83,14 +100,20 @@ def test_the_group_office_sees_the_campuses_side_by_side(group, tmp_path):
     campuses = office.get("/api/v1/group").get_json()["campuses"]
     assert [c["site"] for c in campuses] == CAMPUSES
     a, b, c = campuses
-    assert (a["checkins"], a["tickets_open"], a["tickets_overdue"]) == (2, 1, 0)
+    assert (a["checkins"], a["tickets_open"], a["tickets_overdue"]) == (3, 1, 0)
     assert (b["checkins"], b["tickets_open"], b["tickets_overdue"]) == (1, 1, 1)
     # 5 of 5 is 100, 3 of 5 is 50 (hub.surveys.results.score): the index is their mean
     assert (a["survey_responses"], a["satisfaction"]) == (2, 75.0)
     assert (b["survey_responses"], b["satisfaction"]) == (0, None)
+    # the drills: one of two present at campus-a, the one expected absent at campus-b
+    assert a["attendance"] == {"events": 1, "expected": 2, "present": 1, "partial": 0,
+                               "rate": 50.0}
+    assert b["attendance"] == {"events": 1, "expected": 1, "present": 0, "partial": 0,
+                               "rate": 0.0}
     assert a["ready"] and b["ready"] and c == {"site": "campus-c", "ready": False}
     page = office.get("/group/").get_data(as_text=True)
     assert "campus-a" in page and "campus-b" in page and "No data from this campus yet" in page
+    assert "50.0 %" in page and "1 of 2 present, 0 partly; 1 events" in page
     assert staff.get("/group/").status_code == 403
 
 

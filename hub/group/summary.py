@@ -1,7 +1,7 @@
 """What the group's side-by-side pages show of each campus, read from its
-schema (``campuses``): the last 30 days' events, check-ins, survey responses
-and their satisfaction index, the tickets open and overdue now, and the
-recurring hotspots."""
+schema (``campuses``): the last 30 days' events, check-ins, attendance of the
+events that expected people, survey responses and their satisfaction index,
+the tickets open and overdue now, and the recurring hotspots."""
 
 import json
 from datetime import datetime, timedelta
@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from protocol.clock import iso
 from protocol.surveys import check_answers
 
+from hub.attendance.attendance import event_attendance
 from hub.db import open_db
 from hub.surveys import questionnaires, results
 from hub.tickets import hotspots
@@ -32,6 +33,7 @@ def campus_summary(db, now: datetime) -> dict:
                         since, until),
         "checkins": count("SELECT count(*) FROM checkins WHERE ts >= ? AND ts <= ?",
                           since, until),
+        "attendance": attendance(db, since, until, now),
         "survey_responses": count("SELECT count(*) FROM survey_responses "
                                   "WHERE taken_at >= ? AND taken_at <= ?", since, until),
         "satisfaction": satisfaction(db, since, until),
@@ -41,6 +43,28 @@ def campus_summary(db, now: datetime) -> dict:
         "hotspots": [{"zone": h["zone"], "category": h["category"], "recent": h["recent"]}
                      for h in hotspots.recurring(db, now)[:3]],
     }
+
+
+def attendance(db, since: str, until: str, now: datetime) -> dict:
+    """How the people the period's ended events expected (departments, named
+    staff, registrations; ``hub.attendance``) came: ``events`` (those that
+    expected anyone), ``expected`` (person-events), ``present``, ``partial``
+    (late, or gone early) and ``rate``, the percentage present (None when no
+    one was expected). Walk-ins are not in it: a rate of the expected only."""
+    ids = [row[0] for row in db.conn.execute(
+        'SELECT id FROM events e WHERE "end" >= ? AND "end" <= ? AND ('
+        "EXISTS (SELECT 1 FROM event_expected x WHERE x.event_id = e.id) OR "
+        "EXISTS (SELECT 1 FROM registrations r WHERE r.event_id = e.id "
+        "AND r.state = 'registered')) ORDER BY start, id", (since, until))]
+    expected = present = partial = 0
+    for event_id in ids:
+        for row in event_attendance(db, event_id, now):
+            if row["expected"]:
+                expected += 1
+                present += row["status"] == "present"
+                partial += row["status"] == "partial"
+    return {"events": len(ids), "expected": expected, "present": present, "partial": partial,
+            "rate": round(100 * present / expected, 1) if expected else None}
 
 
 def satisfaction(db, since: str, until: str) -> float | None:

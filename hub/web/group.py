@@ -3,9 +3,9 @@
 On the group hub (hub.json ``campuses``: ``GROUP_CAMPUSES``; its database the
 group's PostgreSQL, each campus in its own schema, filled by ``rounds-hub
 group ingest``): ``/group/`` and ``/api/v1/group`` show, per campus, the last
-30 days' events, check-ins, survey responses and their satisfaction index
-(0-100), the tickets open and
-overdue, and the recurring hotspots (``hub.group.summary``), for the group's
+30 days' events, check-ins, the attendance of those expected at the events
+that ended, survey responses and their satisfaction index (0-100), the
+tickets open and overdue, and the recurring hotspots (``hub.group.summary``), for the group's
 office and admin. A campus's own office works on its campus hub, whose
 database holds its site only. On a hub with no campuses the page says so.
 """
@@ -59,6 +59,12 @@ OPENAPI = {
             "properties": {
                 "site": {"type": "string"}, "ready": {"type": "boolean"},
                 "events": _COUNT, "checkins": _COUNT, "survey_responses": _COUNT,
+                "attendance": {
+                    "type": "object",
+                    "required": ["events", "expected", "present", "partial", "rate"],
+                    "properties": {"events": _COUNT, "expected": _COUNT, "present": _COUNT,
+                                   "partial": _COUNT,
+                                   "rate": {"type": ["number", "null"]}}},
                 "satisfaction": {"type": ["number", "null"]},
                 "tickets_open": _COUNT, "tickets_overdue": _COUNT,
                 "hotspots": {"type": "array", "items": {
