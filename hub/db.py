@@ -493,6 +493,14 @@ def m016_drafts(db):
     )""")
 
 
+@migration
+def m017_account_campus(db):
+    """On a group hub (hub.json ``campuses``), an office account may be limited
+    to one campus: ``campus`` names its site, and the group pages show that
+    campus only (hub/web/group.py). NULL: every campus, as before."""
+    db.execute("ALTER TABLE accounts ADD COLUMN campus TEXT")
+
+
 def open_db(target: str | Path, migrate: bool = True):
     """Open (and, unless ``migrate`` is False, migrate) the hub database:
     a SQLite file's path (a sqlite-utils Database) or a ``postgresql://``

@@ -29,10 +29,11 @@ def make_app(db_path, **config):
 
 
 def add_account(db, username: str, role: str, *, department: str | None = None,
-                staff_id: str | None = None, password: str = PASSWORD) -> None:
+                staff_id: str | None = None, campus: str | None = None,
+                password: str = PASSWORD) -> None:
     with db.conn:
         accounts.create(db, username, role, password, department=department,
-                        staff_id=staff_id)
+                        staff_id=staff_id, campus=campus)
 
 
 def csrf_token(client, path: str = "/login") -> str:

@@ -8,10 +8,13 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from click.testing import CliRunner
 
+from hub.cli.main import main as hub_main
 from hub.db import open_db
 from hub.group.campuses import campus_dsn, ensure
 from hub.ingest.store import write_batch
+from hub.people import account_admin
 from hub.surveys import questionnaires
 from hub.web import create_app
 from protocol.clock import iso
@@ -117,6 +120,50 @@ def test_the_group_office_sees_the_campuses_side_by_side(group, tmp_path):
     assert staff.get("/group/").status_code == 403
 
 
+def test_an_office_account_of_one_campus_sees_that_campus_only(group, tmp_path):
+    app = make_app(group, GROUP_CAMPUSES=CAMPUSES, PHOTOS_DIR=str(tmp_path / "photos"))
+    db = open_db(group, migrate=False)
+    try:
+        campus_b = signed_in(app, db, "office", lang="en", username="b-office",
+                             campus="campus-b")
+    finally:
+        db.close()
+    campuses = campus_b.get("/api/v1/group").get_json()["campuses"]
+    assert [c["site"] for c in campuses] == ["campus-b"]
+    assert campuses[0]["checkins"] == 1
+    page = campus_b.get("/group/").get_data(as_text=True)
+    assert "campus-b" in page and "campus-a" not in page
+
+
+def test_the_admin_limits_an_office_account_to_one_of_the_hubs_campuses(group, tmp_path):
+    app = make_app(group, GROUP_CAMPUSES=CAMPUSES, PHOTOS_DIR=str(tmp_path / "photos"))
+    db = open_db(group, migrate=False)
+    try:
+        admin = signed_in(app, db, "admin", lang="en")
+    finally:
+        db.close()
+    form = {"csrf_token": admin.csrf, "username": "c-office", "role": "office",
+            "password": "long-enough-1", "campus": "campus-c"}
+    assert "every campus" in admin.get("/accounts/").get_data(as_text=True)
+    assert admin.post("/accounts/", data=form).status_code == 303
+    refused = admin.post("/accounts/", data={**form, "username": "x", "campus": "campus-z"})
+    assert refused.status_code == 400
+    assert "campus-z is not one of this hub" in refused.get_data(as_text=True)
+    refused = admin.post("/accounts/", data={**form, "username": "y",
+                                             "role": "committee_reviewer"})
+    assert refused.status_code == 400
+    assert "only an office account is limited to a campus" in refused.get_data(as_text=True)
+    listed = {a["username"]: a["campus"] for a in admin.get("/api/v1/accounts").get_json()}
+    assert listed["c-office"] == "campus-c" and listed["admin-user"] is None
+    db = open_db(group, migrate=False)
+    try:
+        events = [row[0] for row in db.conn.execute(
+            "SELECT detail FROM audit_log WHERE action = 'account.create'")]
+    finally:
+        db.close()
+    assert any('"campus": "campus-c"' in detail for detail in events)
+
+
 def test_a_campus_dashboard_sees_its_own_site_only(group, tmp_path):
     """A campus's office works on its campus's schema: the other campus's
     ticket and check-ins are not there to see."""
@@ -149,3 +196,25 @@ def test_the_group_hubs_config_names_its_campuses(group, tmp_path, monkeypatch):
     monkeypatch.setenv("ROUNDS_HUB_CONFIG", str(config))
     app = create_app()
     assert app.config["GROUP_CAMPUSES"] == CAMPUSES and app.config["HUB_DB"] == group
+
+
+def test_rounds_hub_user_add_limits_an_office_account_to_a_campus(group, tmp_path):
+    config = tmp_path / "group-hub.json"
+    config.write_text(json.dumps({"campuses": CAMPUSES, "db": group, "site": "city-group",
+                                  "secret_key": "group-secret",
+                                  "photos_dir": str(tmp_path / "photos")}))
+
+    def add(*args):
+        return CliRunner().invoke(hub_main, ["--config", str(config), "user", "add", *args,
+                                             "--password-stdin"], input="long-enough-1\n")
+
+    assert add("a-office", "--role", "office", "--campus", "campus-a").exit_code == 0
+    refused = add("z-office", "--role", "office", "--campus", "campus-z")
+    assert refused.exit_code == 1 and "campus-z is not one of this hub's campuses" in \
+        refused.output
+    db = open_db(group, migrate=False)
+    try:
+        assert account_admin.get_account(db, "a-office")["campus"] == "campus-a"
+        assert account_admin.get_account(db, "z-office") is None
+    finally:
+        db.close()

@@ -15,7 +15,7 @@ import click
 from hub import audit
 
 
-from hub.cli.support import cli_actor, open_hub_db
+from hub.cli.support import cli_actor, hub_config, open_hub_db
 from hub.db import write_transaction
 from hub.people import account_admin, accounts, roster
 from hub.people.roster_import import MAX_IMPORT_BYTES, import_roster
@@ -142,10 +142,12 @@ def _read_password(password_stdin: bool) -> str:
 @click.option("--department", default=None, help="The department (dept_reviewer).")
 @click.option("--staff-id", default=None, help="The staff number (staff).")
 @click.option("--branch", default=None, help="The party branch (branch_reviewer).")
+@click.option("--campus", default=None,
+              help="On a group hub: the one campus an office account sees (office).")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from the first line of standard input.")
 @click.pass_context
-def user_add(ctx, username, role, department, staff_id, branch, password_stdin):
+def user_add(ctx, username, role, department, staff_id, branch, campus, password_stdin):
     """Add the account USERNAME; asks for its password (twice).
 
     Example:
@@ -153,17 +155,22 @@ def user_add(ctx, username, role, department, staff_id, branch, password_stdin):
         rounds-hub user add wang.li --role dept_reviewer --department cardiology
 
         rounds-hub user add zhao.min --role branch_reviewer --branch "Surgery branch"
+
+        rounds-hub --config group-hub.json user add north.office --role office --campus north
     """
+    campuses = hub_config(ctx).get("campuses") or []
     password = _read_password(password_stdin)
     db = open_hub_db(ctx)
     try:
         with write_transaction(db):
             created = account_admin.create_account(db, username, role, password,
                                                    department=department, staff_id=staff_id,
-                                                   branch=branch)
+                                                   branch=branch, campus=campus,
+                                                   campuses=campuses)
             audit.record(db, cli_actor(), "account.create", f"account:{created['username']}",
                          {"role": role, "department": created["department"],
-                          "staff_id": created["staff_id"], "branch": created["branch"]})
+                          "staff_id": created["staff_id"], "branch": created["branch"],
+                          "campus": created["campus"]})
     except roster.RosterError as exc:
         raise _fail(exc) from None
     finally:

@@ -12,6 +12,9 @@ Roles (see docs/roles.md for what each may do):
 * ``committee_reviewer``: every record entry at the committee review level.
 * ``staff``: their own record only (``staff_id`` is required).
 
+On a group hub an ``office`` account may name a ``campus`` (a site id): it
+then sees that campus only on the group's pages.
+
 Office, reviewers and admins sign in with a password (werkzeug's salted
 scrypt hash). Staff may also sign in with their staff number and the same PIN
 they use on the portal (the roster's scrypt hash); a PIN only ever grants the
@@ -32,7 +35,8 @@ ROLES = ("admin", "office", "dept_reviewer", "branch_reviewer", "committee_revie
 MIN_PASSWORD = 10
 LOGIN_WINDOW = timedelta(minutes=15)
 LOGIN_MAX_FAILURES = 5
-_COLUMNS = ("username", "role", "department", "staff_id", "disabled", "created_at", "branch")
+_COLUMNS = ("username", "role", "department", "staff_id", "disabled", "created_at", "branch",
+            "campus")
 
 
 class AccountError(ValueError):
@@ -48,7 +52,7 @@ def _now(now: datetime | None) -> datetime:
 
 
 def check_role(role: str, department: str | None, staff_id: str | None,
-               branch: str | None = None) -> None:
+               branch: str | None = None, campus: str | None = None) -> None:
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     if role == "dept_reviewer" and not department:
@@ -57,6 +61,8 @@ def check_role(role: str, department: str | None, staff_id: str | None,
         raise AccountError("a branch reviewer needs a party branch")
     if role == "staff" and not staff_id:
         raise AccountError("a staff account needs a staff number")
+    if campus is not None and role != "office":
+        raise AccountError("only an office account is limited to a campus")
 
 
 def check_password(password: str) -> None:
@@ -66,22 +72,23 @@ def check_password(password: str) -> None:
 
 def create(db, username: str, role: str, password: str | None = None, *,
            department: str | None = None, staff_id: str | None = None,
-           branch: str | None = None, now: datetime | None = None) -> dict:
+           branch: str | None = None, campus: str | None = None,
+           now: datetime | None = None) -> dict:
     """Add an account (``password`` None: it cannot sign in with a password
     until one is set)."""
     username = (username or "").strip()
     if not 0 < len(username) <= 64:
         raise AccountError("username must be 1..64 characters")
-    check_role(role, department, staff_id, branch)
+    check_role(role, department, staff_id, branch, campus)
     if password is not None:
         check_password(password)
     if get(db, username) is not None:
         raise AccountError(f"account {username!r} exists already")
     db.conn.execute(
         "INSERT INTO accounts (username, password_hash, role, department, staff_id, created_at, "
-        "branch) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "branch, campus) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (username, generate_password_hash(password) if password else None, role,
-         department, staff_id, iso(_now(now)), branch))
+         department, staff_id, iso(_now(now)), branch, campus))
     return get(db, username)
 
 
@@ -95,11 +102,12 @@ def set_password(db, username: str, password: str) -> None:
 
 def set_role(db, username: str, role: str, department: str | None = None,
              staff_id: str | None = None, disabled: bool = False,
-             branch: str | None = None) -> None:
-    check_role(role, department, staff_id, branch)
+             branch: str | None = None, campus: str | None = None) -> None:
+    check_role(role, department, staff_id, branch, campus)
     cursor = db.conn.execute(
-        "UPDATE accounts SET role = ?, department = ?, staff_id = ?, disabled = ?, branch = ? "
-        "WHERE username = ?", (role, department, staff_id, int(disabled), branch, username))
+        "UPDATE accounts SET role = ?, department = ?, staff_id = ?, disabled = ?, branch = ?, "
+        "campus = ? WHERE username = ?",
+        (role, department, staff_id, int(disabled), branch, campus, username))
     if cursor.rowcount == 0:
         raise AccountError(f"no account {username!r}")
 

@@ -2,8 +2,9 @@
 domain in ``hub/people/account_admin.py``).
 
 Pages: ``/accounts/`` lists the accounts and creates one; ``/accounts/<username>``
-changes its role, department, party branch (a branch reviewer's), staff link
-or disabled state, and sets its password. API: ``GET``/``POST
+changes its role, department, party branch (a branch reviewer's), staff link,
+campus (on a group hub, the one campus an office account sees) or disabled
+state, and sets its password. API: ``GET``/``POST
 /api/v1/accounts`` (``OPENAPI`` below).
 
 An account's password is never shown or logged, only whether one is set. The
@@ -11,8 +12,8 @@ office sets the password of a person's account from the person's roster page
 (``hub/web/roster.py``); everything else about accounts is here.
 """
 
-from flask import (Blueprint, Flask, abort, flash, jsonify, redirect, render_template, request,
-                   url_for)
+from flask import (Blueprint, Flask, abort, current_app, flash, jsonify, redirect,
+                   render_template, request, url_for)
 from flask_babel import gettext as _
 
 from hub import audit
@@ -37,6 +38,11 @@ def _status(exc: roster.RosterError) -> int:
     return 409 if isinstance(exc, roster.Conflict) else 400
 
 
+def _campuses() -> list[str]:
+    """The group hub's campuses (none on one hospital's hub)."""
+    return current_app.config.get("GROUP_CAMPUSES") or []
+
+
 # -- the list, and a new account ----------------------------------------------------
 
 def _accounts_page(status: int = 200, error: str | None = None, form: dict | None = None):
@@ -44,7 +50,7 @@ def _accounts_page(status: int = 200, error: str | None = None, form: dict | Non
     departments = roster.departments(db)
     return render_template("accounts_index.html", accounts=account_admin.account_list(db),
                            departments=departments, roles=roster.ROLES,
-                           branches=roster.branches(db),
+                           branches=roster.branches(db), campuses=_campuses(),
                            department_names={d["department"]: d["name"] or d["department"]
                                              for d in departments},
                            error=error, form=form or {}), status
@@ -60,7 +66,7 @@ def index():
 @requires()
 def create():
     form = {key: request.form.get(key, "").strip()
-            for key in ("username", "role", "department", "staff_id", "branch")}
+            for key in ("username", "role", "department", "staff_id", "branch", "campus")}
     try:
         created = _create(form, request.form.get("password") or None)
     except roster.RosterError as exc:
@@ -75,10 +81,11 @@ def _create(form: dict, password: str | None) -> dict:
         created = account_admin.create_account(
             db, form.get("username", ""), form.get("role", ""), password,
             department=form.get("department") or None, staff_id=form.get("staff_id") or None,
-            branch=form.get("branch") or None)
+            branch=form.get("branch") or None, campus=form.get("campus") or None,
+            campuses=_campuses())
         audited("account.create", f"account:{created['username']}", role=created["role"],
                 department=created["department"], staff_id=created["staff_id"],
-                branch=created["branch"])
+                branch=created["branch"], campus=created["campus"])
     return created
 
 
@@ -89,7 +96,7 @@ def _account_page(account: dict, status: int = 200, error: str | None = None,
     db = get_db()
     return render_template("accounts_account.html", account=account, form=form or account,
                            departments=roster.departments(db), roles=roster.ROLES,
-                           branches=roster.branches(db),
+                           branches=roster.branches(db), campuses=_campuses(),
                            error=error, history=audit.entries(
                                db, 20, target=f"account:{account['username']}")), status
 
@@ -112,7 +119,7 @@ def account(username):
 def role(username):
     account = _account_or_404(username)
     form = {key: request.form.get(key, "").strip()
-            for key in ("role", "department", "staff_id", "branch")}
+            for key in ("role", "department", "staff_id", "branch", "campus")}
     disabled = bool(request.form.get("disabled"))
     db = get_db()
     try:
@@ -120,10 +127,12 @@ def role(username):
             changed = account_admin.change_account(
                 db, username, form["role"], department=form["department"] or None,
                 staff_id=form["staff_id"] or None, disabled=disabled,
-                branch=form["branch"] or None)
+                branch=form["branch"] or None, campus=form["campus"] or None,
+                campuses=_campuses())
             audited("account.change", f"account:{username}", role=changed["role"],
                     department=changed["department"], staff_id=changed["staff_id"],
-                    branch=changed["branch"], disabled=changed["disabled"])
+                    branch=changed["branch"], campus=changed["campus"],
+                    disabled=changed["disabled"])
     except roster.RosterError as exc:
         return _account_page(account, _status(exc), says(exc),
                              {**account, **form, "disabled": disabled})
@@ -158,7 +167,7 @@ def list_accounts():
 @requires()
 def create_account():
     body = text_fields(json_object(), "username", "role", "password", "department",
-                       "staff_id", "branch")
+                       "staff_id", "branch", "campus")
     try:
         created = _create(body, body["password"])
     except roster.RosterError as exc:
@@ -187,9 +196,9 @@ OPENAPI = {
         "Account": {
             "type": "object",
             "required": ["username", "role", "department", "staff_id", "disabled",
-                         "created_at", "password_set", "branch"],
+                         "created_at", "password_set", "branch", "campus"],
             "properties": {"username": _STR, "role": _ROLE, "department": NULLABLE_STR,
-                           "branch": NULLABLE_STR,
+                           "branch": NULLABLE_STR, "campus": NULLABLE_STR,
                            "staff_id": NULLABLE_STR, "disabled": {"type": "boolean"},
                            "created_at": NULLABLE_STR, "password_set": {"type": "boolean"}}},
         "NewAccount": {
@@ -198,6 +207,9 @@ OPENAPI = {
                            "password": {"type": "string", "minLength": 10},
                            "department": NULLABLE_STR, "staff_id": NULLABLE_STR,
                            "branch": {"type": ["string", "null"],
-                                      "description": "A branch reviewer's party branch"}}},
+                                      "description": "A branch reviewer's party branch"},
+                           "campus": {"type": ["string", "null"],
+                                      "description": "On a group hub, the one campus an "
+                                                     "office account sees"}}},
     },
 }

@@ -57,6 +57,7 @@ class User(UserMixin):
         self.role = account["role"]
         self.department = account.get("department")
         self.branch = account.get("branch")
+        self.campus = account.get("campus")  # on a group hub: the one campus it sees
         self.staff_id = account.get("staff_id")
         self.via = via
 

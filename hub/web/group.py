@@ -6,13 +6,16 @@ group ingest``): ``/group/`` and ``/api/v1/group`` show, per campus, the last
 30 days' events, check-ins, the attendance of those expected at the events
 that ended, survey responses and their satisfaction index (0-100), the
 tickets open and overdue, and the recurring hotspots (``hub.group.summary``), for the group's
-office and admin. A campus's own office works on its campus hub, whose
-database holds its site only. On a hub with no campuses the page says so.
+office and admin. An office account limited to a campus (accounts.campus)
+sees that campus only; a campus's own office may also work on its campus
+hub, whose database holds its site only. On a hub with no campuses the page
+says so.
 """
 
 from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template
+from flask_login import current_user
 
 from hub.group.summary import group_summary
 from hub.web import openapi
@@ -29,6 +32,8 @@ def init_app(app: Flask) -> None:
 
 def _campuses() -> list[dict]:
     campuses = current_app.config.get("GROUP_CAMPUSES") or []
+    if current_user.campus is not None:  # an office account of one campus
+        campuses = [site for site in campuses if site == current_user.campus]
     if not campuses:
         return []
     return group_summary(current_app.config["HUB_DB"], campuses, datetime.now(timezone.utc))
