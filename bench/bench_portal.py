@@ -86,6 +86,17 @@ def seed_node(tmp: Path, phones: int, staff: int = 0) -> Path:
     return config
 
 
+def node_env(tmp: Path, phones: int, staff: int) -> dict:
+    """The environment of a portal serving ``seed_node``'s node in ``tmp``, its
+    clock set by NTP as a node in service (without the flag a node looks for it
+    on every request)."""
+    config = seed_node(tmp, phones, staff)
+    synced = tmp / "timesync-synchronized"
+    synced.touch()
+    return dict(os.environ, ROUNDS_EDGE_CONFIG=str(config), ROUNDS_TIMESYNC_FLAG=str(synced),
+                PYTHONPATH=f"{tmp}{os.pathsep}{ROOT}")
+
+
 def serve(target: str, env: dict, log, workers=WORKERS) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
@@ -261,11 +272,7 @@ def main():
                 ("hello", "hello_app:app", WORKERS, True),
                 ("stock", "edge.portal:create_app()", STOCK, True)):
             (tmp / name).mkdir(exist_ok=True)
-            config = seed_node(tmp / name, n + args.warmup, args.staff)
-            synced = tmp / name / "timesync-synchronized"  # a node in service: NTP has
-            synced.touch()                                  # set its clock
-            env = dict(os.environ, ROUNDS_EDGE_CONFIG=str(config), ROUNDS_TIMESYNC_FLAG=str(synced),
-                       PYTHONPATH=f"{tmp / name}{os.pathsep}{ROOT}")
+            env = node_env(tmp / name, n + args.warmup, args.staff)
             proc, port = serve(target, env, log, workers)
             try:
                 fn = hello if name == "hello" else checkin

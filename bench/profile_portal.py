@@ -11,7 +11,6 @@ page and tap, after the same warm-up. Needs ptrace rights (root, or
 """
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from _common import RESULTS, ROOT
 
-from bench_portal import checkin, load, seed_node, serve
+from bench_portal import checkin, load, node_env, serve
 
 OUTPUT = RESULTS / "portal_flame.svg"
 
@@ -38,11 +37,7 @@ def main():
     n = args.checkins
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        config = seed_node(tmp, n + args.warmup, 5000)
-        synced = tmp / "timesync-synchronized"
-        synced.touch()
-        env = dict(os.environ, ROUNDS_EDGE_CONFIG=str(config), ROUNDS_TIMESYNC_FLAG=str(synced),
-                   PYTHONPATH=str(ROOT))
+        env = node_env(tmp, n + args.warmup, 5000)
         with open(tmp / "server.log", "ab") as log:
             server, port = serve("edge.portal:create_app()", env, log)
             try:

@@ -40,6 +40,7 @@ class AdmittingThreadWorker(ThreadWorker):
             self.set_accept_enabled(False)
 
     def finish_request(self, conn, fs):
-        self.in_flight -= 1  # before gunicorn's, which may queue the connection again
+        # Before gunicorn's, which may queue the connection again; the event
+        # loop asks to accept again right after this callback.
+        self.in_flight -= 1
         super().finish_request(conn, fs)
-        self.set_accept_enabled(self.nr_conns < self.worker_connections)

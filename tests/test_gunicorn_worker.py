@@ -42,15 +42,14 @@ def server(tmp_path):
 
     def start(workers: int, threads: int) -> int:
         port = free_port()
-        worker_class = GUNICORN_WORKER[GUNICORN_WORKER.index("--worker-class") + 1]
         env = dict(os.environ, STARTED=str(tmp_path / "started"),
                    RELEASE=str(tmp_path / "release"),
                    PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
         log = open(tmp_path / "gunicorn.log", "ab")
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers), "--threads", str(threads),
-             "--worker-class", worker_class, "--graceful-timeout", "2", "slow_app:app"],
+             "--workers", str(workers), *GUNICORN_WORKER, "--threads", str(threads),
+             "--graceful-timeout", "2", "slow_app:app"],
             cwd=tmp_path, env=env, stdout=log, stderr=log))
         wait_for(lambda: _answers(port), timeout=30, message="gunicorn up")
         return port
